@@ -1,0 +1,1 @@
+"""Django-free registration science: geometry, DRR rendering, scene coordinates, network, PnP, refinement."""

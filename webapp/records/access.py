@@ -1,0 +1,50 @@
+"""Per-patient access control: the one place every list, detail, download and API call uses.
+
+A site admin (superuser) sees every patient; everyone else sees only patients of the
+care teams they belong to. Invisible objects answer 404, never 403.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Model, QuerySet
+from django.http import Http404
+
+from webapp.records.models import Patient
+
+
+def visible_patients(user) -> QuerySet[Patient]:
+    """Patients ``user`` may see."""
+    if not getattr(user, "is_authenticated", False):
+        return Patient.objects.none()
+    if user.is_superuser:
+        return Patient.objects.all()
+    return Patient.objects.filter(care_teams__members=user).distinct()
+
+
+def scope(queryset: QuerySet, user, patient_path: str = "patient") -> QuerySet:
+    """Restrict any queryset whose rows belong to a patient (reached by ``patient_path``)."""
+    if not getattr(user, "is_authenticated", False):
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    return queryset.filter(**{f"{patient_path}__care_teams__members": user}).distinct()
+
+
+def get_visible_or_404(
+    queryset: QuerySet | type[Model], user, patient_path: str = "patient", **lookup
+) -> Model:
+    """The object matching ``lookup`` if ``user`` may see it, else :class:`Http404`."""
+    if isinstance(queryset, type):
+        queryset = queryset._default_manager.all()
+    if queryset.model is Patient:
+        rows = visible_patients(user).filter(pk__in=queryset.filter(**lookup).values("pk"))
+    else:
+        rows = scope(queryset.filter(**lookup), user, patient_path)
+    obj = rows.first()
+    if obj is None:
+        raise Http404("not found")
+    return obj
+
+
+def can_see_patient(user, patient: Patient) -> bool:
+    return visible_patients(user).filter(pk=patient.pk).exists()

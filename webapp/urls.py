@@ -1,0 +1,25 @@
+"""Top-level URLs. Each app owns its own ``urls.py``; the REST API lives under /api/."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from webapp.core import views as core_views
+
+urlpatterns = [
+    path("", core_views.home, name="home"),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("patients/", include("webapp.records.urls")),
+    path("jobs/", include("webapp.jobs.urls")),
+    path("planning/", include("webapp.planning.urls")),
+    path("review/", include("webapp.review.urls")),
+    path("calibration/", include("calibration.urls")),
+    path("registration/", include("registration.urls")),
+    path("api/", include("webapp.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
