@@ -1,0 +1,79 @@
+"""C-arm calibration records: phantom definitions and versioned calibration profiles.
+
+A profile stores every field of ../shared/CONVENTIONS.md ``profile.json`` in ``data``
+(forward/inverse polynomials, K, source_mm, residuals, beads used); the columns beside
+it are copies for listing and filtering.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from webapp.records.models import CArm, StorageKey
+
+
+class Phantom(models.Model):
+    """A calibration phantom in the ``phantom.json`` format (detector frame, mm)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    definition = models.JSONField(help_text="phantom.json content")
+    builtin = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def n_beads(self) -> int:
+        return len(self.definition.get("beads", []))
+
+
+class CalibrationProfile(models.Model):
+    """One calibration of one C-arm at one C-arm angle. Versions count up per C-arm."""
+
+    class Status(models.TextChoices):
+        COMPUTING = "computing", "Computing"
+        DRAFT = "draft", "Awaiting review"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+        REJECTED = "rejected", "Rejected"
+        FAILED = "failed", "Failed"
+
+    carm = models.ForeignKey(CArm, on_delete=models.CASCADE, related_name="profiles")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPUTING)
+    phantom = models.ForeignKey(Phantom, null=True, on_delete=models.SET_NULL, related_name="profiles")
+    primary_angle_deg = models.FloatField(default=0.0, help_text="LAO(+)/RAO(-) of the calibration")
+    secondary_angle_deg = models.FloatField(default=0.0, help_text="cranial(+)/caudal(-)")
+    image_file = models.FileField(upload_to=StorageKey("calibration-images"))
+    data = models.JSONField(default=dict, blank=True, help_text="profile.json content")
+    rms_px = models.FloatField(null=True, blank=True)
+    max_px = models.FloatField(null=True, blank=True)
+    rms_mm = models.FloatField(null=True, blank=True)
+    beads_used = models.PositiveIntegerField(null=True, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    calibrated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    calibrated_at = models.DateTimeField(auto_now_add=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_comment = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["carm__name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["carm", "version"], name="unique_profile_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.carm.name} v{self.version} ({self.get_status_display()})"
