@@ -1,0 +1,35 @@
+"""Refusals raised by the Django-free readers (no Django imports).
+
+Every refusal carries a one-line human ``message`` that names the problem; callers show it
+as-is (upload form, management command, API error) and never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class InputRefused(ValueError):
+    """The input cannot be imported; ``message`` says why in one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class MultipleSeriesFound(InputRefused):
+    """The input holds more than one image series; ``series`` lists them.
+
+    Each item is a dict ``{"series_uid", "description", "n_slices", "modality"}``; pass one
+    ``series_uid`` to :func:`webapp.dicomio.load_ct` to choose.
+    """
+
+    def __init__(self, series: list[dict]) -> None:
+        self.series = series
+        listing = "; ".join(
+            f"{s['series_uid'] or '(no UID)'} '{s['description']}' {s['modality']} "
+            f"{s['n_slices']} slice(s)"
+            for s in series
+        )
+        super().__init__(f"the input holds {len(series)} series, choose one: {listing}")
