@@ -16,6 +16,7 @@ Public API (used by the upload views, the CT viewer, the DRR renderer and regist
 from webapp.dicomio.ct import list_series, load_ct, load_nifti
 from webapp.dicomio.errors import InputRefused, MultipleSeriesFound
 from webapp.dicomio.volume import CTVolume
+from webapp.dicomio.xray import XrayData, read_xray, zero_preamble
 
 __all__ = [
     "CTVolume",
@@ -24,4 +25,7 @@ __all__ = [
     "list_series",
     "load_ct",
     "load_nifti",
+    "read_xray",
+    "XrayData",
+    "zero_preamble",
 ]
