@@ -1,3 +1,12 @@
-from django.urls import path  # noqa: F401
+"""REST routes for records: /api/patients/, /api/studies/, /api/xrays/."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from webapp.records.api import CTStudyViewSet, PatientViewSet, XrayImageViewSet
+
+router = SimpleRouter()
+router.register("patients", PatientViewSet, basename="patient")
+router.register("studies", CTStudyViewSet, basename="ctstudy")
+router.register("xrays", XrayImageViewSet, basename="xrayimage")
+
+urlpatterns = router.urls
