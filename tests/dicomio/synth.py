@@ -36,7 +36,7 @@ def ct_slice(
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
-    ds.FrameOfReferenceUID = study_uid + ".1"
+    ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.1"
     ds.Modality = modality
     ds.PatientName = patient_name
     ds.PatientID = patient_id
