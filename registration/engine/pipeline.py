@@ -1,0 +1,284 @@
+"""X-ray to CT registration: network -> confidence selection -> PnP-RANSAC (+LM) ->
+intensity refinement -> self-check (no Django).
+
+Input: an X-ray in line-integral form (H, W) with its collimator mask and its
+:class:`~registration.engine.camera.Camera` (dewarped pinhole intrinsics). Output: a
+:class:`RegistrationResult` whose :meth:`~RegistrationResult.to_json` is the
+``result.json`` of ../shared/CONVENTIONS.md.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from registration.engine.camera import Camera
+from registration.engine.model_io import LoadedModel
+from registration.engine.pnp import solve_pnp_ransac
+from registration.engine.quality import (
+    QualityError,
+    QualityThresholds,
+    check_image,
+    check_network,
+    check_pnp,
+    check_pose,
+    check_similarity,
+)
+from registration.engine.refine import (
+    DEFAULT_LEVELS,
+    RefineLevel,
+    _similarity_at,
+    refine_pose,
+    scaled_K,
+)
+from registration.engine.selection import select_correspondences
+from registration.engine.similarity import downsample
+from registration.engine.unet import normalise_image
+from registration.engine.xray_input import to_square
+
+
+@dataclass
+class RegistrationResult:
+    status: str
+    message: str
+    T_cam_from_world: np.ndarray | None
+    seconds: float
+    stages: dict
+    n_correspondences: int = 0
+    n_inliers: int = 0
+    similarity: float = float("nan")
+    T_pnp: np.ndarray | None = None
+    extras: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """The ``result.json`` object (CONVENTIONS.md). JSON has no NaN, so a similarity
+        that was never computed is written as -1.0."""
+        sim = self.similarity
+        return {
+            "status": self.status,
+            "message": self.message,
+            "T_cam_from_world": None if self.T_cam_from_world is None
+            else [[float(x) for x in row] for row in self.T_cam_from_world],
+            "seconds": float(self.seconds),
+            "stages": self.stages,
+            "n_correspondences": int(self.n_correspondences),
+            "n_inliers": int(self.n_inliers),
+            "similarity": float(sim) if math.isfinite(sim) else -1.0,
+        }
+
+
+@dataclass
+class RegistrationOptions:
+    refine: bool = True
+    n_keep: int = 400
+    grid: int = 8
+    ransac_px: float = 3.0
+    ransac_iterations: int = 300
+    refine_size: int = 192
+    refine_levels: tuple[RefineLevel, ...] = DEFAULT_LEVELS
+    thresholds: QualityThresholds = field(default_factory=QualityThresholds)
+    device: str = "cpu"
+
+
+def network_correspondences(model: LoadedModel, image: np.ndarray, valid: np.ndarray,
+                            device: str = "cpu") -> dict:
+    """Run the network on a square image of the model's size.
+
+    Returns ``uv`` (M, 2) pixels, ``xyz`` (M, 3) LPS mm, ``sigma_mm`` (M,) for the entry and
+    exit points of every pixel predicted as bone, plus ``bone_prob`` (N, N).
+    """
+    x = torch.as_tensor(image, dtype=torch.float32)[None]
+    v = torch.as_tensor(valid)[None]
+    with torch.no_grad():
+        out = model.net(normalise_image(x, v).to(device))
+    prob = torch.sigmoid(out.bone_logit[0, 0]).cpu().numpy()
+    coords = out.coords[0].cpu().numpy()  # (6, N, N)
+    ls = out.log_scale[0].cpu().numpy()  # (2, N, N)
+    bone = (prob > 0.5) & valid
+    vv, uu = np.nonzero(bone)
+    uv = np.stack([uu, vv], 1).astype(np.float64)
+    scale = model.box_scale
+    centre = model.box_centre
+    xyz_e = coords[:3, vv, uu].T * scale + centre
+    xyz_x = coords[3:, vv, uu].T * scale + centre
+    sig_e = np.exp(ls[0, vv, uu]) * scale
+    sig_x = np.exp(ls[1, vv, uu]) * scale
+    return {
+        "uv": np.concatenate([uv, uv]),
+        "xyz": np.concatenate([xyz_e, xyz_x]),
+        "sigma_mm": np.concatenate([sig_e, sig_x]),
+        "bone_prob": prob,
+        "bone_fraction": float(bone.sum() / max(valid.sum(), 1)),
+    }
+
+
+def _bone_in_view(renderer, T: np.ndarray, K: np.ndarray, size: int, valid: np.ndarray) -> float:
+    n = 32
+    with torch.no_grad():
+        b = renderer.render(torch.as_tensor(T[None], dtype=torch.float32),
+                            torch.as_tensor(scaled_K(K, size / n), dtype=torch.float32), n, n,
+                            samples_per_ray=32, bone_only=True)[0].numpy()
+    vsmall = downsample(torch.as_tensor(valid).float(), size // n).numpy() > 0.5 if size % n == 0 else np.ones((n, n), bool)
+    return float(((b > 1e-3) & vsmall).sum() / max(vsmall.sum(), 1))
+
+
+def register(
+    volume,
+    model: LoadedModel | None,
+    line_integral: np.ndarray,
+    valid: np.ndarray,
+    camera: Camera,
+    *,
+    T_init: np.ndarray | None = None,
+    options: RegistrationOptions | None = None,
+    renderer=None,
+) -> RegistrationResult:
+    """Register one X-ray to the CT.
+
+    ``line_integral`` (H, W) attenuation-positive image and ``valid`` (H, W) collimator
+    mask at the resolution of ``camera``. ``model`` may be ``None`` when ``T_init`` is
+    given (intensity refinement alone). ``renderer`` (a ``DrrRenderer`` of ``volume``)
+    may be passed in to reuse it across images.
+    Never raises for a well-formed input that fails its self-checks: the result then has
+    ``status == "failed"`` and a one-line ``message``.
+    """
+    opt = options or RegistrationOptions()
+    th = opt.thresholds
+    t_start = time.perf_counter()
+    stages: dict = {}
+    res = RegistrationResult("failed", "", None, 0.0, stages)
+    img = np.asarray(line_integral, dtype=np.float32)
+    valid = np.asarray(valid, dtype=bool)
+    if img.shape != (camera.height, camera.width) or valid.shape != img.shape:
+        raise ValueError(
+            f"X-ray is {img.shape[1]}x{img.shape[0]} pixels but the camera is "
+            f"{camera.width}x{camera.height}"
+        )
+    if model is None and T_init is None:
+        raise ValueError("need a model or an initial pose")
+
+    def stage(name: str, t0: float, **kw) -> None:
+        stages[name] = {"seconds": round(time.perf_counter() - t0, 4), **kw}
+
+    try:
+        t0 = time.perf_counter()
+        check_image(img, valid, th)
+        T_start = None
+        bone_prob = None
+        if model is not None:
+            net_img = to_square(img, valid, camera.K, model.input_size)
+            stage("preprocess", t0, input_size=model.input_size)
+            t0 = time.perf_counter()
+            corr = network_correspondences(model, net_img.image, net_img.valid, opt.device)
+            bone_prob = corr["bone_prob"]
+            med_sig = float(np.median(corr["sigma_mm"])) if len(corr["sigma_mm"]) else float("inf")
+            stage("network", t0, bone_fraction=round(corr["bone_fraction"], 4),
+                  median_uncertainty_mm=round(med_sig, 3) if math.isfinite(med_sig) else None)
+            t0 = time.perf_counter()
+            try:
+                check_network(corr["bone_fraction"], med_sig, th)
+            except QualityError:
+                if T_init is None:
+                    raise
+                corr = None
+            if corr is not None:
+                sel = select_correspondences(corr["uv"], corr["sigma_mm"], (model.input_size,) * 2,
+                                             n_keep=opt.n_keep, grid=opt.grid)
+                uv, xyz, sig = corr["uv"][sel], corr["xyz"][sel], corr["sigma_mm"][sel]
+                stage("selection", t0, n_candidates=len(corr["uv"]), n_selected=len(sel),
+                      median_selected_uncertainty_mm=round(float(np.median(sig)), 3) if len(sig) else None)
+                t0 = time.perf_counter()
+                pnp = solve_pnp_ransac(uv, xyz, net_img.K, reprojection_px=opt.ransac_px,
+                                       iterations=opt.ransac_iterations)
+                res.n_correspondences = pnp.n_correspondences
+                res.n_inliers = pnp.n_inliers
+                stage("pnp", t0, inlier_ratio=round(pnp.inlier_ratio, 4),
+                      reprojection_rmse_px=None if not math.isfinite(pnp.reprojection_rmse_px)
+                      else round(pnp.reprojection_rmse_px * camera.width / model.input_size, 3))
+                try:
+                    if not pnp.ok:
+                        raise QualityError("pnp", pnp.message)
+                    check_pnp(pnp.n_correspondences, pnp.n_inliers, th)
+                    check_pose(pnp.T_cam_from_world, model.box_centre, camera.source_to_detector_mm, th)
+                    T_start = pnp.T_cam_from_world
+                    res.T_pnp = T_start.copy()
+                except QualityError:
+                    if T_init is None or not opt.refine:
+                        raise
+        if T_start is None:
+            T_start = np.asarray(T_init, dtype=np.float64)
+
+        t0 = time.perf_counter()
+        if renderer is None:
+            from registration.engine.drr import DrrRenderer
+
+            thr = model.bone_threshold_hu if model is not None else None
+            renderer = DrrRenderer(volume, device=opt.device, bone_threshold_hu=thr)
+        rsize = int(opt.refine_size)
+        ref_img = to_square(img, valid, camera.K, rsize)
+        img_t = torch.as_tensor(ref_img.image)
+        val_t = torch.as_tensor(ref_img.valid)
+        if model is not None:
+            pivot = model.box_centre
+        else:
+            from registration.engine.dataset import bone_box
+
+            pivot = bone_box(volume, renderer.bone_threshold_hu).centre
+        # choose the better start when an initial pose is also given
+        if T_init is not None and res.T_pnp is not None:
+            f = opt.refine_levels[0].factor
+            il = downsample(img_t, f)
+            wl = downsample(val_t.float(), f)
+            Kl = scaled_K(ref_img.K, rsize / il.shape[0])
+            with torch.no_grad():
+                s_pnp = float(_similarity_at(renderer, torch.as_tensor(res.T_pnp, dtype=torch.float32), Kl, il, wl, 64))
+                s_init = float(_similarity_at(renderer, torch.as_tensor(np.asarray(T_init), dtype=torch.float32), Kl, il, wl, 64))
+            if s_init > s_pnp:
+                T_start = np.asarray(T_init, dtype=np.float64)
+        weight = None
+        if bone_prob is not None:
+            # bone_prob lies on the padded square network grid: a plain resize matches
+            bp = torch.as_tensor(cv2.resize(bone_prob.astype(np.float32), (rsize, rsize),
+                                            interpolation=cv2.INTER_LINEAR))
+            bp = torch.nn.functional.max_pool2d(bp[None, None], 5, stride=1, padding=2)[0, 0]
+            weight = 0.3 + 0.7 * bp
+        if opt.refine:
+            rr = refine_pose(renderer, img_t, ref_img.K, T_start, valid=val_t, weight=weight,
+                             pivot_world=pivot, levels=opt.refine_levels)
+            T_final = rr.T_cam_from_world
+            res.similarity = rr.similarity
+            stage("refine", t0, iterations=rr.iterations, initial_similarity=round(rr.initial_similarity, 4),
+                  similarity=round(rr.similarity, 4))
+        else:
+            T_final = T_start
+            f = 2
+            il = downsample(img_t, f)
+            wl = downsample(val_t.float(), f) * (downsample(weight, f) if weight is not None else 1.0)
+            Kl = scaled_K(ref_img.K, rsize / il.shape[0])
+            with torch.no_grad():
+                res.similarity = float(_similarity_at(renderer, torch.as_tensor(T_final, dtype=torch.float32), Kl, il, wl, 96))
+            stage("similarity", t0, similarity=round(res.similarity, 4))
+        t0 = time.perf_counter()
+        biv = _bone_in_view(renderer, T_final, ref_img.K, rsize, ref_img.valid)
+        check_pose(T_final, pivot, camera.source_to_detector_mm, th)
+        check_similarity(res.similarity, biv, th)
+        stage("quality", t0, bone_in_view_fraction=round(biv, 4))
+        res.status = "ok"
+        res.T_cam_from_world = T_final
+        res.message = (
+            f"registered: {res.n_inliers}/{res.n_correspondences} inliers, similarity {res.similarity:.3f}"
+            if model is not None else f"refined from the initial pose, similarity {res.similarity:.3f}"
+        )
+    except QualityError as exc:
+        res.status = "failed"
+        res.message = f"{exc.stage}: {exc}"
+        res.T_cam_from_world = None
+        stages.setdefault("quality", {"seconds": 0.0})
+        stages["quality"]["failed_check"] = exc.stage
+    res.seconds = time.perf_counter() - t_start
+    return res

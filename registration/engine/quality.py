@@ -1,0 +1,103 @@
+"""Self-checks of a registration: every result carries quality figures, and one that fails
+them is reported as failed with the reason instead of a confident wrong pose.
+
+Thresholds (:class:`QualityThresholds`) are in the units of the figures: counts, ratios,
+mm (predicted uncertainty, mm at the CT), similarity in [-1, 1] (0.5 NCC + 0.5 GC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    min_valid_fraction: float = 0.05
+    min_relative_contrast: float = 1e-3
+    min_bone_fraction: float = 0.01
+    max_median_uncertainty_mm: float = 40.0
+    min_inliers: int = 20
+    min_inlier_ratio: float = 0.2
+    min_similarity: float = 0.25
+    min_bone_in_view_fraction: float = 0.01
+    source_distance_range: tuple[float, float] = (0.2, 1.6)  # x source-to-detector
+
+
+class QualityError(Exception):
+    """A failed self-check; ``str()`` is the one-line reason."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+def check_image(image: np.ndarray, valid: np.ndarray, th: QualityThresholds = QualityThresholds()) -> None:
+    """Reject blank or nearly empty images (line-integral form, any scale)."""
+    img = np.asarray(image, dtype=np.float64)
+    if not np.all(np.isfinite(img[valid])):
+        raise QualityError("input", "the X-ray contains NaN or infinite values")
+    frac = float(np.mean(valid))
+    if frac < th.min_valid_fraction:
+        raise QualityError("input", f"only {frac:.1%} of the X-ray is inside the collimator; nothing to register")
+    vals = img[valid]
+    rng = float(np.percentile(vals, 99.5) - np.percentile(vals, 0.5)) if vals.size else 0.0
+    scale = max(float(np.max(np.abs(vals))) if vals.size else 0.0, 1e-12)
+    if vals.size == 0 or rng <= th.min_relative_contrast * scale or float(np.std(vals)) == 0.0:
+        raise QualityError("input", "the X-ray is blank (no contrast inside the collimator)")
+
+
+def check_network(bone_fraction: float, median_uncertainty_mm: float,
+                  th: QualityThresholds = QualityThresholds()) -> None:
+    if bone_fraction < th.min_bone_fraction:
+        raise QualityError(
+            "network",
+            f"no bone of this CT recognised in the X-ray ({bone_fraction:.1%} of pixels); "
+            "is it an image of another body part or patient?",
+        )
+    if not np.isfinite(median_uncertainty_mm) or median_uncertainty_mm > th.max_median_uncertainty_mm:
+        raise QualityError(
+            "network",
+            f"the network is too uncertain (median {median_uncertainty_mm:.1f} mm > "
+            f"{th.max_median_uncertainty_mm:g} mm); the image does not match the model's CT",
+        )
+
+
+def check_pnp(n_corr: int, n_inliers: int, th: QualityThresholds = QualityThresholds()) -> None:
+    ratio = n_inliers / n_corr if n_corr else 0.0
+    if n_inliers < th.min_inliers or ratio < th.min_inlier_ratio:
+        raise QualityError(
+            "pnp",
+            f"too few consistent correspondences ({n_inliers} inliers of {n_corr}, ratio {ratio:.2f}; "
+            f"need >= {th.min_inliers} and >= {th.min_inlier_ratio:.2f})",
+        )
+
+
+def check_pose(T_cam_from_world: np.ndarray, bone_centre_lps: np.ndarray, source_to_detector_mm: float,
+               th: QualityThresholds = QualityThresholds()) -> None:
+    """The bone centre must lie between source and detector at a plausible distance."""
+    T = np.asarray(T_cam_from_world, dtype=np.float64)
+    c = T[:3, :3] @ np.asarray(bone_centre_lps, dtype=np.float64) + T[:3, 3]
+    lo, hi = th.source_distance_range
+    if not (lo * source_to_detector_mm <= c[2] <= hi * source_to_detector_mm):
+        raise QualityError(
+            "pose",
+            f"implausible pose: the bone centre is {c[2]:.0f} mm from the source "
+            f"(source-to-detector {source_to_detector_mm:.0f} mm)",
+        )
+
+
+def check_similarity(similarity: float, bone_in_view_fraction: float,
+                     th: QualityThresholds = QualityThresholds()) -> None:
+    if bone_in_view_fraction < th.min_bone_in_view_fraction:
+        raise QualityError(
+            "similarity",
+            f"no CT bone projects into the X-ray at the estimated pose ({bone_in_view_fraction:.1%} of pixels)",
+        )
+    if not np.isfinite(similarity) or similarity < th.min_similarity:
+        raise QualityError(
+            "similarity",
+            f"the DRR at the estimated pose does not match the X-ray (similarity {similarity:.2f} < "
+            f"{th.min_similarity:.2f})",
+        )

@@ -1,0 +1,77 @@
+"""Image similarity between an X-ray and a DRR, both in line-integral form (torch, differentiable).
+
+All functions take ``(B, H, W)`` or ``(H, W)`` tensors and an optional non-negative
+weight map of the same shape (e.g. bone weighting, collimator mask). Values lie in
+``[-1, 1]``; 1 = identical up to gain and offset.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _b(x: torch.Tensor) -> torch.Tensor:
+    return x.unsqueeze(0) if x.ndim == 2 else x
+
+
+def ncc(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-8) -> torch.Tensor:
+    """Weighted normalised cross-correlation per batch item -> ``(B,)``."""
+    a, b = _b(a).float(), _b(b).float()
+    w = torch.ones_like(a) if weight is None else _b(weight).float().expand_as(a)
+    ws = w.sum(dim=(-2, -1)).clamp_min(eps)
+    ma = (w * a).sum(dim=(-2, -1)) / ws
+    mb = (w * b).sum(dim=(-2, -1)) / ws
+    da = a - ma[:, None, None]
+    db = b - mb[:, None, None]
+    cov = (w * da * db).sum(dim=(-2, -1))
+    va = (w * da * da).sum(dim=(-2, -1))
+    vb = (w * db * db).sum(dim=(-2, -1))
+    return cov / torch.sqrt(va * vb + eps)
+
+
+_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
+
+
+def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sobel derivatives along columns (u) and rows (v), same size (replicate padding)."""
+    x = _b(x).float().unsqueeze(1)
+    kx = _SOBEL_X.to(x.device)[None, None]
+    ky = kx.transpose(-1, -2)
+    xp = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    return F.conv2d(xp, kx)[:, 0], F.conv2d(xp, ky)[:, 0]
+
+
+def gradient_correlation(
+    a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Gradient correlation: mean of the NCCs of the u- and v-derivatives -> ``(B,)``."""
+    ax, ay = image_gradients(a)
+    bx, by = image_gradients(b)
+    return 0.5 * (ncc(ax, bx, weight) + ncc(ay, by, weight))
+
+
+def downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Average-pool ``(B, H, W)`` or ``(H, W)`` by an integer factor."""
+    if factor == 1:
+        return x
+    squeeze = x.ndim == 2
+    y = F.avg_pool2d(_b(x).float().unsqueeze(1), factor, ceil_mode=True)[:, 0]
+    return y[0] if squeeze else y
+
+
+def combined_similarity(
+    xray: torch.Tensor,
+    drr: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    *,
+    gc_weight: float = 0.5,
+    scales: tuple[int, ...] = (1,),
+) -> torch.Tensor:
+    """Multi-scale ``(1 - gc_weight) * NCC + gc_weight * GC`` averaged over ``scales`` -> ``(B,)``."""
+    total = 0.0
+    for s in scales:
+        xa, xb = downsample(xray, s), downsample(drr, s)
+        ws = None if weight is None else downsample(weight, s)
+        total = total + (1.0 - gc_weight) * ncc(xa, xb, ws) + gc_weight * gradient_correlation(xa, xb, ws)
+    return total / len(scales)

@@ -1,0 +1,241 @@
+"""Per-patient training of the scene-coordinate network (no Django).
+
+Loss per pixel (see :func:`scene_coord_loss`):
+
+* on bone pixels, a 3-D Laplace negative log-likelihood of the entry and exit points,
+  ``|x - x_hat| / b + 3 log b`` with ``log b`` predicted by the network (normalised units);
+* off bone, the predicted ``log b`` is pushed up to at least ``OFF_BONE_LOG_SCALE``;
+* a binary cross-entropy on the bone mask.
+
+Training keeps a pool of noise-free rendered samples, refreshes a few of them every step
+and draws each batch from the pool with freshly simulated appearance.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from registration.engine.camera import Camera
+from registration.engine.dataset import (
+    AppearanceParams,
+    Sample,
+    SampleGenerator,
+    bone_box,
+    simulate_appearance,
+)
+from registration.engine.unet import SceneCoordOutput, SceneCoordUNet, normalise_image
+
+OFF_BONE_LOG_SCALE = math.log(0.5)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    input_size: int
+    base_channels: int
+    depth: int
+    steps: int
+    batch_size: int
+    pool_size: int
+    refresh_per_step: int
+    samples_per_ray: int
+    lr: float
+    max_seconds: float
+
+
+PRESETS: dict[str, Preset] = {
+    # 2-core CPU, at most 20 minutes including data generation.
+    "quick": Preset("quick", 128, 12, 4, 1500, 6, 160, 1, 80, 2e-3, 15 * 60),
+    "standard": Preset("standard", 192, 24, 5, 12000, 12, 1024, 4, 192, 1e-3, 3 * 3600),
+    "full": Preset("full", 256, 32, 5, 40000, 16, 2048, 8, 256, 1e-3, 10 * 3600),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """A preset by name; env ``ORTHOFUSE_TRAIN_STEPS``/``ORTHOFUSE_TRAIN_POOL``/
+    ``ORTHOFUSE_TRAIN_SIZE`` override steps/pool/input size (tests, demos)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+    p = PRESETS[name]
+    kw = p.__dict__.copy()
+    for env, key in (("ORTHOFUSE_TRAIN_STEPS", "steps"), ("ORTHOFUSE_TRAIN_POOL", "pool_size"),
+                     ("ORTHOFUSE_TRAIN_SIZE", "input_size"), ("ORTHOFUSE_TRAIN_BATCH", "batch_size")):
+        if os.environ.get(env):
+            kw[key] = int(os.environ[env])
+    if os.environ.get("ORTHOFUSE_TRAIN_MAX_SECONDS"):
+        kw["max_seconds"] = float(os.environ["ORTHOFUSE_TRAIN_MAX_SECONDS"])
+    return Preset(**kw)
+
+
+@dataclass
+class LossParts:
+    total: torch.Tensor
+    coord_nll: float
+    off_bone: float
+    mask_bce: float
+    median_error: float  # normalised units, entry+exit on bone pixels
+
+
+def scene_coord_loss(out: SceneCoordOutput, coords: torch.Tensor, mask: torch.Tensor,
+                     valid: torch.Tensor) -> LossParts:
+    """Loss for a batch. ``coords`` (B, 6, H, W) normalised targets; ``mask``/``valid``
+    (B, H, W) bool."""
+    on = (mask & valid).float()
+    off = ((~mask) & valid).float()
+    pred = out.coords
+    r1 = torch.linalg.norm(pred[:, :3] - coords[:, :3], dim=1)
+    r2 = torch.linalg.norm(pred[:, 3:] - coords[:, 3:], dim=1)
+    s1, s2 = out.log_scale[:, 0], out.log_scale[:, 1]
+    nll = 0.5 * (r1 * torch.exp(-s1) + 3 * s1 + r2 * torch.exp(-s2) + 3 * s2)
+    n_on = on.sum().clamp_min(1.0)
+    coord_nll = (nll * on).sum() / n_on
+    # plain L1 term keeps the coordinates learning while scales are still large
+    l1 = (0.5 * (r1 + r2) * on).sum() / n_on
+    off_pen = (F.relu(OFF_BONE_LOG_SCALE - out.log_scale).mean(dim=1) * off).sum() / off.sum().clamp_min(1.0)
+    bce = F.binary_cross_entropy_with_logits(out.bone_logit[:, 0], mask.float(), reduction="none")
+    bce = (bce * valid.float()).sum() / valid.float().sum().clamp_min(1.0)
+    total = coord_nll + l1 + 0.5 * off_pen + bce
+    with torch.no_grad():
+        sel = on > 0
+        med = float(torch.median(0.5 * (r1 + r2)[sel])) if sel.any() else float("nan")
+    return LossParts(total, float(coord_nll), float(off_pen), float(bce), med)
+
+
+@dataclass
+class TrainResult:
+    net: SceneCoordUNet
+    meta: dict
+    history: list[dict] = field(default_factory=list)
+    cancelled: bool = False
+
+
+def _batch(pool: list[Sample], idx: np.ndarray, rng: np.random.Generator, device: str,
+           appearance: AppearanceParams) -> tuple[torch.Tensor, ...]:
+    imgs, coords, masks, valids = [], [], [], []
+    for i in idx:
+        s = pool[int(i)]
+        drr = torch.from_numpy(s.drr)
+        img, val = simulate_appearance(drr, torch.from_numpy(s.valid), rng, appearance)
+        imgs.append(normalise_image(img[None], val[None])[0])
+        valids.append(val)
+        coords.append(torch.from_numpy(s.coords))
+        masks.append(torch.from_numpy(s.mask) & val)
+    return (torch.stack(imgs).to(device), torch.stack(coords).to(device),
+            torch.stack(masks).to(device), torch.stack(valids).to(device))
+
+
+def train_model(
+    volume,
+    camera: Camera,
+    *,
+    preset: str | Preset = "quick",
+    seed: int = 0,
+    device: str = "cpu",
+    bone_threshold_hu: float = 200.0,
+    progress: Callable[[dict], bool | None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train a network for one CT and one C-arm camera.
+
+    ``progress`` is called with ``{"step", "steps", "loss", "median_error_mm", "seconds",
+    "phase"}`` about every 10 steps; returning ``True`` cancels (the partially trained
+    network is returned with ``cancelled=True``). Raises
+    :class:`registration.engine.dataset.NoBoneError` for a CT without bone.
+    """
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    box = bone_box(volume, bone_threshold_hu)
+    gen = SampleGenerator(volume, camera, box, p.input_size, bone_threshold_hu=bone_threshold_hu,
+                          samples_per_ray=p.samples_per_ray, device=device)
+    net = SceneCoordUNet(base=p.base_channels, depth=p.depth).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=p.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.lr, total_steps=max(p.steps, 2),
+                                                pct_start=0.1)
+    appearance = AppearanceParams()
+    say = log or (lambda _m: None)
+
+    pool: list[Sample] = []
+    n_init = min(p.pool_size, max(p.batch_size * 4, p.pool_size // 2))
+    gen_seconds = 0.0
+    for i in range(n_init):
+        tg = time.perf_counter()
+        pool.append(gen.make(rng))
+        gen_seconds += time.perf_counter() - tg
+        if progress and i % 10 == 0:
+            if progress({"phase": "simulating", "step": 0, "steps": p.steps, "loss": None,
+                         "median_error_mm": None, "seconds": time.perf_counter() - t0,
+                         "simulated": i + 1, "pool": n_init}):
+                return TrainResult(net.cpu(), {}, [], cancelled=True)
+    say(f"simulated {len(pool)} training images in {gen_seconds:.1f} s")
+
+    history: list[dict] = []
+    cancelled = False
+    ema = None
+    step = 0
+    net.train()
+    for step in range(1, p.steps + 1):
+        # refresh the pool (grow it to pool_size first)
+        for _ in range(p.refresh_per_step):
+            tg = time.perf_counter()
+            s = gen.make(rng)
+            gen_seconds += time.perf_counter() - tg
+            if len(pool) < p.pool_size:
+                pool.append(s)
+            else:
+                pool[int(rng.integers(len(pool)))] = s
+        idx = rng.choice(len(pool), size=min(p.batch_size, len(pool)), replace=False)
+        x, c, m, v = _batch(pool, idx, rng, device, appearance)
+        out = net(x)
+        parts = scene_coord_loss(out, c, m, v)
+        opt.zero_grad(set_to_none=True)
+        parts.total.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        loss = float(parts.total)
+        ema = loss if ema is None else 0.95 * ema + 0.05 * loss
+        if step % 10 == 0 or step == 1 or step == p.steps:
+            rec = {"step": step, "loss": loss, "loss_ema": ema,
+                   "median_error_mm": parts.median_error * box.scale,
+                   "mask_bce": parts.mask_bce, "seconds": time.perf_counter() - t0}
+            history.append(rec)
+            if progress and progress({"phase": "training", "steps": p.steps, **rec}):
+                cancelled = True
+                break
+        if step % 100 == 0:
+            say(f"step {step}/{p.steps} loss {ema:.3f} median error {parts.median_error * box.scale:.1f} mm")
+        if time.perf_counter() - t0 > p.max_seconds:
+            say(f"stopping at step {step}: time budget {p.max_seconds:.0f} s reached")
+            break
+    net.eval()
+    meta = {
+        "preset": p.name,
+        "preset_params": p.__dict__.copy(),
+        "input_size": p.input_size,
+        "normalisation": box.to_json(),
+        "camera": camera.to_json(),
+        "bone_threshold_hu": bone_threshold_hu,
+        "seed": seed,
+        "device": str(device),
+        "training": {
+            "steps_done": step,
+            "seconds": time.perf_counter() - t0,
+            "simulation_seconds": gen_seconds,
+            "pool_size": len(pool),
+            "final_loss_ema": ema,
+            "final_median_error_mm": history[-1]["median_error_mm"] if history else None,
+            "history": history,
+            "cancelled": cancelled,
+        },
+    }
+    return TrainResult(net.cpu(), meta, history, cancelled)
