@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list = []
+from webapp.jobs.api import JobViewSet
+
+router = SimpleRouter()
+router.register("jobs", JobViewSet, basename="api-job")
+
+urlpatterns = router.urls

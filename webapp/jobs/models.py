@@ -19,14 +19,20 @@ class Job(models.Model):
 
     kind = models.CharField(max_length=64, db_index=True)
     queue = models.CharField(max_length=16, default="cpu")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
     progress = models.FloatField(default=0.0, help_text="0..1")
     message = models.CharField(max_length=500, blank=True)
     params = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
     )
     patient = models.ForeignKey(
         "records.Patient", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
@@ -39,9 +45,16 @@ class Job(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     cancel_requested = models.BooleanField(default=False)
     timings = models.JSONField(default=dict, blank=True, help_text="stage name -> seconds")
+    task_id = models.CharField(
+        max_length=64, blank=True, help_text="Celery task id of the last send"
+    )
+    live = models.JSONField(
+        default=dict, blank=True, help_text="small live data a handler publishes while running"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="jobs_status_heartbeat")]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.status})"
@@ -49,6 +62,18 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def error_line(self) -> str:
+        """The one line the UI shows; ``error`` may continue with a traceback."""
+        return self.error.strip().splitlines()[0] if self.error.strip() else ""
+
+    @property
+    def label(self) -> str:
+        from webapp.jobs.registry import all_specs
+
+        spec = all_specs().get(self.kind)
+        return spec.label if spec else self.kind.replace("_", " ")
 
     @property
     def duration_s(self) -> float | None:
