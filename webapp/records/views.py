@@ -188,10 +188,29 @@ def _write_uploads(files, folder: Path) -> list[Path]:
     return paths
 
 
-def _import_ct(paths, patient, user, *, series_uid=None, deidentify=False):
+def _import_ct(paths, patient, user, *, series_uid=None, deidentify=False, description=""):
     from webapp.records.ct_import import import_ct_study
 
-    return import_ct_study(paths, patient, user=user, series_uid=series_uid, deidentify=deidentify)
+    # One file (a .zip, a NIfTI or a single DICOM) goes in as a path, several as a list.
+    sources = paths[0] if len(paths) == 1 else list(paths)
+    return import_ct_study(
+        sources,
+        patient,
+        user=user,
+        series_uid=series_uid,
+        deidentify=deidentify,
+        description=description,
+    )
+
+
+def _series_rows(series) -> list[dict]:
+    """The importer's series list as plain JSON-able rows with a ``uid`` key."""
+    rows = []
+    for item in series or []:
+        item = dict(item)
+        item["uid"] = str(item.get("uid") or item.get("series_uid") or "")
+        rows.append(json.loads(json.dumps(item, default=str)))
+    return [row for row in rows if row["uid"]]
 
 
 def _refusal_message(exc: Exception) -> str:
@@ -207,24 +226,29 @@ def _run_ct_import(request, patient, paths, *, series_uid, deidentify, descripti
         return "refused", "CT import is not available on this server yet."
     try:
         study = _import_ct(
-            paths, patient, request.user, series_uid=series_uid, deidentify=deidentify
+            paths,
+            patient,
+            request.user,
+            series_uid=series_uid,
+            deidentify=deidentify,
+            description=description,
         )
     except MultipleSeries as exc:
-        return "multiple", list(getattr(exc, "series", []) or [])
+        rows = _series_rows(getattr(exc, "series", []))
+        if rows:
+            return "multiple", rows
+        return "refused", _refusal_message(exc)
     except ImportRefused as exc:
         return "refused", _refusal_message(exc)
     except (ValueError, OSError, MemoryError) as exc:
         log.warning("CT import refused: %s", exc)
         return "refused", _refusal_message(exc)
-    if description and not study.description:
-        study.description = description
-        study.save(update_fields=["description"])
     record(
         request,
         A.CREATE,
         patient=patient,
         obj=study,
-        detail=f"CT import{' (de-identified)' if deidentify else ''}: {len(paths)} file(s)",
+        detail=f"CT web upload{' (de-identified)' if deidentify else ''}: {len(paths)} file(s)",
     )
     return "ok", study
 
@@ -263,7 +287,7 @@ def ct_upload(request: HttpRequest, pk: int) -> HttpResponse:
                 "files": [p.name for p in paths],
                 "deidentify": form.cleaned_data["deidentify"],
                 "description": form.cleaned_data["description"],
-                "series": json.loads(json.dumps(value, default=str)),
+                "series": value,
                 "created": time.time(),
             }
             request.session[STAGING_SESSION_KEY] = staging
@@ -385,7 +409,7 @@ def xray_upload(request: HttpRequest, pk: int) -> HttpResponse:
         except (ValueError, OSError, MemoryError) as exc:
             form.add_error("file", _refusal_message(exc))
             return _patient_page_with(request, patient, xray_form=form)
-    record(request, A.CREATE, patient=patient, obj=xray, detail="X-ray import")
+    record(request, A.CREATE, patient=patient, obj=xray, detail="X-ray web upload")
     messages.success(request, f"X-ray imported: {xray}.")
     return redirect("records:xray-detail", pk=xray.pk)
 

@@ -1,0 +1,236 @@
+"""CT upload from the patient page: NIfTI, several DICOM files, a .zip, a multi-series upload
+that asks which series to import, refusals shown as form errors, and no trust in file names."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from tests.core.factories import isolated_media  # noqa: F401
+from tests.dicomio.synth import write_series
+from webapp.core.models import AuditEvent
+from webapp.records.models import CTStudy
+from webapp.records.views import STAGING_SESSION_KEY, safe_suffix
+
+
+def _nifti_bytes(shape=(6, 5, 4), zooms=(0.7, 0.8, 2.0), seed=0) -> tuple[bytes, np.ndarray]:
+    """A tiny RAS NIfTI (array indexed (i, j, k)) in HU, gzipped."""
+    import gzip
+
+    import nibabel as nib
+
+    data = np.random.default_rng(seed).integers(-1000, 1500, size=shape).astype(np.int16)
+    affine = np.diag([*zooms, 1.0])
+    affine[:3, 3] = [5.0, -7.0, 11.0]
+    image = nib.Nifti1Image(data, affine)
+    image.header.set_xyzt_units("mm")
+    return gzip.compress(image.to_bytes()), data
+
+
+def _upload_url(patient):
+    return reverse("records:ct-upload", kwargs={"pk": patient.pk})
+
+
+def _dicom_series(tmp_path: Path, name: str, n: int, seed: int, description: str = "synthetic"):
+    rng = np.random.default_rng(seed)
+    stored = rng.integers(0, 2000, size=(n, 8, 6)).astype(np.int16)
+    positions = np.array([[0.0, 0.0, 2.5 * k] for k in range(n)])
+    paths = write_series(tmp_path / name, stored, positions, spacing=(0.5, 0.6), shuffle_seed=seed)
+    return paths, stored
+
+
+def _files(paths, names=None):
+    return [
+        SimpleUploadedFile(names[i] if names else p.name, p.read_bytes(), "application/dicom")
+        for i, p in enumerate(paths)
+    ]
+
+
+@pytest.mark.django_db
+def test_nifti_upload_creates_study_with_lps_geometry(client, surgeon_a, patient_a):
+    payload, data = _nifti_bytes()
+    client.force_login(surgeon_a)
+    response = client.post(
+        _upload_url(patient_a),
+        {"files": SimpleUploadedFile("../../etc/passwd.nii.gz", payload), "description": "tiny"},
+    )
+    assert response.status_code == 302, response.content[:2000]
+    study = CTStudy.objects.get(patient=patient_a)
+    assert response["Location"] == reverse("records:study-detail", kwargs={"pk": study.pk})
+    assert study.status == CTStudy.Status.READY
+    assert study.description == "tiny"
+    # NIfTI (i, j, k) = (6, 5, 4) -> stored (slices, rows, cols) = (4, 5, 6)
+    assert study.shape == [4, 5, 6]
+    np.testing.assert_allclose(study.spacing_mm, [0.7, 0.8, 2.0], atol=1e-6)
+    affine = study.affine_array
+    # RAS -> LPS: first two rows negated
+    np.testing.assert_allclose(affine[:3, 3], [-5.0, 7.0, 11.0], atol=1e-6)
+    assert study.hu_min == pytest.approx(float(data.min()), abs=0.5)
+    assert study.hu_max == pytest.approx(float(data.max()), abs=0.5)
+    assert "passwd" not in study.volume_file.name
+    assert AuditEvent.objects.filter(
+        action="create", object_id=str(study.pk), ip_address="127.0.0.1"
+    ).exists()
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    assert b"4 \xc3\x97 5 \xc3\x97 6" in page.content  # shape shown as "4 × 5 × 6"
+
+
+@pytest.mark.django_db
+def test_dicom_files_and_zip_upload(client, surgeon_a, patient_a, tmp_path):
+    paths, stored = _dicom_series(tmp_path, "s1", 5, seed=1)
+    client.force_login(surgeon_a)
+    response = client.post(_upload_url(patient_a), {"files": _files(paths)})
+    assert response.status_code == 302, response.content[:2000]
+    study = CTStudy.objects.get(patient=patient_a)
+    assert study.shape == [5, 8, 6]
+    np.testing.assert_allclose(study.spacing_mm, [0.6, 0.5, 2.5], atol=1e-6)  # [di, dj, dk]
+    assert study.hu_min == pytest.approx(float(stored.min()) - 1024.0)
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in paths:
+            archive.write(path, arcname=f"series/{path.name}")
+    response = client.post(
+        _upload_url(patient_a), {"files": SimpleUploadedFile("scan.zip", buffer.getvalue())}
+    )
+    assert response.status_code == 302
+    assert CTStudy.objects.filter(patient=patient_a).count() == 2
+
+
+@pytest.mark.django_db
+def test_multi_series_upload_asks_which_series(client, surgeon_a, patient_a, tmp_path, settings):
+    first, _ = _dicom_series(tmp_path, "s1", 4, seed=2)
+    second, _ = _dicom_series(tmp_path, "s2", 6, seed=3)
+    client.force_login(surgeon_a)
+    response = client.post(_upload_url(patient_a), {"files": _files(first + second)})
+    assert response.status_code == 302
+    assert not CTStudy.objects.exists()
+    choose_url = response["Location"]
+    page = client.get(choose_url)
+    assert page.status_code == 200
+    assert b"holds 2 series" in page.content
+    staging = client.session[STAGING_SESSION_KEY]
+    [(token, entry)] = staging.items()
+    staged_folder = Path(settings.ORTHOFUSE_STAGING_DIR) / token
+    assert staged_folder.is_dir()
+    # stored under generated names only
+    assert sorted(p.name for p in staged_folder.iterdir()) == [
+        f"upload-{i:05d}.dcm" for i in range(1, 11)
+    ]
+    by_slices = {row["n_slices"]: row["uid"] for row in entry["series"]}
+    assert set(by_slices) == {4, 6}
+
+    bad = client.post(choose_url, {"series_uid": "1.2.3.not-offered"})
+    assert bad.status_code == 400 and not CTStudy.objects.exists()
+
+    response = client.post(choose_url, {"series_uid": by_slices[6]})
+    assert response.status_code == 302
+    study = CTStudy.objects.get()
+    assert study.shape[0] == 6 and study.series_instance_uid == by_slices[6]
+    assert not staged_folder.exists()
+    assert token not in client.session.get(STAGING_SESSION_KEY, {})
+    assert client.get(choose_url).status_code == 404  # token used up
+
+
+@pytest.mark.django_db
+def test_multi_series_cancel_deletes_staged_files(client, surgeon_a, patient_a, tmp_path, settings):
+    first, _ = _dicom_series(tmp_path, "s1", 3, seed=4)
+    second, _ = _dicom_series(tmp_path, "s2", 3, seed=5)
+    client.force_login(surgeon_a)
+    choose_url = client.post(_upload_url(patient_a), {"files": _files(first + second)})["Location"]
+    [token] = client.session[STAGING_SESSION_KEY]
+    response = client.post(choose_url, {"cancel": "1"})
+    assert response.status_code == 302
+    assert not (Path(settings.ORTHOFUSE_STAGING_DIR) / token).exists()
+    assert not CTStudy.objects.exists()
+
+
+@pytest.mark.django_db
+def test_other_users_token_is_not_usable(client, surgeon_a, make_user, team_a, patient_a, tmp_path):
+    first, _ = _dicom_series(tmp_path, "s1", 3, seed=6)
+    second, _ = _dicom_series(tmp_path, "s2", 3, seed=7)
+    client.force_login(surgeon_a)
+    choose_url = client.post(_upload_url(patient_a), {"files": _files(first + second)})["Location"]
+    colleague = make_user("colleague", "Surgeon", team=team_a)
+    client.force_login(colleague)  # new session: the token is not in it
+    assert client.get(choose_url).status_code == 404
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [
+        ("notes.txt", b"this is not a scan"),
+        ("broken.nii.gz", b"\x1f\x8b\x08\x00garbage"),
+        ("empty.zip", b"PK\x05\x06" + b"\0" * 18),
+    ],
+)
+def test_refusals_are_form_errors_and_store_nothing(
+    client, surgeon_a, patient_a, settings, name, payload
+):
+    client.force_login(surgeon_a)
+    response = client.post(_upload_url(patient_a), {"files": SimpleUploadedFile(name, payload)})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert '<small class="error" role="alert">' in body
+    assert "Traceback" not in body
+    assert not CTStudy.objects.exists()
+    staging = Path(settings.ORTHOFUSE_STAGING_DIR)
+    assert not any(staging.iterdir()) if staging.exists() else True
+    media = Path(settings.MEDIA_ROOT) / "volumes"
+    assert not (media.exists() and any(media.iterdir()))
+
+
+@pytest.mark.django_db
+def test_mixed_zip_and_files_refused(client, surgeon_a, patient_a):
+    client.force_login(surgeon_a)
+    response = client.post(
+        _upload_url(patient_a),
+        {"files": [SimpleUploadedFile("a.zip", b"PK"), SimpleUploadedFile("b.dcm", b"x")]},
+    )
+    assert response.status_code == 400
+    assert b"not a mix" in response.content
+
+
+@pytest.mark.django_db
+def test_upload_over_size_limit_refused(client, surgeon_a, patient_a, settings):
+    settings.ORTHOFUSE_MAX_UPLOAD_BYTES = 1000
+    client.force_login(surgeon_a)
+    response = client.post(
+        _upload_url(patient_a), {"files": SimpleUploadedFile("a.dcm", b"x" * 2000)}
+    )
+    assert response.status_code == 400
+    assert b"limit" in response.content
+
+
+@pytest.mark.django_db
+def test_reviewer_cannot_upload(client, make_user, team_a, patient_a):
+    reviewer = make_user("rev", "Reviewer", team=team_a)
+    client.force_login(reviewer)
+    payload, _ = _nifti_bytes()
+    response = client.post(
+        _upload_url(patient_a), {"files": SimpleUploadedFile("a.nii.gz", payload)}
+    )
+    assert response.status_code == 403
+    assert not CTStudy.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "suffix"),
+    [
+        ("scan.NII.GZ", ".nii.gz"),
+        ("../../x.zip", ".zip"),
+        ("IM0001", ""),
+        ("evil.dcm.exe", ""),
+        (None, ""),
+    ],
+)
+def test_safe_suffix_keeps_only_known_suffixes(name, suffix):
+    assert safe_suffix(name) == suffix
