@@ -87,7 +87,6 @@ class Camera:
         if not np.allclose(K[2], [0.0, 0.0, 1.0]) or abs(K[1, 0]) > 1e-9:
             raise ValueError("K must be upper triangular with last row [0, 0, 1]")
         K = K.copy()
-        K.setflags(write=False)
         object.__setattr__(self, "K", K)
         try:
             sx, sy = self.pixel_spacing_mm

@@ -60,7 +60,9 @@ class BoneBox:
         }
 
 
-def bone_points(volume, threshold_hu: float, max_points: int = 200_000, seed: int = 0) -> np.ndarray:
+def bone_points(
+    volume, threshold_hu: float, max_points: int = 200_000, seed: int = 0
+) -> np.ndarray:
     """LPS mm positions (N, 3) of (a random subset of) voxels above ``threshold_hu``."""
     arr = np.asarray(volume.array)
     kji = np.argwhere(arr > threshold_hu)
@@ -106,7 +108,9 @@ class PoseSampler:
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
         r = self.r
         if rng.random() < r.lateral_prob:
-            lao = float(rng.choice([-90.0, 90.0]) + rng.uniform(-r.lateral_spread_deg, r.lateral_spread_deg))
+            lao = float(
+                rng.choice([-90.0, 90.0]) + rng.uniform(-r.lateral_spread_deg, r.lateral_spread_deg)
+            )
             cran = float(rng.uniform(-r.lateral_spread_deg, r.lateral_spread_deg))
         else:
             lao = float(rng.uniform(-r.lao_ap_deg, r.lao_ap_deg))
@@ -116,7 +120,12 @@ class PoseSampler:
         sid = float(rng.uniform(*r.sid_fraction) * self.camera.source_to_detector_mm)
         inplane = float(rng.uniform(-r.in_plane_deg, r.in_plane_deg))
         T = carm_pose(lao, cran, sid, iso, in_plane_deg=inplane)
-        return T, {"lao_deg": lao, "cranial_deg": cran, "sid_mm": sid, "isocenter_lps": iso.tolist()}
+        return T, {
+            "lao_deg": lao,
+            "cranial_deg": cran,
+            "sid_mm": sid,
+            "isocenter_lps": iso.tolist(),
+        }
 
 
 def window_camera(camera: Camera, u0: float, v0: float, side: float, size: int) -> Camera:
@@ -144,8 +153,9 @@ def window_valid_mask(camera: Camera, u0: float, v0: float, side: float, size: i
     return vv[:, None] & vu[None, :]
 
 
-def sample_window(camera: Camera, rng: np.random.Generator, closeup_prob: float = 0.5,
-                  min_fraction: float = 0.35) -> tuple[float, float, float]:
+def sample_window(
+    camera: Camera, rng: np.random.Generator, closeup_prob: float = 0.5, min_fraction: float = 0.35
+) -> tuple[float, float, float]:
     """Random square window ``(u0, v0, side)``: the padded full view, or a close-up."""
     big = float(max(camera.width, camera.height))
     if rng.random() >= closeup_prob:
@@ -154,6 +164,70 @@ def sample_window(camera: Camera, rng: np.random.Generator, closeup_prob: float 
     cu = rng.uniform(0.15, 0.85) * camera.width
     cv = rng.uniform(0.15, 0.85) * camera.height
     return cu - side / 2.0, cv - side / 2.0, side
+
+
+@dataclass
+class _SceneCoords:
+    entry: np.ndarray
+    exit: np.ndarray
+    mask: np.ndarray
+
+
+def _march_scene_coordinates(
+    renderer, camera: Camera, T: np.ndarray, n_samples: int = 192
+) -> _SceneCoords:
+    """Entry/exit bone points by sampling the renderer's bone-only attenuation along each
+    pixel ray (used when :mod:`registration.engine.scene_coords` is not available)."""
+    o, d, _, h, w = renderer.rays_normalised(
+        torch.as_tensor(T, dtype=renderer.dtype),
+        torch.as_tensor(camera.K, dtype=renderer.dtype),
+        camera.height,
+        camera.width,
+    )
+    box = renderer._box[True]
+    H, W = camera.height, camera.width
+    if box is None:
+        nan = np.full((H, W, 3), np.nan)
+        return _SceneCoords(nan, nan.copy(), np.zeros((H, W), bool))
+    lo, hi = box
+    o, d = o[0], d[0]
+    d_safe = torch.where(d.abs() < 1e-12, torch.full_like(d, 1e-12), d)
+    t1, t2 = (lo - o) / d_safe, (hi - o) / d_safe
+    tn = torch.minimum(t1, t2).amax(-1).clamp_min(0)
+    tf = torch.maximum(t1, t2).amin(-1)
+    hit = tf > tn
+    frac = (torch.arange(n_samples, dtype=d.dtype) + 0.5) / n_samples
+    tt = tn[:, None] + frac[None] * (tf - tn).clamp_min(0)[:, None]
+    pts = o + tt[..., None] * d[:, None, :]
+    vals = F.grid_sample(
+        renderer._mu_bone,
+        pts.reshape(1, -1, n_samples, 1, 3),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
+    )[0, 0, :, :, 0]
+    thr = 0.5 * float(renderer._mu_bone.max()) * 0.0 + 1e-6
+    inside = (vals > thr) & hit[:, None]
+    any_in = inside.any(1)
+    first = torch.argmax(inside.int(), dim=1)
+    last = n_samples - 1 - torch.argmax(inside.flip(1).int(), dim=1)
+    r = torch.arange(len(tt))
+    t_in, t_out = tt[r, first], tt[r, last]
+    src, dirs = pixel_rays_np(camera, T)
+    ent = src + t_in.numpy()[:, None] * dirs
+    ext = src + t_out.numpy()[:, None] * dirs
+    mask = any_in.numpy().reshape(H, W)
+    ent = np.where(mask.reshape(-1, 1), ent, np.nan).reshape(H, W, 3)
+    ext = np.where(mask.reshape(-1, 1), ext, np.nan).reshape(H, W, 3)
+    return _SceneCoords(ent, ext, mask)
+
+
+def pixel_rays_np(camera: Camera, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Source (3,) and unit world directions (H*W, 3) of every pixel (t in mm)."""
+    from registration.engine.camera import pixel_rays
+
+    src, dirs = pixel_rays(camera, np.asarray(T, dtype=np.float64))
+    return np.asarray(src), np.asarray(dirs).reshape(-1, 3)
 
 
 @dataclass
@@ -171,9 +245,19 @@ class Sample:
 class SampleGenerator:
     """Renders training samples (DRR + scene coordinates) from one CT."""
 
-    def __init__(self, volume, camera: Camera, box: BoneBox, size: int, *, bone_threshold_hu: float = 200.0,
-                 samples_per_ray: int = 96, device: str = "cpu", ranges: PoseRanges | None = None,
-                 closeup_prob: float = 0.5) -> None:
+    def __init__(
+        self,
+        volume,
+        camera: Camera,
+        box: BoneBox,
+        size: int,
+        *,
+        bone_threshold_hu: float = 200.0,
+        samples_per_ray: int = 96,
+        device: str = "cpu",
+        ranges: PoseRanges | None = None,
+        closeup_prob: float = 0.5,
+    ) -> None:
         from registration.engine.drr import DrrRenderer
 
         self.volume = volume
@@ -187,30 +271,46 @@ class SampleGenerator:
         self.closeup_prob = closeup_prob
         self.renderer = DrrRenderer(volume, device=device, bone_threshold_hu=bone_threshold_hu)
 
-    def make(self, rng: np.random.Generator, min_bone_fraction: float = 0.02, tries: int = 6) -> Sample:
-        from registration.engine.scene_coords import scene_coordinates
+    def scene(self, cam: Camera, T: np.ndarray):
+        try:
+            from registration.engine.scene_coords import scene_coordinates
+        except ImportError:
+            return _march_scene_coordinates(self.renderer, cam, T)
+        return scene_coordinates(self.volume, cam, T, bone_threshold_hu=self.threshold)
 
+    def make(
+        self, rng: np.random.Generator, min_bone_fraction: float = 0.02, tries: int = 6
+    ) -> Sample:
         for _ in range(tries):
             T, _info = self.sampler.sample(rng)
             u0, v0, side = sample_window(self.camera, rng, self.closeup_prob)
             cam = window_camera(self.camera, u0, v0, side, self.size)
             valid = window_valid_mask(self.camera, u0, v0, side, self.size)
-            sc = scene_coordinates(self.volume, cam, T, bone_threshold_hu=self.threshold)
+            sc = self.scene(cam, T)
             mask = np.asarray(sc.mask, dtype=bool) & valid
             if mask.mean() >= min_bone_fraction:
                 break
         with torch.no_grad():
-            drr = self.renderer.render(
-                torch.as_tensor(T[None], dtype=torch.float32, device=self.device),
-                torch.as_tensor(cam.K, dtype=torch.float32, device=self.device),
-                self.size, self.size, samples_per_ray=self.samples_per_ray,
-            )[0].float().cpu().numpy()
+            drr = (
+                self.renderer.render(
+                    torch.as_tensor(T[None], dtype=torch.float32, device=self.device),
+                    torch.as_tensor(cam.K, dtype=torch.float32, device=self.device),
+                    self.size,
+                    self.size,
+                    samples_per_ray=self.samples_per_ray,
+                )[0]
+                .float()
+                .cpu()
+                .numpy()
+            )
         entry = self.box.normalise(np.asarray(sc.entry, dtype=np.float64).reshape(-1, 3))
         exit_ = self.box.normalise(np.asarray(sc.exit, dtype=np.float64).reshape(-1, 3))
         coords = np.concatenate([entry, exit_], axis=1).reshape(self.size, self.size, 6)
         coords = np.where(mask[..., None], np.nan_to_num(coords), 0.0).transpose(2, 0, 1)
         drr = np.where(valid, drr, 0.0)
-        return Sample(drr.astype(np.float32), coords.astype(np.float32), mask, valid, T, cam.K.copy())
+        return Sample(
+            drr.astype(np.float32), coords.astype(np.float32), mask, valid, T, cam.K.copy()
+        )
 
 
 @dataclass
@@ -239,8 +339,12 @@ def _gauss_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return y[0, 0]
 
 
-def simulate_appearance(drr: torch.Tensor, valid: torch.Tensor, rng: np.random.Generator,
-                        p: AppearanceParams | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def simulate_appearance(
+    drr: torch.Tensor,
+    valid: torch.Tensor,
+    rng: np.random.Generator,
+    p: AppearanceParams | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Turn a noise-free line integral ``(H, W)`` into a realistic X-ray line integral.
 
     Beer-Lambert intensity with a heel-effect gradient, scatter, Gaussian blur, Poisson

@@ -68,7 +68,12 @@ def ct_fingerprint(array: np.ndarray, affine: np.ndarray) -> str:
 def versions() -> dict:
     import cv2
 
-    return {"torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__, "format": FORMAT_VERSION}
+    return {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "format": FORMAT_VERSION,
+    }
 
 
 def save_model(out_dir: str | os.PathLike, net: SceneCoordUNet, meta: dict) -> Path:

@@ -62,7 +62,8 @@ class RegistrationResult:
         return {
             "status": self.status,
             "message": self.message,
-            "T_cam_from_world": None if self.T_cam_from_world is None
+            "T_cam_from_world": None
+            if self.T_cam_from_world is None
             else [[float(x) for x in row] for row in self.T_cam_from_world],
             "seconds": float(self.seconds),
             "stages": self.stages,
@@ -85,8 +86,9 @@ class RegistrationOptions:
     device: str = "cpu"
 
 
-def network_correspondences(model: LoadedModel, image: np.ndarray, valid: np.ndarray,
-                            device: str = "cpu") -> dict:
+def network_correspondences(
+    model: LoadedModel, image: np.ndarray, valid: np.ndarray, device: str = "cpu"
+) -> dict:
     """Run the network on a square image of the model's size.
 
     Returns ``uv`` (M, 2) pixels, ``xyz`` (M, 3) LPS mm, ``sigma_mm`` (M,) for the entry and
@@ -120,10 +122,19 @@ def network_correspondences(model: LoadedModel, image: np.ndarray, valid: np.nda
 def _bone_in_view(renderer, T: np.ndarray, K: np.ndarray, size: int, valid: np.ndarray) -> float:
     n = 32
     with torch.no_grad():
-        b = renderer.render(torch.as_tensor(T[None], dtype=torch.float32),
-                            torch.as_tensor(scaled_K(K, size / n), dtype=torch.float32), n, n,
-                            samples_per_ray=32, bone_only=True)[0].numpy()
-    vsmall = downsample(torch.as_tensor(valid).float(), size // n).numpy() > 0.5 if size % n == 0 else np.ones((n, n), bool)
+        b = renderer.render(
+            torch.as_tensor(T[None], dtype=torch.float32),
+            torch.as_tensor(scaled_K(K, size / n), dtype=torch.float32),
+            n,
+            n,
+            samples_per_ray=32,
+            bone_only=True,
+        )[0].numpy()
+    vsmall = (
+        downsample(torch.as_tensor(valid).float(), size // n).numpy() > 0.5
+        if size % n == 0
+        else np.ones((n, n), bool)
+    )
     return float(((b > 1e-3) & vsmall).sum() / max(vsmall.sum(), 1))
 
 
@@ -177,8 +188,12 @@ def register(
             corr = network_correspondences(model, net_img.image, net_img.valid, opt.device)
             bone_prob = corr["bone_prob"]
             med_sig = float(np.median(corr["sigma_mm"])) if len(corr["sigma_mm"]) else float("inf")
-            stage("network", t0, bone_fraction=round(corr["bone_fraction"], 4),
-                  median_uncertainty_mm=round(med_sig, 3) if math.isfinite(med_sig) else None)
+            stage(
+                "network",
+                t0,
+                bone_fraction=round(corr["bone_fraction"], 4),
+                median_uncertainty_mm=round(med_sig, 3) if math.isfinite(med_sig) else None,
+            )
             t0 = time.perf_counter()
             try:
                 check_network(corr["bone_fraction"], med_sig, th)
@@ -187,24 +202,48 @@ def register(
                     raise
                 corr = None
             if corr is not None:
-                sel = select_correspondences(corr["uv"], corr["sigma_mm"], (model.input_size,) * 2,
-                                             n_keep=opt.n_keep, grid=opt.grid)
+                sel = select_correspondences(
+                    corr["uv"],
+                    corr["sigma_mm"],
+                    (model.input_size,) * 2,
+                    n_keep=opt.n_keep,
+                    grid=opt.grid,
+                )
                 uv, xyz, sig = corr["uv"][sel], corr["xyz"][sel], corr["sigma_mm"][sel]
-                stage("selection", t0, n_candidates=len(corr["uv"]), n_selected=len(sel),
-                      median_selected_uncertainty_mm=round(float(np.median(sig)), 3) if len(sig) else None)
+                stage(
+                    "selection",
+                    t0,
+                    n_candidates=len(corr["uv"]),
+                    n_selected=len(sel),
+                    median_selected_uncertainty_mm=round(float(np.median(sig)), 3)
+                    if len(sig)
+                    else None,
+                )
                 t0 = time.perf_counter()
-                pnp = solve_pnp_ransac(uv, xyz, net_img.K, reprojection_px=opt.ransac_px,
-                                       iterations=opt.ransac_iterations)
+                pnp = solve_pnp_ransac(
+                    uv,
+                    xyz,
+                    net_img.K,
+                    reprojection_px=opt.ransac_px,
+                    iterations=opt.ransac_iterations,
+                )
                 res.n_correspondences = pnp.n_correspondences
                 res.n_inliers = pnp.n_inliers
-                stage("pnp", t0, inlier_ratio=round(pnp.inlier_ratio, 4),
-                      reprojection_rmse_px=None if not math.isfinite(pnp.reprojection_rmse_px)
-                      else round(pnp.reprojection_rmse_px * camera.width / model.input_size, 3))
+                stage(
+                    "pnp",
+                    t0,
+                    inlier_ratio=round(pnp.inlier_ratio, 4),
+                    reprojection_rmse_px=None
+                    if not math.isfinite(pnp.reprojection_rmse_px)
+                    else round(pnp.reprojection_rmse_px * camera.width / model.input_size, 3),
+                )
                 try:
                     if not pnp.ok:
                         raise QualityError("pnp", pnp.message)
                     check_pnp(pnp.n_correspondences, pnp.n_inliers, th)
-                    check_pose(pnp.T_cam_from_world, model.box_centre, camera.source_to_detector_mm, th)
+                    check_pose(
+                        pnp.T_cam_from_world, model.box_centre, camera.source_to_detector_mm, th
+                    )
                     T_start = pnp.T_cam_from_world
                     res.T_pnp = T_start.copy()
                 except QualityError:
@@ -236,32 +275,67 @@ def register(
             wl = downsample(val_t.float(), f)
             Kl = scaled_K(ref_img.K, rsize / il.shape[0])
             with torch.no_grad():
-                s_pnp = float(_similarity_at(renderer, torch.as_tensor(res.T_pnp, dtype=torch.float32), Kl, il, wl, 64))
-                s_init = float(_similarity_at(renderer, torch.as_tensor(np.asarray(T_init), dtype=torch.float32), Kl, il, wl, 64))
+                s_pnp = float(
+                    _similarity_at(
+                        renderer, torch.as_tensor(res.T_pnp, dtype=torch.float32), Kl, il, wl, 64
+                    )
+                )
+                s_init = float(
+                    _similarity_at(
+                        renderer,
+                        torch.as_tensor(np.asarray(T_init), dtype=torch.float32),
+                        Kl,
+                        il,
+                        wl,
+                        64,
+                    )
+                )
             if s_init > s_pnp:
                 T_start = np.asarray(T_init, dtype=np.float64)
         weight = None
         if bone_prob is not None:
             # bone_prob lies on the padded square network grid: a plain resize matches
-            bp = torch.as_tensor(cv2.resize(bone_prob.astype(np.float32), (rsize, rsize),
-                                            interpolation=cv2.INTER_LINEAR))
+            bp = torch.as_tensor(
+                cv2.resize(
+                    bone_prob.astype(np.float32), (rsize, rsize), interpolation=cv2.INTER_LINEAR
+                )
+            )
             bp = torch.nn.functional.max_pool2d(bp[None, None], 5, stride=1, padding=2)[0, 0]
             weight = 0.3 + 0.7 * bp
         if opt.refine:
-            rr = refine_pose(renderer, img_t, ref_img.K, T_start, valid=val_t, weight=weight,
-                             pivot_world=pivot, levels=opt.refine_levels)
+            rr = refine_pose(
+                renderer,
+                img_t,
+                ref_img.K,
+                T_start,
+                valid=val_t,
+                weight=weight,
+                pivot_world=pivot,
+                levels=opt.refine_levels,
+            )
             T_final = rr.T_cam_from_world
             res.similarity = rr.similarity
-            stage("refine", t0, iterations=rr.iterations, initial_similarity=round(rr.initial_similarity, 4),
-                  similarity=round(rr.similarity, 4))
+            stage(
+                "refine",
+                t0,
+                iterations=rr.iterations,
+                initial_similarity=round(rr.initial_similarity, 4),
+                similarity=round(rr.similarity, 4),
+            )
         else:
             T_final = T_start
             f = 2
             il = downsample(img_t, f)
-            wl = downsample(val_t.float(), f) * (downsample(weight, f) if weight is not None else 1.0)
+            wl = downsample(val_t.float(), f) * (
+                downsample(weight, f) if weight is not None else 1.0
+            )
             Kl = scaled_K(ref_img.K, rsize / il.shape[0])
             with torch.no_grad():
-                res.similarity = float(_similarity_at(renderer, torch.as_tensor(T_final, dtype=torch.float32), Kl, il, wl, 96))
+                res.similarity = float(
+                    _similarity_at(
+                        renderer, torch.as_tensor(T_final, dtype=torch.float32), Kl, il, wl, 96
+                    )
+                )
             stage("similarity", t0, similarity=round(res.similarity, 4))
         t0 = time.perf_counter()
         biv = _bone_in_view(renderer, T_final, ref_img.K, rsize, ref_img.valid)
@@ -272,7 +346,8 @@ def register(
         res.T_cam_from_world = T_final
         res.message = (
             f"registered: {res.n_inliers}/{res.n_correspondences} inliers, similarity {res.similarity:.3f}"
-            if model is not None else f"refined from the initial pose, similarity {res.similarity:.3f}"
+            if model is not None
+            else f"refined from the initial pose, similarity {res.similarity:.3f}"
         )
     except QualityError as exc:
         res.status = "failed"

@@ -82,7 +82,14 @@ def solve_pnp_ransac(
         raise ValueError(f"{n} image points but {len(p3)} 3-D points")
     finite = np.isfinite(p2).all(1) & np.isfinite(p3).all(1)
     if n < 6 or finite.sum() < 6:
-        return PnPResult(False, None, np.zeros(n, bool), n, 0, message=f"too few correspondences ({int(finite.sum())}, need >= 6)")
+        return PnPResult(
+            False,
+            None,
+            np.zeros(n, bool),
+            n,
+            0,
+            message=f"too few correspondences ({int(finite.sum())}, need >= 6)",
+        )
     Kd = np.asarray(K, dtype=np.float64)
     dist = np.zeros(5)
     cv2.setRNGSeed(int(seed))
@@ -93,14 +100,28 @@ def solve_pnp_ransac(
             if T_init is not None:
                 r0, t0 = _from_T(np.asarray(T_init, dtype=np.float64))
                 ok, rvec, tvec, inl = cv2.solvePnPRansac(
-                    p3[idx], p2[idx], Kd, dist, rvec=r0.copy(), tvec=t0.copy(), useExtrinsicGuess=True,
-                    iterationsCount=int(iterations), reprojectionError=float(reprojection_px),
-                    confidence=float(confidence), flags=cv2.SOLVEPNP_ITERATIVE,
+                    p3[idx],
+                    p2[idx],
+                    Kd,
+                    dist,
+                    rvec=r0.copy(),
+                    tvec=t0.copy(),
+                    useExtrinsicGuess=True,
+                    iterationsCount=int(iterations),
+                    reprojectionError=float(reprojection_px),
+                    confidence=float(confidence),
+                    flags=cv2.SOLVEPNP_ITERATIVE,
                 )
             else:
                 ok, rvec, tvec, inl = cv2.solvePnPRansac(
-                    p3[idx], p2[idx], Kd, dist, iterationsCount=int(iterations),
-                    reprojectionError=float(reprojection_px), confidence=float(confidence), flags=flag,
+                    p3[idx],
+                    p2[idx],
+                    Kd,
+                    dist,
+                    iterationsCount=int(iterations),
+                    reprojectionError=float(reprojection_px),
+                    confidence=float(confidence),
+                    flags=flag,
                 )
         except cv2.error:
             ok, inl = False, None
@@ -111,7 +132,9 @@ def solve_pnp_ransac(
         if T_init is not None:
             T_init = None  # retry without the guess
     if best is None:
-        return PnPResult(False, None, np.zeros(n, bool), n, 0, message="PnP-RANSAC found no consistent pose")
+        return PnPResult(
+            False, None, np.zeros(n, bool), n, 0, message="PnP-RANSAC found no consistent pose"
+        )
     rvec, tvec, _ = best
     T = _to_T(rvec, tvec)
     # LM on inliers, re-select inliers, LM again.
@@ -129,6 +152,11 @@ def solve_pnp_ransac(
     rmse = float(np.sqrt(np.mean(err[inl_mask] ** 2))) if n_in else float("nan")
     ok = n_in >= min_inliers
     return PnPResult(
-        ok, T if ok else None, inl_mask, n, n_in, rmse,
+        ok,
+        T if ok else None,
+        inl_mask,
+        n,
+        n_in,
+        rmse,
         message="" if ok else f"only {n_in} inliers after refinement (need >= {min_inliers})",
     )

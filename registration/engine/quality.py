@@ -33,14 +33,18 @@ class QualityError(Exception):
         self.stage = stage
 
 
-def check_image(image: np.ndarray, valid: np.ndarray, th: QualityThresholds = QualityThresholds()) -> None:
+def check_image(
+    image: np.ndarray, valid: np.ndarray, th: QualityThresholds = QualityThresholds()
+) -> None:
     """Reject blank or nearly empty images (line-integral form, any scale)."""
     img = np.asarray(image, dtype=np.float64)
     if not np.all(np.isfinite(img[valid])):
         raise QualityError("input", "the X-ray contains NaN or infinite values")
     frac = float(np.mean(valid))
     if frac < th.min_valid_fraction:
-        raise QualityError("input", f"only {frac:.1%} of the X-ray is inside the collimator; nothing to register")
+        raise QualityError(
+            "input", f"only {frac:.1%} of the X-ray is inside the collimator; nothing to register"
+        )
     vals = img[valid]
     rng = float(np.percentile(vals, 99.5) - np.percentile(vals, 0.5)) if vals.size else 0.0
     scale = max(float(np.max(np.abs(vals))) if vals.size else 0.0, 1e-12)
@@ -48,15 +52,19 @@ def check_image(image: np.ndarray, valid: np.ndarray, th: QualityThresholds = Qu
         raise QualityError("input", "the X-ray is blank (no contrast inside the collimator)")
 
 
-def check_network(bone_fraction: float, median_uncertainty_mm: float,
-                  th: QualityThresholds = QualityThresholds()) -> None:
+def check_network(
+    bone_fraction: float, median_uncertainty_mm: float, th: QualityThresholds = QualityThresholds()
+) -> None:
     if bone_fraction < th.min_bone_fraction:
         raise QualityError(
             "network",
             f"no bone of this CT recognised in the X-ray ({bone_fraction:.1%} of pixels); "
             "is it an image of another body part or patient?",
         )
-    if not np.isfinite(median_uncertainty_mm) or median_uncertainty_mm > th.max_median_uncertainty_mm:
+    if (
+        not np.isfinite(median_uncertainty_mm)
+        or median_uncertainty_mm > th.max_median_uncertainty_mm
+    ):
         raise QualityError(
             "network",
             f"the network is too uncertain (median {median_uncertainty_mm:.1f} mm > "
@@ -74,8 +82,12 @@ def check_pnp(n_corr: int, n_inliers: int, th: QualityThresholds = QualityThresh
         )
 
 
-def check_pose(T_cam_from_world: np.ndarray, bone_centre_lps: np.ndarray, source_to_detector_mm: float,
-               th: QualityThresholds = QualityThresholds()) -> None:
+def check_pose(
+    T_cam_from_world: np.ndarray,
+    bone_centre_lps: np.ndarray,
+    source_to_detector_mm: float,
+    th: QualityThresholds = QualityThresholds(),
+) -> None:
     """The bone centre must lie between source and detector at a plausible distance."""
     T = np.asarray(T_cam_from_world, dtype=np.float64)
     c = T[:3, :3] @ np.asarray(bone_centre_lps, dtype=np.float64) + T[:3, 3]
@@ -88,8 +100,9 @@ def check_pose(T_cam_from_world: np.ndarray, bone_centre_lps: np.ndarray, source
         )
 
 
-def check_similarity(similarity: float, bone_in_view_fraction: float,
-                     th: QualityThresholds = QualityThresholds()) -> None:
+def check_similarity(
+    similarity: float, bone_in_view_fraction: float, th: QualityThresholds = QualityThresholds()
+) -> None:
     if bone_in_view_fraction < th.min_bone_in_view_fraction:
         raise QualityError(
             "similarity",

@@ -69,22 +69,35 @@ def increment(theta: torch.Tensor, pivot_cam: torch.Tensor) -> torch.Tensor:
     return D
 
 
-def _similarity_at(renderer, T: torch.Tensor, K: np.ndarray, img_l: torch.Tensor, w_l: torch.Tensor,
-                   spr: int) -> torch.Tensor:
+def _similarity_at(
+    renderer, T: torch.Tensor, K: np.ndarray, img_l: torch.Tensor, w_l: torch.Tensor, spr: int
+) -> torch.Tensor:
     h, w = img_l.shape
     drr = renderer.render(T[None], torch.as_tensor(K, dtype=T.dtype), h, w, samples_per_ray=spr)[0]
     scales = (1, 2) if min(h, w) >= 48 else (1,)
     return combined_similarity(img_l, drr.to(img_l.dtype), w_l, gc_weight=0.5, scales=scales)[0]
 
 
-def bone_weight_from_drr(renderer, T: np.ndarray, K: np.ndarray, size: tuple[int, int],
-                         factor: int = 4, floor: float = 0.3) -> torch.Tensor:
+def bone_weight_from_drr(
+    renderer,
+    T: np.ndarray,
+    K: np.ndarray,
+    size: tuple[int, int],
+    factor: int = 4,
+    floor: float = 0.3,
+) -> torch.Tensor:
     """A soft bone weight map ``(H, W)`` from the bone-only DRR at pose ``T`` (dilated)."""
     H, W = size
     h, w = max(4, H // factor), max(4, W // factor)
     with torch.no_grad():
-        b = renderer.render(torch.as_tensor(T[None], dtype=torch.float32), torch.as_tensor(
-            scaled_K(K, H / h), dtype=torch.float32), h, w, samples_per_ray=48, bone_only=True)[0]
+        b = renderer.render(
+            torch.as_tensor(T[None], dtype=torch.float32),
+            torch.as_tensor(scaled_K(K, H / h), dtype=torch.float32),
+            h,
+            w,
+            samples_per_ray=48,
+            bone_only=True,
+        )[0]
     m = (b > 0.05 * float(b.max().clamp_min(1e-6))).float()
     m = F.max_pool2d(m[None, None], 5, stride=1, padding=2)
     m = F.interpolate(m, size=(H, W), mode="bilinear", align_corners=False)[0, 0]
@@ -141,7 +154,9 @@ def refine_pose(
         K_l = scaled_K(K, H / img_l.shape[0])
         theta = best_theta.clone().requires_grad_(True)
         opt = torch.optim.Adam([theta], lr=lvl.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(lvl.iterations, 1), eta_min=lvl.lr * 0.1)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=max(lvl.iterations, 1), eta_min=lvl.lr * 0.1
+        )
         level_best = -math.inf
         last_gain = 0
         for it in range(lvl.iterations):
@@ -175,7 +190,9 @@ def refine_pose(
         img_l = downsample(img, f) if f > 1 else img
         w_l = downsample(wgt, f) if f > 1 else wgt
         K_l = scaled_K(K, H / img_l.shape[0])
-        best_sim = float(_similarity_at(renderer, T_best, K_l, img_l, w_l, levels[-1].samples_per_ray))
+        best_sim = float(
+            _similarity_at(renderer, T_best, K_l, img_l, w_l, levels[-1].samples_per_ray)
+        )
     T_out = T_best.double().numpy()
     # re-orthonormalise (float32 drift)
     U, _, Vt = np.linalg.svd(T_out[:3, :3])

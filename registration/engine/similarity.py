@@ -15,7 +15,9 @@ def _b(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(0) if x.ndim == 2 else x
 
 
-def ncc(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-8) -> torch.Tensor:
+def ncc(
+    a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-8
+) -> torch.Tensor:
     """Weighted normalised cross-correlation per batch item -> ``(B,)``."""
     a, b = _b(a).float(), _b(b).float()
     w = torch.ones_like(a) if weight is None else _b(weight).float().expand_as(a)
@@ -73,5 +75,9 @@ def combined_similarity(
     for s in scales:
         xa, xb = downsample(xray, s), downsample(drr, s)
         ws = None if weight is None else downsample(weight, s)
-        total = total + (1.0 - gc_weight) * ncc(xa, xb, ws) + gc_weight * gradient_correlation(xa, xb, ws)
+        total = (
+            total
+            + (1.0 - gc_weight) * ncc(xa, xb, ws)
+            + gc_weight * gradient_correlation(xa, xb, ws)
+        )
     return total / len(scales)

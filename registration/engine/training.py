@@ -66,8 +66,12 @@ def get_preset(name: str) -> Preset:
         raise ValueError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
     p = PRESETS[name]
     kw = p.__dict__.copy()
-    for env, key in (("ORTHOFUSE_TRAIN_STEPS", "steps"), ("ORTHOFUSE_TRAIN_POOL", "pool_size"),
-                     ("ORTHOFUSE_TRAIN_SIZE", "input_size"), ("ORTHOFUSE_TRAIN_BATCH", "batch_size")):
+    for env, key in (
+        ("ORTHOFUSE_TRAIN_STEPS", "steps"),
+        ("ORTHOFUSE_TRAIN_POOL", "pool_size"),
+        ("ORTHOFUSE_TRAIN_SIZE", "input_size"),
+        ("ORTHOFUSE_TRAIN_BATCH", "batch_size"),
+    ):
         if os.environ.get(env):
             kw[key] = int(os.environ[env])
     if os.environ.get("ORTHOFUSE_TRAIN_MAX_SECONDS"):
@@ -84,8 +88,9 @@ class LossParts:
     median_error: float  # normalised units, entry+exit on bone pixels
 
 
-def scene_coord_loss(out: SceneCoordOutput, coords: torch.Tensor, mask: torch.Tensor,
-                     valid: torch.Tensor) -> LossParts:
+def scene_coord_loss(
+    out: SceneCoordOutput, coords: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor
+) -> LossParts:
     """Loss for a batch. ``coords`` (B, 6, H, W) normalised targets; ``mask``/``valid``
     (B, H, W) bool."""
     on = (mask & valid).float()
@@ -99,7 +104,9 @@ def scene_coord_loss(out: SceneCoordOutput, coords: torch.Tensor, mask: torch.Te
     coord_nll = (nll * on).sum() / n_on
     # plain L1 term keeps the coordinates learning while scales are still large
     l1 = (0.5 * (r1 + r2) * on).sum() / n_on
-    off_pen = (F.relu(OFF_BONE_LOG_SCALE - out.log_scale).mean(dim=1) * off).sum() / off.sum().clamp_min(1.0)
+    off_pen = (
+        F.relu(OFF_BONE_LOG_SCALE - out.log_scale).mean(dim=1) * off
+    ).sum() / off.sum().clamp_min(1.0)
     bce = F.binary_cross_entropy_with_logits(out.bone_logit[:, 0], mask.float(), reduction="none")
     bce = (bce * valid.float()).sum() / valid.float().sum().clamp_min(1.0)
     total = coord_nll + l1 + 0.5 * off_pen + bce
@@ -117,8 +124,13 @@ class TrainResult:
     cancelled: bool = False
 
 
-def _batch(pool: list[Sample], idx: np.ndarray, rng: np.random.Generator, device: str,
-           appearance: AppearanceParams) -> tuple[torch.Tensor, ...]:
+def _batch(
+    pool: list[Sample],
+    idx: np.ndarray,
+    rng: np.random.Generator,
+    device: str,
+    appearance: AppearanceParams,
+) -> tuple[torch.Tensor, ...]:
     imgs, coords, masks, valids = [], [], [], []
     for i in idx:
         s = pool[int(i)]
@@ -128,8 +140,12 @@ def _batch(pool: list[Sample], idx: np.ndarray, rng: np.random.Generator, device
         valids.append(val)
         coords.append(torch.from_numpy(s.coords))
         masks.append(torch.from_numpy(s.mask) & val)
-    return (torch.stack(imgs).to(device), torch.stack(coords).to(device),
-            torch.stack(masks).to(device), torch.stack(valids).to(device))
+    return (
+        torch.stack(imgs).to(device),
+        torch.stack(coords).to(device),
+        torch.stack(masks).to(device),
+        torch.stack(valids).to(device),
+    )
 
 
 def train_model(
@@ -155,12 +171,20 @@ def train_model(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     box = bone_box(volume, bone_threshold_hu)
-    gen = SampleGenerator(volume, camera, box, p.input_size, bone_threshold_hu=bone_threshold_hu,
-                          samples_per_ray=p.samples_per_ray, device=device)
+    gen = SampleGenerator(
+        volume,
+        camera,
+        box,
+        p.input_size,
+        bone_threshold_hu=bone_threshold_hu,
+        samples_per_ray=p.samples_per_ray,
+        device=device,
+    )
     net = SceneCoordUNet(base=p.base_channels, depth=p.depth).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=p.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.lr, total_steps=max(p.steps, 2),
-                                                pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=p.lr, total_steps=max(p.steps, 2), pct_start=0.1
+    )
     appearance = AppearanceParams()
     say = log or (lambda _m: None)
 
@@ -172,9 +196,18 @@ def train_model(
         pool.append(gen.make(rng))
         gen_seconds += time.perf_counter() - tg
         if progress and i % 10 == 0:
-            if progress({"phase": "simulating", "step": 0, "steps": p.steps, "loss": None,
-                         "median_error_mm": None, "seconds": time.perf_counter() - t0,
-                         "simulated": i + 1, "pool": n_init}):
+            if progress(
+                {
+                    "phase": "simulating",
+                    "step": 0,
+                    "steps": p.steps,
+                    "loss": None,
+                    "median_error_mm": None,
+                    "seconds": time.perf_counter() - t0,
+                    "simulated": i + 1,
+                    "pool": n_init,
+                }
+            ):
                 return TrainResult(net.cpu(), {}, [], cancelled=True)
     say(f"simulated {len(pool)} training images in {gen_seconds:.1f} s")
 
@@ -205,15 +238,22 @@ def train_model(
         loss = float(parts.total)
         ema = loss if ema is None else 0.95 * ema + 0.05 * loss
         if step % 10 == 0 or step == 1 or step == p.steps:
-            rec = {"step": step, "loss": loss, "loss_ema": ema,
-                   "median_error_mm": parts.median_error * box.scale,
-                   "mask_bce": parts.mask_bce, "seconds": time.perf_counter() - t0}
+            rec = {
+                "step": step,
+                "loss": loss,
+                "loss_ema": ema,
+                "median_error_mm": parts.median_error * box.scale,
+                "mask_bce": parts.mask_bce,
+                "seconds": time.perf_counter() - t0,
+            }
             history.append(rec)
             if progress and progress({"phase": "training", "steps": p.steps, **rec}):
                 cancelled = True
                 break
         if step % 100 == 0:
-            say(f"step {step}/{p.steps} loss {ema:.3f} median error {parts.median_error * box.scale:.1f} mm")
+            say(
+                f"step {step}/{p.steps} loss {ema:.3f} median error {parts.median_error * box.scale:.1f} mm"
+            )
         if time.perf_counter() - t0 > p.max_seconds:
             say(f"stopping at step {step}: time budget {p.max_seconds:.0f} s reached")
             break

@@ -103,7 +103,9 @@ class SceneCoordUNet(nn.Module):
         if x.ndim != 4 or x.shape[1] != 1:
             raise ValueError(f"expected (B, 1, H, W) input, got {tuple(x.shape)}")
         if x.shape[-1] % self.multiple or x.shape[-2] % self.multiple:
-            raise ValueError(f"image size must be divisible by {self.multiple}, got {tuple(x.shape[-2:])}")
+            raise ValueError(
+                f"image size must be divisible by {self.multiple}, got {tuple(x.shape[-2:])}"
+            )
         skips = []
         h = x
         for i, block in enumerate(self.enc):

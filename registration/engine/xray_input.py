@@ -31,7 +31,9 @@ def line_integral_from_pixels(pixels: np.ndarray, photometric: str = "MONOCHROME
         from registration.engine.intensity import to_line_integral
     except ImportError:
         return _fallback_line_integral(pixels, photometric)
-    return np.asarray(to_line_integral(np.asarray(pixels, dtype=np.float32), photometric), dtype=np.float32)
+    return np.asarray(
+        to_line_integral(np.asarray(pixels, dtype=np.float32), photometric), dtype=np.float32
+    )
 
 
 def collimator_mask(image: np.ndarray, min_area_fraction: float = 0.002) -> np.ndarray:
@@ -48,7 +50,9 @@ def collimator_mask(image: np.ndarray, min_area_fraction: float = 0.002) -> np.n
     flat = ((mx - mn) <= eps).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
     invalid = np.zeros((H, W), dtype=bool)
-    border = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])).tolist())
+    border = set(
+        np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])).tolist()
+    )
     for lab in border:
         if lab == 0:
             continue
@@ -76,13 +80,15 @@ def to_square(image: np.ndarray, valid: np.ndarray, K: np.ndarray, size: int) ->
     pt, pl = (S - H) // 2, (S - W) // 2
     fill = float(np.mean(img[valid])) if np.any(valid) else 0.0
     sq = np.full((S, S), fill, dtype=np.float32)
-    sq[pt:pt + H, pl:pl + W] = np.where(valid, img, fill)
+    sq[pt : pt + H, pl : pl + W] = np.where(valid, img, fill)
     vm = np.zeros((S, S), dtype=np.float32)
-    vm[pt:pt + H, pl:pl + W] = valid
+    vm[pt : pt + H, pl : pl + W] = valid
     if S != size:
         interp = cv2.INTER_AREA if size < S else cv2.INTER_LINEAR
         sq = cv2.resize(sq, (size, size), interpolation=interp)
-        vm = cv2.resize(vm, (size, size), interpolation=cv2.INTER_AREA if size < S else cv2.INTER_LINEAR)
+        vm = cv2.resize(
+            vm, (size, size), interpolation=cv2.INTER_AREA if size < S else cv2.INTER_LINEAR
+        )
     v = vm > 0.99
     a = size / S
     K2 = np.array(K, dtype=np.float64).copy()
