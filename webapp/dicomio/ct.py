@@ -72,6 +72,17 @@ def _get(ds: Dataset, keyword: str, default=None):
     return value
 
 
+def _int(ds: Dataset, keyword: str, default: int) -> int:
+    """An integer element, ``default`` when missing; refuses unparsable values."""
+    value = _get(ds, keyword)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputRefused(f"{keyword} {str(value)[:20]!r} is not a number") from None
+
+
 def _text(ds: Dataset, keyword: str) -> str:
     value = _get(ds, keyword, "")
     return str(value).strip() if value is not None else ""
@@ -182,9 +193,12 @@ def _floats(value, n: int, what: str, src: str) -> np.ndarray:
 
 
 def _frames_of(ds: Dataset, source: str) -> list[_Frame]:
-    n_frames = int(_get(ds, "NumberOfFrames", 1) or 1)
+    n_frames = _int(ds, "NumberOfFrames", 1) or 1
     enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
-    instance = int(_get(ds, "InstanceNumber", 0) or 0)
+    try:
+        instance = int(_get(ds, "InstanceNumber", 0) or 0)
+    except (TypeError, ValueError):
+        instance = 0
     frames = []
     if not enhanced:
         if n_frames > 1:
@@ -270,13 +284,13 @@ def check_pixel_header(ds: Dataset, source: str, *, max_voxels: int) -> int:
             raise InputRefused(f"{source}: floating-point pixel data is not a CT image")
         raise InputRefused(f"{source}: the file has no pixel data")
     try:
-        rows = int(_get(ds, "Rows", 0))
-        cols = int(_get(ds, "Columns", 0))
-        frames = int(_get(ds, "NumberOfFrames", 1) or 1)
-        spp = int(_get(ds, "SamplesPerPixel", 1) or 1)
-        bits = int(_get(ds, "BitsAllocated", 0))
-    except (TypeError, ValueError):
-        raise InputRefused(f"{source}: the image size tags are not numeric") from None
+        rows = _int(ds, "Rows", 0)
+        cols = _int(ds, "Columns", 0)
+        frames = _int(ds, "NumberOfFrames", 1) or 1
+        spp = _int(ds, "SamplesPerPixel", 1) or 1
+        bits = _int(ds, "BitsAllocated", 0)
+    except InputRefused as exc:
+        raise InputRefused(f"{source}: {exc.message}") from None
     if rows <= 0 or cols <= 0 or frames <= 0:
         raise InputRefused(f"{source}: invalid image size {rows} x {cols} x {frames} frames")
     if spp != 1:
@@ -395,7 +409,12 @@ def describe_series(groups: OrderedDict[str, list[tuple[str, Dataset]]]) -> list
     out = []
     for uid, items in groups.items():
         first = items[0][1]
-        n_slices = sum(int(_get(ds, "NumberOfFrames", 1) or 1) for _n, ds in items)
+        n_slices = 0
+        for _n, ds in items:
+            try:
+                n_slices += _int(ds, "NumberOfFrames", 1) or 1
+            except InputRefused:
+                n_slices += 1
         out.append(
             {
                 "series_uid": uid,
@@ -417,8 +436,9 @@ def list_series(sources, **limits) -> list[dict]:
 def _select_series(datasets, series_uid: str | None) -> list[tuple[str, Dataset]]:
     groups = group_series(datasets)
     if not groups:
-        non_image = sorted({_modality(ds) or "unknown" for _n, ds in datasets})
-        raise InputRefused(f"no images in the input (only {', '.join(non_image)} objects)")
+        kinds = sorted({_modality(ds) for _n, ds in datasets} - {""})
+        what = f"{', '.join(kinds)} objects" if kinds else "objects without a modality"
+        raise InputRefused(f"no images in the input (only {what})")
     if series_uid is not None:
         if series_uid not in groups:
             raise InputRefused(f"series {series_uid} is not in the input")

@@ -21,7 +21,9 @@ class CTVolume:
         self.array = np.asarray(self.array)
         self.affine = np.asarray(self.affine, dtype=np.float64)
         if self.array.ndim != 3:
-            raise ValueError(f"CT array must be 3-D (slices, rows, cols), got shape {self.array.shape}")
+            raise ValueError(
+                f"CT array must be 3-D (slices, rows, cols), got shape {self.array.shape}"
+            )
         if self.affine.shape != (4, 4):
             raise ValueError(f"affine must be 4x4, got {self.affine.shape}")
         if not np.all(np.isfinite(self.affine)):
@@ -63,5 +65,7 @@ class CTVolume:
     def corners_world(self) -> np.ndarray:
         """(8, 3) LPS mm of the outer voxel-centre corners."""
         k, j, i = self.shape
-        idx = np.array([[a, b, c] for a in (0, i - 1) for b in (0, j - 1) for c in (0, k - 1)], float)
+        idx = np.array(
+            [[a, b, c] for a in (0, i - 1) for b in (0, j - 1) for c in (0, k - 1)], float
+        )
         return self.voxel_to_world(idx)

@@ -31,7 +31,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from webapp.dicomio.ct import DEFAULT_MAX_VOXELS, _get, _text, _ts_label, check_pixel_header
+from webapp.dicomio.ct import DEFAULT_MAX_VOXELS, _get, _int, _text, _ts_label, check_pixel_header
 from webapp.dicomio.errors import InputRefused
 
 XRAY_MODALITIES = ("XA", "RF", "DX", "CR")
@@ -141,7 +141,7 @@ def _read_dicom(path: Path, *, max_voxels: int) -> XrayData:
             "greyscale X-ray (MONOCHROME1 or MONOCHROME2 expected)"
         )
     check_pixel_header(ds, path.name, max_voxels=max_voxels)
-    n_frames = int(_get(ds, "NumberOfFrames", 1) or 1)
+    n_frames = _int(ds, "NumberOfFrames", 1) or 1
     notes = []
     label = _ts_label(ds)
     with warnings.catch_warnings():
