@@ -130,7 +130,24 @@ def read_dataset(src: SourceFile) -> Dataset | None:
             raise InputRefused(
                 f"{src.name} is not a readable DICOM file ({type(exc).__name__}: {str(exc)[:120]})"
             ) from None
-    if not has_magic and not _looks_like_dicom(ds):
+    if not _looks_like_dicom(ds) and has_magic:
+        # The full read can lose everything when the pixel data is cut short: keep the
+        # header so that the refusal names the real problem.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                with src.open() as fh:
+                    header = pydicom.dcmread(fh, stop_before_pixels=True)
+            except Exception:  # noqa: BLE001
+                header = None
+        if header is not None and _looks_like_dicom(header):
+            header._orthofuse_damaged_pixels = True
+            return header
+    if not _looks_like_dicom(ds):
+        if has_magic:
+            raise InputRefused(
+                f"{src.name} is a damaged DICOM file (no readable data elements; truncated?)"
+            )
         return None
     return ds
 
@@ -279,6 +296,8 @@ def check_pixel_header(ds: Dataset, source: str, *, max_voxels: int) -> int:
     uncompressed data must hold the declared bytes; compressed data may not claim to expand
     more than ``MAX_COMPRESSION_RATIO`` times.
     """
+    if getattr(ds, "_orthofuse_damaged_pixels", False):
+        raise InputRefused(f"{source}: the pixel data is truncated or damaged")
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise InputRefused(f"{source}: floating-point pixel data is not a CT image")
