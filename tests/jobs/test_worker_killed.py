@@ -1,0 +1,158 @@
+"""A worker killed with SIGKILL mid-job: the job is re-run by a new worker, or failed with a
+reason once its attempts are used up. Never left ``running``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.jobs.conftest import wait_for
+from webapp.jobs.models import Job
+from webapp.jobs.services import recover_stale_jobs, submit_job
+
+pytestmark = [pytest.mark.worker, pytest.mark.timeout(120)]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _database_url() -> str:
+    """A DATABASE_URL for the database this test is using (the test database)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    if "postgresql" in db["ENGINE"]:
+        auth = quote(db.get("USER") or "", safe="")
+        if db.get("PASSWORD"):
+            auth += ":" + quote(db["PASSWORD"], safe="")
+        host = db.get("HOST") or "127.0.0.1"
+        port = f":{db['PORT']}" if db.get("PORT") else ""
+        return f"postgres://{auth}@{host}{port}/{quote(db['NAME'], safe='')}"
+    pytest.skip(f"no worker subprocess support for {db['ENGINE']}")
+
+
+def _start_worker(queue: str, log_path: Path) -> subprocess.Popen:
+    env = dict(
+        os.environ,
+        DATABASE_URL=_database_url(),
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        ORTHOFUSE_VAR_DIR=str(settings.VAR_DIR),
+        ORTHOFUSE_JOB_HEARTBEAT_S="0.2",
+        ORTHOFUSE_JOB_STALE_AFTER_S="600",  # recovery is what the test does, not the new worker
+        PYTHONUNBUFFERED="1",
+    )
+    command = [
+        sys.executable, "-m", "celery", "-A", "webapp", "worker",
+        "-Q", queue, "-c", "1", "--pool=prefork", "--loglevel=INFO",
+        "-n", f"killtest-{uuid.uuid4().hex[:8]}@%h",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    log = log_path.open("wb")
+    try:
+        # its own session: SIGKILL to the group takes the pool children down with it,
+        # like a machine or container that dies
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    finally:
+        log.close()
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+def _run_until_killed(job: Job, queue: str, tmp_path: Path) -> Job:
+    log_path = tmp_path / "worker.log"
+    proc = _start_worker(queue, log_path)
+    try:
+        wait_for(
+            lambda: (
+                proc.poll() is not None
+                or Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, progress__gt=0).exists()
+            ),
+            timeout=60,
+            interval=0.1,
+            what="the worker subprocess to start the job",
+        )
+        assert proc.poll() is None, "worker exited early:\n" + log_path.read_text()[-3000:]
+    finally:
+        _kill(proc)
+    job.refresh_from_db()
+    assert job.status == Job.Status.RUNNING, "the job must still look running right after the kill"
+    # the heartbeat stops with the worker
+    beat = job.heartbeat_at
+    time.sleep(1.0)
+    job.refresh_from_db()
+    assert job.heartbeat_at == beat, "something still beats for the killed worker"
+    assert job.status == Job.Status.RUNNING
+    return job
+
+
+def test_killed_worker_job_is_rerun_by_a_new_worker(
+    transactional_db, purged_queues, fast_heartbeat, surgeon_a, tmp_path
+):
+    from celery.contrib.testing.worker import start_worker
+
+    from webapp.celery import app
+
+    job = submit_job("diagnostic_sleep", params={"seconds": 6.0, "steps": 30}, user=surgeon_a)
+    job = _run_until_killed(job, "cpu", tmp_path)
+    first_worker = job.worker
+    assert job.attempts == 1
+
+    time.sleep(2.2)  # longer than the silence limit used below
+    outcomes = recover_stale_jobs(max_silence_s=2.0)
+    assert [job_id for job_id, _ in outcomes] == [job.pk]
+    assert outcomes[0][1].startswith("re-queued: worker stopped responding (last heartbeat ")
+    job.refresh_from_db()
+    assert job.status == Job.Status.QUEUED
+
+    with start_worker(
+        app,
+        pool="solo",
+        perform_ping_check=False,
+        queues=["cpu"],
+        shutdown_timeout=30,
+        loglevel="WARNING",
+    ):
+        wait_for(
+            lambda: Job.objects.get(pk=job.pk).is_finished, timeout=60, what="the re-run to finish"
+        )
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.attempts == 2
+    assert job.result["attempt"] == 2
+    assert job.worker != first_worker
+    assert job.progress == pytest.approx(1.0)
+
+
+def test_killed_worker_job_without_attempts_left_fails_with_reason(
+    transactional_db, purged_queues, fast_heartbeat, surgeon_a, tmp_path
+):
+    # diagnostic_gpu allows a single attempt
+    job = submit_job("diagnostic_gpu", params={"seconds": 6.0, "steps": 30}, user=surgeon_a)
+    job = _run_until_killed(job, "gpu", tmp_path)
+    time.sleep(2.2)
+    outcomes = recover_stale_jobs(max_silence_s=2.0)
+    assert [job_id for job_id, _ in outcomes] == [job.pk]
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.error_line.startswith("worker stopped responding (last heartbeat ")
+    assert job.error_line.endswith("s ago) after 1 attempt")
+    assert job.finished_at is not None
+    # settled once: a second sweep finds nothing to do
+    assert recover_stale_jobs(max_silence_s=2.0) == []
