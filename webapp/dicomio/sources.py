@@ -46,6 +46,14 @@ class Sources:
     skipped: list[str] = field(default_factory=list)
 
 
+def human_bytes(n: float) -> str:
+    """``n`` bytes as a short human string (decimal units)."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
 def _unsafe_member_name(name: str) -> bool:
     if not name or name.startswith(("/", "\\")):
         return True
@@ -81,8 +89,8 @@ def read_zip(path: Path, *, max_bytes: int, max_files: int) -> tuple[list[Source
         declared = sum(info.file_size for info in infos)
         if declared > max_bytes:
             raise InputRefused(
-                f"the zip archive expands to {declared / 1e6:.1f} MB, more than the limit of "
-                f"{max_bytes / 1e6:.1f} MB"
+                f"the zip archive expands to {human_bytes(declared)}, more than the limit of "
+                f"{human_bytes(max_bytes)}"
             )
         for index, info in enumerate(infos):
             if _unsafe_member_name(info.filename):
@@ -106,7 +114,7 @@ def read_zip(path: Path, *, max_bytes: int, max_files: int) -> tuple[list[Source
                         total += len(chunk)
                         if total > max_bytes:
                             raise InputRefused(
-                                f"the zip archive expands to more than the limit of {max_bytes / 1e6:.1f} MB"
+                                f"the zip archive expands to more than the limit of {human_bytes(max_bytes)}"
                             )
                         chunks.append(chunk)
             except InputRefused:
@@ -172,7 +180,7 @@ def collect_sources(
     total = sum(f.path.stat().st_size if f.path is not None else len(f.data or b"") for f in files)
     if total > max_bytes:
         raise InputRefused(
-            f"the input is {total / 1e6:.1f} MB, more than the limit of {max_bytes / 1e6:.1f} MB"
+            f"the input is {human_bytes(total)}, more than the limit of {human_bytes(max_bytes)}"
         )
     if not files:
         raise InputRefused("no files found in the input")

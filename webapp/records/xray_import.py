@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from webapp.core import audit
 from webapp.dicomio import InputRefused, read_xray, zero_preamble
+from webapp.dicomio.sources import human_bytes
 from webapp.records.ct_import import ImportRefused
 from webapp.records.models import XrayImage
 
@@ -79,7 +80,7 @@ def import_xray(
     limit = int(settings.ORTHOFUSE_MAX_UPLOAD_BYTES)
     if size > limit:
         raise ImportRefused(
-            f"the file is {size / 1e6:.1f} MB, more than the limit of {limit / 1e6:.1f} MB"
+            f"the file is {human_bytes(size)}, more than the limit of {human_bytes(limit)}"
         )
     try:
         data = read_xray(path, max_voxels=int(settings.ORTHOFUSE_MAX_VOXELS))
