@@ -69,3 +69,33 @@ def celery_worker(transactional_db, purged_queues, fast_heartbeat) -> Iterator[o
         loglevel="WARNING",
     ) as worker:
         yield worker
+
+
+@pytest.fixture
+def temp_kind():
+    """Register throwaway job kinds for one test: ``temp_kind("name", handler, **spec)``."""
+    from webapp.jobs import registry
+
+    added: list[str] = []
+
+    def add(kind: str, handler, **options) -> str:
+        assert kind not in registry._REGISTRY, f"kind {kind!r} already registered"
+        registry.register(kind, **options)(handler)
+        added.append(kind)
+        return kind
+
+    yield add
+    for kind in added:
+        registry._REGISTRY.pop(kind, None)
+
+
+@pytest.fixture
+def make_job(db):
+    """A Job row as submit_job would leave it, without sending a message."""
+    from webapp.jobs.models import Job
+
+    def make(kind: str = "diagnostic_sleep", **fields) -> Job:
+        fields.setdefault("params", {"seconds": 0.05, "steps": 5})
+        return Job.objects.create(kind=kind, **fields)
+
+    return make
