@@ -32,7 +32,9 @@ def render_png(T: np.ndarray) -> bytes:
     cam = camera()
     img = np.full((SIZE, SIZE), 4000, np.uint16)
     yy, xx = np.mgrid[0:SIZE, 0:SIZE]
-    img += (2000 * np.exp(-((xx - SIZE / 2) ** 2 + (yy - SIZE / 2) ** 2) / (2 * 90.0**2))).astype(np.uint16)
+    img += (2000 * np.exp(-((xx - SIZE / 2) ** 2 + (yy - SIZE / 2) ** 2) / (2 * 90.0**2))).astype(
+        np.uint16
+    )
     x_cam = BEADS @ T[:3, :3].T + T[:3, 3]
     uv = (x_cam @ cam.K.T)[:, :2] / (x_cam @ cam.K.T)[:, 2:3]
     for u, v in uv:

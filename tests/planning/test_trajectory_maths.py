@@ -29,7 +29,13 @@ def test_anatomical_angles_of_axis_directions():
     assert a["inclination_deg"] == pytest.approx(45)
     assert a["cranial_deg"] == pytest.approx(45)
     # a cup axis: lateral, inferior, anterior; compare with the textbook formulas
-    d = np.array([np.sin(np.radians(40)) * np.cos(np.radians(15)), -np.sin(np.radians(15)), -np.cos(np.radians(40)) * np.cos(np.radians(15))])
+    d = np.array(
+        [
+            np.sin(np.radians(40)) * np.cos(np.radians(15)),
+            -np.sin(np.radians(15)),
+            -np.cos(np.radians(40)) * np.cos(np.radians(15)),
+        ]
+    )
     a = anatomical_angles([0, 0, 0], 50 * d)
     assert a["inclination_deg"] == pytest.approx(40, abs=1e-9)
     assert a["anteversion_deg"] == pytest.approx(15, abs=1e-9)
@@ -48,7 +54,10 @@ def test_image_angle_counter_clockwise_on_screen():
 
 def test_deviation_known_offsets():
     pe, pt = np.array([0.0, 0, 0]), np.array([0.0, 0, 50])
-    ae, at = np.array([3.0, 4, 0]), pe + 50 * np.array([np.sin(np.radians(10)), 0, np.cos(np.radians(10))])
+    ae, at = (
+        np.array([3.0, 4, 0]),
+        pe + 50 * np.array([np.sin(np.radians(10)), 0, np.cos(np.radians(10))]),
+    )
     d = deviation(pe, pt, ae, at + [3, 4, 0])
     assert d["entry_mm"] == pytest.approx(5.0)
     assert d["angle_deg"] == pytest.approx(10.0, abs=1e-9)
@@ -61,7 +70,11 @@ def test_deviation_known_offsets():
 
 def test_tool_vs_plan_distances_and_angle():
     entry, target = np.array([0.0, 0, 0]), np.array([0.0, 0, 100])
-    tool = ToolPose(np.array([3.0, 4.0, 50.0]), np.array([0.0, np.sin(np.radians(20)), np.cos(np.radians(20))]), "test")
+    tool = ToolPose(
+        np.array([3.0, 4.0, 50.0]),
+        np.array([0.0, np.sin(np.radians(20)), np.cos(np.radians(20))]),
+        "test",
+    )
     r = tool_vs_plan(tool, entry, target)
     assert r["tip_to_plan_mm"] == pytest.approx(5.0)
     assert r["tip_to_axis_mm"] == pytest.approx(5.0)

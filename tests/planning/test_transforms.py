@@ -65,7 +65,9 @@ def test_tracker_chain_via_patient_reference_matches_direct_pose():
             "tip_in_tool": tip_in_tool.tolist(),
         }
     )
-    np.testing.assert_allclose(pose.tip, T_ct_from_tool[:3, :3] @ tip_in_tool + T_ct_from_tool[:3, 3], atol=1e-9)
+    np.testing.assert_allclose(
+        pose.tip, T_ct_from_tool[:3, :3] @ tip_in_tool + T_ct_from_tool[:3, 3], atol=1e-9
+    )
     np.testing.assert_allclose(pose.axis, T_ct_from_tool[:3, :3] @ axis_in_tool, atol=1e-12)
     assert pose.chain == "tracker via patient reference"
 
@@ -99,10 +101,17 @@ def test_ct_tip_axis_is_normalised_and_zero_axis_refused():
     "payload, message",
     [
         ({"frame": "ct"}, "needs tip and axis"),
-        ({"frame": "tracker", "T_tracker_from_tool": np.eye(4).tolist()}, "needs T_tracker_from_patientref"),
+        (
+            {"frame": "tracker", "T_tracker_from_tool": np.eye(4).tolist()},
+            "needs T_tracker_from_patientref",
+        ),
         ({"frame": "moon"}, "frame must be"),
         (
-            {"frame": "tracker", "T_tracker_from_tool": np.eye(4).tolist(), "T_tracker_from_patientref": np.eye(4).tolist()},
+            {
+                "frame": "tracker",
+                "T_tracker_from_tool": np.eye(4).tolist(),
+                "T_tracker_from_patientref": np.eye(4).tolist(),
+            },
             "T_patientref_from_ct is required",
         ),
         ([1, 2, 3], "JSON object"),

@@ -20,8 +20,13 @@ from webapp.planning.engine.views_geometry import (
 
 def view(lao: float, cranial: float = 0.0) -> ViewGeometry:
     cam = helpers.camera()
-    return ViewGeometry(cam.K, carm_pose(lao, cranial, helpers.SID, (0, 0, 0)), cam.width, cam.height,
-                        pixel_spacing_mm=cam.pixel_spacing_mm)
+    return ViewGeometry(
+        cam.K,
+        carm_pose(lao, cranial, helpers.SID, (0, 0, 0)),
+        cam.width,
+        cam.height,
+        pixel_spacing_mm=cam.pixel_spacing_mm,
+    )
 
 
 @pytest.mark.parametrize("lao2", [90.0, 45.0, 30.0])
@@ -73,9 +78,13 @@ def test_frustum_corners_project_to_image_corners():
     v = view(25, 10)
     corners = detector_corners_world(v)
     uv = project(v, corners)
-    np.testing.assert_allclose(uv, [[0, 0], [v.width - 1, 0], [v.width - 1, v.height - 1], [0, v.height - 1]], atol=1e-9)
+    np.testing.assert_allclose(
+        uv, [[0, 0], [v.width - 1, 0], [v.width - 1, v.height - 1], [0, v.height - 1]], atol=1e-9
+    )
     # detector at SDD from the source
-    assert np.linalg.norm(corners.mean(axis=0) - v.source_world) == pytest.approx(helpers.SDD, rel=1e-9)
+    assert np.linalg.norm(corners.mean(axis=0) - v.source_world) == pytest.approx(
+        helpers.SDD, rel=1e-9
+    )
 
 
 def test_view_geometry_refuses_non_rigid_pose():
