@@ -207,3 +207,25 @@ def test_import_ct_command_exit_code(tmp_path):
     )
     assert proc.returncode != 0
     assert "duplicate slice positions" in proc.stderr
+
+
+def test_volume_store_reads_through_non_local_storage(db, tmp_path, patient_a, settings):
+    """Workers read through storage (no local file): InMemoryStorage keeps bytes only."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    }
+    folder, stored = _series(tmp_path, seed=9)
+    study = import_ct_study(folder, patient_a)
+    assert type(default_storage._wrapped).__name__ == "InMemoryStorage"
+    assert not (tmp_path / "media").exists()  # nothing on the local disk
+    hu = stored.astype(np.float32) - 1024
+    np.testing.assert_array_equal(load_study_volume(study).array, hu)
+    mm = load_study_volume(study, mmap=True)
+    assert mm.array.dtype == np.int16
+    for axis, index in ((0, 4), (1, 2), (2, 0)):
+        np.testing.assert_array_equal(
+            read_slice(study, axis, index), np.take(hu, index, axis=axis).astype(np.int16)
+        )
+    with pytest.raises(IndexError):
+        read_slice(study, 0, 5)

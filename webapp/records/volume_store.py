@@ -19,6 +19,7 @@ Workers never receive local paths: everything goes through ``default_storage`` n
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 from django.core.files.base import ContentFile
@@ -59,10 +60,12 @@ def delete_volume_file(study) -> None:
 
 
 def _local_path(name: str) -> str | None:
+    """The file's path when storage keeps it on the local disk (else None: read bytes)."""
     try:
-        return default_storage.path(name)
+        local = default_storage.path(name)
     except NotImplementedError:
         return None
+    return local if local and os.path.isfile(local) else None
 
 
 def _open_array(study, *, mmap: bool) -> np.ndarray:
