@@ -1,0 +1,213 @@
+"""Correspondence: name detected blobs with phantom bead ids.
+
+Near layer (plane 0, a square grid with a code of large beads):
+1. lattice orientation and pitch from nearest-neighbour vectors in the centre of the field;
+2. a seed blob whose 8 lattice neighbours are best explained by that lattice;
+3. region growing in lattice index space, predicting each new lattice point from a local
+   affine fit of already-labelled neighbours (follows the smooth distortion and steps
+   over hidden beads; far-layer beads sit at cell centres and are never taken);
+4. the code: large/small classes of labelled blobs are matched against the phantom under
+   the 8 square symmetries (rotation by 90 degrees, mirror) and all index offsets.
+Far-layer matching needs the distortion map and is done in :mod:`calibrate`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .phantom import GridInfo, _symmetries
+
+
+class CorrespondenceError(ValueError):
+    """The beads cannot be named reliably; the message says why."""
+
+
+@dataclass
+class LatticeLabels:
+    blob_index: np.ndarray  # (M,) indices into the detections
+    ij: np.ndarray  # (M, 2) observed lattice indices
+    pitch_px: float
+    theta: float  # lattice direction, radians
+
+
+@dataclass
+class NearMatch:
+    blob_index: np.ndarray  # (M,) detection index
+    bead_index: np.ndarray  # (M,) index into Phantom.beads
+    symmetry: np.ndarray  # 2x2 signed permutation (observed ij -> phantom ij)
+    offset: np.ndarray  # (2,)
+    score: float
+    runner_up: float
+
+
+def build_lattice(
+    xy: np.ndarray, centre: np.ndarray, pitch_guess_px: float, *, tol: float = 0.3
+) -> LatticeLabels:
+    """Label blobs with integer lattice indices by region growing from the centre."""
+    n = len(xy)
+    if n < 9:
+        raise CorrespondenceError(f"only {n} bead-like blobs detected; not a phantom image")
+    tree = cKDTree(xy)
+    pairs = tree.query_pairs(1.3 * pitch_guess_px, output_type="ndarray")
+    vec = xy[pairs[:, 1]] - xy[pairs[:, 0]]
+    dist = np.linalg.norm(vec, axis=1)
+    ok = (dist > 0.75 * pitch_guess_px) & (dist < 1.3 * pitch_guess_px)
+    mid = 0.5 * (xy[pairs[:, 1]] + xy[pairs[:, 0]])
+    rc = np.linalg.norm(mid - centre, axis=1)
+    if not np.any(ok):
+        raise CorrespondenceError(
+            "no regular bead grid found near the expected spacing: wrong phantom or pixel spacing"
+        )
+    central = ok & (rc < np.percentile(rc[ok], 60))
+    ang = np.arctan2(vec[central, 1], vec[central, 0])
+    theta = float(np.angle(np.sum(np.exp(4j * ang))) / 4)
+    # pitch from pairs aligned with the lattice axes
+    dev = np.abs(np.angle(np.exp(4j * (np.arctan2(vec[:, 1], vec[:, 0]) - theta)))) / 4
+    aligned = ok & (dev < np.deg2rad(8))
+    if aligned.sum() < 4:
+        raise CorrespondenceError("no regular bead grid found: wrong phantom or pixel spacing")
+    pitch = float(np.median(dist[aligned & (rc < np.percentile(rc[aligned], 60))]))
+    a = pitch * np.array([np.cos(theta), np.sin(theta)])
+    b = pitch * np.array([-np.sin(theta), np.cos(theta)])
+    nbr = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)])
+
+    # seed: among blobs near the centre, the one whose 8 neighbours are best explained
+    order = np.argsort(np.linalg.norm(xy - centre, axis=1))[:25]
+    best, best_score = None, -1
+    for s in order:
+        pred = xy[s] + nbr[:, :1] * a + nbr[:, 1:] * b
+        d, _ = tree.query(pred)
+        score = int(np.sum(d < tol * pitch))
+        if score > best_score:
+            best, best_score = s, score
+    if best_score < 4:
+        raise CorrespondenceError("could not find the bead grid around the image centre")
+
+    labels: dict[tuple[int, int], int] = {(0, 0): int(best)}
+    used = {int(best)}
+    failed: dict[tuple[int, int], int] = {}
+    grew = True
+    while grew:
+        grew = False
+        known = np.array(list(labels.keys()))
+        kxy = xy[np.array(list(labels.values()))]
+        cands = set()
+        for i, j in known:
+            for di in range(-2, 3):
+                for dj in range(-2, 3):
+                    key = (i + di, j + dj)
+                    if key not in labels and failed.get(key, 0) < len(labels):
+                        cands.add(key)
+        if not cands:
+            break
+        ktree = cKDTree(known)
+        cand_list = sorted(cands, key=lambda k: ktree.query(k)[0])
+        for key in cand_list:
+            if key in labels:
+                continue
+            known = np.array(list(labels.keys()))
+            kxy = xy[np.array(list(labels.values()))]
+            d_idx = np.abs(known - np.array(key)).max(axis=1)
+            near = np.flatnonzero(d_idx <= 2)
+            if len(near) == 0:
+                continue
+            pred = _predict(np.array(key, float), known[near].astype(float), kxy[near], a, b)
+            d, k = tree.query(pred)
+            local_pitch = _local_pitch(known[near], kxy[near], pitch)
+            if d < tol * local_pitch and int(k) not in used:
+                labels[key] = int(k)
+                used.add(int(k))
+                grew = True
+            else:
+                failed[key] = len(labels)
+    idx = np.array(list(labels.values()))
+    ij = np.array(list(labels.keys()))
+    return LatticeLabels(idx, ij, pitch, theta)
+
+
+def _predict(key, kij, kxy, a, b) -> np.ndarray:
+    if len(kij) >= 4:
+        design = np.column_stack([kij, np.ones(len(kij))])
+        if np.linalg.matrix_rank(design) == 3:
+            coef, *_ = np.linalg.lstsq(design, kxy, rcond=None)
+            return np.array([key[0], key[1], 1.0]) @ coef
+    j = np.argmin(np.abs(kij - key).sum(axis=1))
+    dk = key - kij[j]
+    return kxy[j] + dk[0] * a + dk[1] * b
+
+
+def _local_pitch(kij, kxy, default) -> float:
+    if len(kij) >= 4:
+        design = np.column_stack([kij, np.ones(len(kij))])
+        if np.linalg.matrix_rank(design) == 3:
+            coef, *_ = np.linalg.lstsq(design, kxy, rcond=None)
+            return float(np.sqrt(abs(np.linalg.det(coef[:2]))))
+    return default
+
+
+def classify_large(integral: np.ndarray, size_ratio: float) -> np.ndarray:
+    """Large/small class from integrated signal (proportional to diameter cubed).
+
+    The small class is the majority; the threshold sits half way (in log) to the
+    expected large-bead signal.
+    """
+    logi = np.log(np.clip(integral, 1e-12, None))
+    base = np.median(logi)
+    thr = base + 0.5 * 3 * np.log(size_ratio)
+    return logi > thr
+
+
+def match_code(lat: LatticeLabels, large_obs: np.ndarray, grid: GridInfo) -> NearMatch:
+    """Find the symmetry and offset mapping observed lattice indices onto the phantom grid."""
+    pkeys = {tuple(v): k for k, v in enumerate(grid.ij)}
+    p_large_ij = grid.ij[grid.large]
+    o_large_ij = lat.ij[large_obs]
+    n_obs = len(lat.ij)
+    results = []
+    for m in _symmetries():
+        mapped_all = lat.ij @ m.T
+        votes: Counter = Counter()
+        if len(o_large_ij) and len(p_large_ij):
+            mapped_large = o_large_ij @ m.T
+            off = (p_large_ij[None, :, :] - mapped_large[:, None, :]).reshape(-1, 2)
+            votes.update(map(tuple, off))
+        cands = [k for k, _ in votes.most_common(6)] or [(0, 0)]
+        for off in cands:
+            mapped = mapped_all + np.array(off)
+            score = 0.0
+            for q, is_large in zip(map(tuple, mapped), large_obs, strict=True):
+                k = pkeys.get(q)
+                if k is None:
+                    score -= 1.0
+                elif grid.large[k] == is_large:
+                    score += 1.0 + 4.0 * is_large
+                else:
+                    score -= 2.0
+            results.append((score, m, np.array(off)))
+    results.sort(key=lambda r: -r[0])
+    best = results[0]
+    second = results[1][0] if len(results) > 1 else -np.inf
+    n_large = int(large_obs.sum())
+    max_score = n_obs + 4.0 * n_large
+    if best[0] < 0.6 * max_score or n_large < 3:
+        raise CorrespondenceError(
+            f"the bead pattern does not match this phantom ({n_obs} grid beads, "
+            f"{n_large} large; best code agreement {max(best[0], 0) / max(max_score, 1):.0%})"
+        )
+    if best[0] - second < max(6.0, 0.1 * max_score):
+        raise CorrespondenceError(
+            "the phantom orientation is ambiguous: too few coded (large) beads are visible"
+        )
+    m, off = best[1], best[2]
+    mapped = lat.ij @ m.T + off
+    blob_idx, bead_idx = [], []
+    for q, bi in zip(map(tuple, mapped), lat.blob_index, strict=True):
+        k = pkeys.get(q)
+        if k is not None:
+            blob_idx.append(int(bi))
+            bead_idx.append(int(grid.indices[k]))
+    return NearMatch(np.array(blob_idx), np.array(bead_idx), m, off, float(best[0]), float(second))
