@@ -1,0 +1,145 @@
+"""The CT viewer in a real browser: three views render and W/L presets change pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.browser.conftest import canvas_pixels
+from tests.browser.volumes import affine_for, phantom_hu, save_study
+from tests.conftest import shared_path
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+VIEWS = ("axial", "coronal", "sagittal")
+
+
+def wait_until_rendered(page) -> None:
+    page.wait_for_function(
+        "() => window.orthofuseViewer && (window.orthofuseViewer.ready || window.orthofuseViewer.error)",
+        timeout=90_000,
+    )
+    error = page.evaluate("() => window.orthofuseViewer.error")
+    assert error is None, f"viewer error: {error}; console: {page.console_errors}"
+    page.wait_for_function(
+        "() => Object.values(window.orthofuseViewer.renderCounts).every((n) => n > 0)",
+        timeout=30_000,
+    )
+
+
+def view_pixels(page) -> dict[str, np.ndarray]:
+    return {name: canvas_pixels(page, f'[data-view="{name}"]') for name in VIEWS}
+
+
+def click_preset_and_wait(page, preset: str) -> None:
+    before = page.evaluate("() => window.orthofuseViewer.renderCount")
+    page.click(f'button[data-preset="{preset}"]')
+    page.wait_for_function(
+        f"() => window.orthofuseViewer.renderCount >= {before} + 3", timeout=30_000
+    )
+    # One more animation frame so the composited canvas holds the new image.
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+
+
+def assert_views_show_the_volume(page) -> dict[str, np.ndarray]:
+    pixels = view_pixels(page)
+    for name, rgba in pixels.items():
+        grey = rgba[..., :3].astype(float).mean(axis=2)
+        assert rgba.shape[0] > 50 and rgba.shape[1] > 50, f"{name} canvas is {rgba.shape}"
+        # Not blank: lit pixels with many distinct grey levels (a thin slab of a few
+        # slices fills little of the sagittal and coronal views, so no big share is asked).
+        lit = grey > 30
+        assert lit.mean() > 0.01, f"{name} view has almost no lit pixels ({lit.mean():.2%})"
+        assert grey.std() > 5.0, f"{name} view looks blank (std {grey.std():.2f})"
+        levels = len(np.unique(np.rint(grey[lit])))
+        assert levels >= 16, f"{name} view shows only {levels} grey levels"
+    return pixels
+
+
+def check_presets_change_pixels(page) -> None:
+    click_preset_and_wait(page, "bone")
+    voi = page.evaluate("() => window.orthofuseViewer.voi()")
+    for name in VIEWS:
+        assert voi[name]["window"] == pytest.approx(2500, abs=1)
+        assert voi[name]["level"] == pytest.approx(480, abs=1)
+    bone = view_pixels(page)
+    click_preset_and_wait(page, "soft")
+    voi = page.evaluate("() => window.orthofuseViewer.voi()")
+    for name in VIEWS:
+        assert voi[name]["window"] == pytest.approx(400, abs=1)
+        assert voi[name]["level"] == pytest.approx(40, abs=1)
+    soft = view_pixels(page)
+    for name in VIEWS:
+        bone_grey = bone[name][..., :3].astype(float).mean(axis=2)
+        soft_grey = soft[name][..., :3].astype(float).mean(axis=2)
+        lit = np.maximum(bone_grey, soft_grey) > 10
+        changed = (np.abs(bone_grey - soft_grey) > 20) & lit
+        share = changed.sum() / max(lit.sum(), 1)
+        assert changed.sum() > 200 and share > 0.2, (
+            f"{name}: presets changed {changed.sum()} pixels ({share:.1%} of the lit area)"
+        )
+
+
+def test_synthetic_volume_renders_three_views_and_presets_change_pixels(
+    built_frontend, login_page, page_url, surgeon_a, patient_a
+):
+    study = save_study(patient_a, phantom_hu(), affine_for())
+    page = login_page(surgeon_a)
+    page.goto(page_url("records:study-detail", study.pk))
+    wait_until_rendered(page)
+    assert page.evaluate("() => window.orthofuseViewer.preset") == "soft"
+    assert_views_show_the_volume(page)
+    check_presets_change_pixels(page)
+
+
+def test_slices_running_toward_the_feet_render(
+    built_frontend, login_page, page_url, surgeon_a, patient_a
+):
+    """A left-handed voxel frame (k toward the feet) is reordered in the browser."""
+    study = save_study(patient_a, phantom_hu(seed=3), affine_for(flip_k=True))
+    page = login_page(surgeon_a)
+    page.goto(page_url("records:study-detail", study.pk))
+    wait_until_rendered(page)
+    assert_views_show_the_volume(page)
+    info = page.evaluate("() => window.orthofuseViewer.sliceInfo('axial')")
+    assert info["count"] == 24
+
+
+def test_real_jpeg2000_series_renders_and_presets_change_pixels(
+    built_frontend, login_page, page_url, surgeon_a, patient_a
+):
+    series = shared_path("dicom", "ct_series_abdomen_j2k")
+    ct_import = pytest.importorskip("webapp.records.ct_import")
+    files = sorted(path for path in series.iterdir() if path.is_file())
+    study = ct_import.import_ct_study(files, patient_a, user=surgeon_a)
+    assert study.status == "ready"
+    page = login_page(surgeon_a)
+    page.goto(page_url("records:study-detail", study.pk))
+    wait_until_rendered(page)
+    info = page.evaluate("() => window.orthofuseViewer.sliceInfo('axial')")
+    assert info["count"] == 20
+    assert_views_show_the_volume(page)
+    check_presets_change_pixels(page)
+    assert not [e for e in page.console_errors if "orthofuse" in e.lower()]
+
+
+def test_keyboard_scrolls_slices_and_switches_tools(
+    built_frontend, login_page, page_url, surgeon_a, patient_a
+):
+    study = save_study(patient_a, phantom_hu(seed=1), affine_for())
+    page = login_page(surgeon_a)
+    page.goto(page_url("records:study-detail", study.pk))
+    wait_until_rendered(page)
+    page.hover('[data-view="axial"]')
+    start = page.evaluate("() => window.orthofuseViewer.sliceInfo('axial').index")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    moved = page.evaluate("() => window.orthofuseViewer.sliceInfo('axial').index")
+    assert abs(moved - start) == 2
+    page.keyboard.press("p")
+    assert page.evaluate("() => window.orthofuseViewer.primaryTool") == "pan"
+    assert page.get_attribute('button[data-tool="pan"]', "aria-pressed") == "true"
+    page.keyboard.press("4")
+    assert page.evaluate("() => window.orthofuseViewer.preset") == "bone"
+    page.keyboard.press("w")
+    assert page.evaluate("() => window.orthofuseViewer.primaryTool") == "windowLevel"
