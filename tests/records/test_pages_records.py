@@ -167,3 +167,25 @@ def test_login_page_and_logout(client, surgeon_a):
     assert good.status_code == 302 and good["Location"] == reverse("records:patient-list")
     assert client.post(reverse("logout")).status_code == 302
     assert client.get(reverse("records:patient-list")).status_code == 302
+
+
+def test_provenance_rows_are_readable():
+    from webapp.records.views import provenance_rows
+
+    rows = dict(
+        provenance_rows(
+            {
+                "software": {"pydicom": "3.0"},
+                "transfer_syntaxes": ["1.2", "1.3"],
+                "resampled": False,
+                "n": 3,
+            }
+        )
+    )
+    assert rows == {
+        "software": "pydicom=3.0",
+        "transfer syntaxes": "1.2, 1.3",
+        "resampled": "no",
+        "n": "3",
+    }
+    assert provenance_rows(None) == []

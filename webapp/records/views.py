@@ -425,8 +425,31 @@ def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "records/study_detail.html",
-        {"study": study, "patient": study.patient, "affine_rows": affine_rows},
+        {
+            "study": study,
+            "patient": study.patient,
+            "affine_rows": affine_rows,
+            "provenance_rows": provenance_rows(study.provenance),
+        },
     )
+
+
+def provenance_rows(provenance) -> list[tuple[str, str]]:
+    """Provenance as readable (key, text) rows: lists joined, mappings as ``k=v`` pairs."""
+    if not isinstance(provenance, dict):
+        return []
+    rows = []
+    for key, value in provenance.items():
+        if isinstance(value, dict):
+            text = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            text = ", ".join(str(item) for item in value)
+        elif isinstance(value, bool):
+            text = "yes" if value else "no"
+        else:
+            text = str(value)
+        rows.append((str(key).replace("_", " "), text or "—"))
+    return rows
 
 
 @login_required
