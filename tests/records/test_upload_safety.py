@@ -148,3 +148,25 @@ def test_stored_volume_uses_server_name_outside_static(db, tmp_path, patient_a, 
     static_root = getattr(django_settings, "STATIC_ROOT", None)
     if static_root:
         assert not stored_path.is_relative_to(Path(static_root).resolve())
+
+
+def test_deflate_bomb_is_refused_before_pydicom_inflates_it(tmp_path):
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    folder = tmp_path / "dfl"
+    folder.mkdir()
+    for k in range(2):
+        ds = ct_slice(
+            np.zeros((512, 512), np.int16),
+            position=(0, 0, float(k)),
+            series_uid="1.2.3",
+            study_uid="1.2.4",
+            instance=k + 1,
+        )
+        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        ds.save_as(folder / f"{k}.dcm", enforce_file_format=True)
+    assert all(p.stat().st_size < 5000 for p in folder.iterdir())
+    assert load_ct(folder).shape == (2, 512, 512)  # fine within the default limit
+    with pytest.raises(InputRefused) as err:
+        load_ct(folder, max_bytes=100_000)
+    assert "deflated dataset expands to more than the limit of 100000 bytes" in err.value.message

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -109,11 +110,51 @@ def _looks_like_dicom(ds: Dataset) -> bool:
     return any(k in ds for k in ("SOPClassUID", "Modality", "PixelData", "SeriesInstanceUID"))
 
 
-def read_dataset(src: SourceFile) -> Dataset | None:
+DEFLATED_TS = "1.2.840.10008.1.2.1.99"
+
+
+def _check_deflate_bomb(src: SourceFile, max_inflated: int) -> None:
+    """Refuse a deflated dataset that would expand beyond ``max_inflated`` bytes.
+
+    pydicom inflates a Deflated Explicit VR Little Endian dataset in one go, so the size is
+    checked first by inflating in bounded steps (nothing is kept).
+    """
+    with src.open() as fh:
+        head = fh.read(132 + 12)
+        if len(head) < 144 or head[132:136] != b"\x02\x00\x00\x00" or head[136:138] != b"UL":
+            return  # no group length: pydicom reads the meta; no deflate pre-check possible
+        group_length = int.from_bytes(head[140:144], "little")
+        meta = fh.read(group_length)
+        if DEFLATED_TS.encode() not in meta:
+            return
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        total = 0
+        while True:
+            chunk = fh.read(1 << 16)
+            if not chunk:
+                break
+            data = inflater.decompress(chunk, max(1, max_inflated - total + 1))
+            total += len(data)
+            while inflater.unconsumed_tail and total <= max_inflated:
+                data = inflater.decompress(inflater.unconsumed_tail, max_inflated - total + 1)
+                total += len(data)
+            if total > max_inflated:
+                raise InputRefused(
+                    f"{src.name}: the deflated dataset expands to more than the limit of "
+                    f"{max_inflated} bytes"
+                )
+
+
+def read_dataset(src: SourceFile, *, max_inflated: int = DEFAULT_MAX_BYTES) -> Dataset | None:
     """Parse one file. ``None`` when it is not DICOM at all; :class:`InputRefused` when it
-    is DICOM but unreadable (truncated, corrupt)."""
+    is DICOM but unreadable (truncated, corrupt) or a deflate bomb."""
     head = src.head(132)
     has_magic = len(head) >= 132 and head[128:132] == b"DICM"
+    if has_magic:
+        try:
+            _check_deflate_bomb(src, max_inflated)
+        except zlib.error:
+            raise InputRefused(f"{src.name}: the deflated dataset is corrupt") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -394,7 +435,7 @@ def read_datasets(
     datasets: list[tuple[str, Dataset]] = []
     not_dicom: list[str] = []
     for src in collected.files:
-        ds = read_dataset(src)
+        ds = read_dataset(src, max_inflated=max_bytes)
         if ds is None:
             not_dicom.append(src.name)
             continue
