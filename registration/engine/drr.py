@@ -253,6 +253,26 @@ class DrrRenderer:
         line = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
         return line.reshape(B, h, w)
 
+    def render_numpy(
+        self,
+        camera: Any,
+        T_cam_from_world: Any,
+        *,
+        samples_per_ray: int = 256,
+        bone_only: bool = False,
+    ) -> np.ndarray:
+        """(H, W) float32 NumPy DRR for a ``Camera`` and one 4x4 pose (no gradients)."""
+        with torch.no_grad():
+            img = self.render(
+                torch.as_tensor(np.asarray(T_cam_from_world, dtype=np.float64)),
+                torch.as_tensor(np.array(camera.K, dtype=np.float64)),
+                camera.height,
+                camera.width,
+                samples_per_ray=samples_per_ray,
+                bone_only=bone_only,
+            )
+        return img[0].detach().cpu().numpy().astype(np.float32)
+
 
 def render_drr(
     volume: Any,
@@ -266,13 +286,6 @@ def render_drr(
 ) -> np.ndarray:
     """Convenience: one ``(H, W)`` float32 NumPy DRR for a ``Camera`` and a 4x4 pose."""
     renderer = DrrRenderer(volume, device=device, bone_threshold_hu=bone_threshold_hu)
-    with torch.no_grad():
-        img = renderer.render(
-            torch.as_tensor(np.asarray(T_cam_from_world, dtype=np.float64)),
-            torch.as_tensor(np.asarray(camera.K, dtype=np.float64)),
-            camera.height,
-            camera.width,
-            samples_per_ray=samples_per_ray,
-            bone_only=bone_only,
-        )
-    return img[0].cpu().numpy().astype(np.float32)
+    return renderer.render_numpy(
+        camera, T_cam_from_world, samples_per_ray=samples_per_ray, bone_only=bone_only
+    )
