@@ -234,3 +234,28 @@ def test_reviewer_cannot_upload(client, make_user, team_a, patient_a):
 )
 def test_safe_suffix_keeps_only_known_suffixes(name, suffix):
     assert safe_suffix(name) == suffix
+
+
+@pytest.mark.django_db
+def test_refusal_names_the_users_file_escaped(client, surgeon_a, patient_a):
+    client.force_login(surgeon_a)
+    name = "../x/<img src=x onerror=alert(1)>.txt"
+    response = client.post(
+        _upload_url(patient_a), {"files": SimpleUploadedFile(name, b"not a scan")}
+    )
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "&#x27;&lt;img src=x onerror=alert(1)&gt;.txt&#x27;" in body  # shown, but escaped
+    assert "<img src=x" not in body
+    assert "upload-00001" not in body
+
+
+def test_client_names_replace_generated_names():
+    from webapp.records.views import display_name, with_client_names
+
+    names = [display_name("C:\\scans\\IM1"), display_name("dir/IM2.dcm")]
+    assert names == ["IM1", "IM2.dcm"]
+    message = "upload-00002.dcm has no pixel data; upload-00001 too; upload-00009.dcm unknown"
+    assert with_client_names(message, names) == (
+        "'IM2.dcm' has no pixel data; 'IM1' too; upload-00009.dcm unknown"
+    )

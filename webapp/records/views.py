@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import shutil
 import tempfile
@@ -188,6 +189,26 @@ def _write_uploads(files, folder: Path) -> list[Path]:
     return paths
 
 
+_GENERATED_NAME = re.compile(r"upload-(\d{5})(?:\.nii\.gz|\.nii|\.zip|\.dcm|\.png)?")
+
+
+def display_name(name: str | None) -> str:
+    """A client file name for messages only: last path part, printable, at most 80 chars."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = "".join(ch for ch in base if ch.isprintable()).strip()
+    return base[:80] or "unnamed file"
+
+
+def with_client_names(message: str, names: list[str]) -> str:
+    """Replace generated names (``upload-00003.dcm``) in a message by the user's names."""
+
+    def swap(match: re.Match) -> str:
+        index = int(match.group(1)) - 1
+        return f"'{names[index]}'" if 0 <= index < len(names) else match.group(0)
+
+    return _GENERATED_NAME.sub(swap, message)
+
+
 def _import_ct(paths, patient, user, *, series_uid=None, deidentify=False, description=""):
     from webapp.records.ct_import import import_ct_study
 
@@ -271,6 +292,7 @@ def ct_upload(request: HttpRequest, pk: int) -> HttpResponse:
     keep = False
     try:
         paths = _write_uploads(form.cleaned_data["files"], folder)
+        names = [display_name(upload.name) for upload in form.cleaned_data["files"]]
         outcome, value = _run_ct_import(
             request,
             patient,
@@ -285,6 +307,7 @@ def ct_upload(request: HttpRequest, pk: int) -> HttpResponse:
             staging[token] = {
                 "patient": patient.pk,
                 "files": [p.name for p in paths],
+                "names": names,
                 "deidentify": form.cleaned_data["deidentify"],
                 "description": form.cleaned_data["description"],
                 "series": value,
@@ -293,7 +316,7 @@ def ct_upload(request: HttpRequest, pk: int) -> HttpResponse:
             request.session[STAGING_SESSION_KEY] = staging
             return redirect("records:ct-choose-series", pk=patient.pk, token=token)
         if outcome == "refused":
-            form.add_error("files", value)
+            form.add_error("files", with_client_names(value, names))
             return _patient_page_with(request, patient, ct_form=form)
         messages.success(request, f"CT study imported: {value}.")
         return redirect("records:study-detail", pk=value.pk)
@@ -360,7 +383,7 @@ def ct_choose_series(request: HttpRequest, pk: int, token: str) -> HttpResponse:
             messages.success(request, f"CT study imported: {value}.")
             return redirect("records:study-detail", pk=value.pk)
         if outcome == "refused":
-            error = value
+            error = with_client_names(value, entry.get("names", []))
         else:
             error = "The chosen series still contains several series; choose another."
     status = 400 if request.method == "POST" else 200
@@ -407,7 +430,9 @@ def xray_upload(request: HttpRequest, pk: int) -> HttpResponse:
                 description=form.cleaned_data["description"],
             )
         except (ValueError, OSError, MemoryError) as exc:
-            form.add_error("file", _refusal_message(exc))
+            form.add_error(
+                "file", with_client_names(_refusal_message(exc), [display_name(upload.name)])
+            )
             return _patient_page_with(request, patient, xray_form=form)
     record(request, A.CREATE, patient=patient, obj=xray, detail="X-ray web upload")
     messages.success(request, f"X-ray imported: {xray}.")
