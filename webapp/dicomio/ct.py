@@ -660,7 +660,22 @@ def load_nifti(path: Path | str, *, max_voxels: int = DEFAULT_MAX_VOXELS) -> CTV
     if min(shape) < 2:
         raise InputRefused(f"{path.name}: only 1 slice along one axis (shape {shape})")
     try:
-        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
+        proxy = img.dataobj
+        if nib.is_proxy(proxy):
+            # unscaled read + float32 scaling: much faster than nibabel's float64 path
+            raw = np.asanyarray(proxy.get_unscaled())
+            slope, inter = float(proxy.slope), float(proxy.inter)
+        else:
+            raw, slope, inter = np.asarray(proxy), 1.0, 0.0
+        data = raw.astype(np.float32).reshape(shape, order="A")
+        del raw
+        if math.isfinite(slope) and math.isfinite(inter) and (slope, inter) != (1.0, 0.0):
+            if slope == 0:
+                raise InputRefused(f"{path.name}: scl_slope is 0")
+            data *= np.float32(slope)
+            data += np.float32(inter)
+    except InputRefused:
+        raise
     except Exception as exc:  # noqa: BLE001 - truncated gzip etc.
         raise InputRefused(
             f"{path.name}: the voxel data cannot be read ({str(exc)[:120]})"
