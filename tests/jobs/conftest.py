@@ -24,12 +24,20 @@ def wait_for(
 
 
 @pytest.fixture
-def broker_ready(settings) -> None:
-    """The filesystem broker needs its folders; Redis (CI) needs nothing."""
+def broker_ready(settings, monkeypatch) -> None:
+    """The filesystem broker needs its folders; Redis (CI) needs nothing.
+
+    kombu's filesystem transport keeps its exchange tables in ``control_folder``, by default
+    ``./control`` relative to the working directory: run from the broker folder so the tests
+    do not litter the repository."""
+    if not settings.CELERY_BROKER_URL.startswith("filesystem"):
+        return
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS or {}
     for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
-        folder = (settings.CELERY_BROKER_TRANSPORT_OPTIONS or {}).get(key)
-        if folder and settings.CELERY_BROKER_URL.startswith("filesystem"):
-            Path(folder).mkdir(parents=True, exist_ok=True)
+        if options.get(key):
+            Path(options[key]).mkdir(parents=True, exist_ok=True)
+    if not options.get("control_folder"):
+        monkeypatch.chdir(Path(options["data_folder_in"]).parent)
 
 
 @pytest.fixture

@@ -41,6 +41,8 @@ def _database_url() -> str:
 
 
 def _start_worker(queue: str, log_path: Path) -> subprocess.Popen:
+    """``celery worker`` in a subprocess, on the test database and broker, in the current
+    directory (see the ``broker_ready`` fixture) with ``ROOT`` importable."""
     env = dict(
         os.environ,
         DATABASE_URL=_database_url(),
@@ -49,6 +51,7 @@ def _start_worker(queue: str, log_path: Path) -> subprocess.Popen:
         ORTHOFUSE_JOB_HEARTBEAT_S="0.2",
         ORTHOFUSE_JOB_STALE_AFTER_S="600",  # recovery is what the test does, not the new worker
         PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     )
     command = [
         sys.executable, "-m", "celery", "-A", "webapp", "worker",
@@ -61,7 +64,12 @@ def _start_worker(queue: str, log_path: Path) -> subprocess.Popen:
         # its own session: SIGKILL to the group takes the pool children down with it,
         # like a machine or container that dies
         return subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=os.getcwd(),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     finally:
         log.close()
