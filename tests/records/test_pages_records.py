@@ -189,3 +189,17 @@ def test_provenance_rows_are_readable():
         "n": "3",
     }
     assert provenance_rows(None) == []
+
+
+@pytest.mark.django_db
+def test_carm_page_lists_calibration_profiles(client, surgeon_a):
+    from calibration.models import CalibrationProfile
+
+    carm = make_carm("Cios")
+    CalibrationProfile.objects.create(
+        carm=carm, version=2, status="active", rms_px=0.4321, beads_used=37
+    )
+    client.force_login(surgeon_a)
+    body = client.get(reverse("records:carm-detail", kwargs={"pk": carm.pk})).content.decode()
+    assert "v2" in body and "0.43" in body and "37" in body
+    assert "New calibration" not in body  # surgeons view only

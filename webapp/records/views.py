@@ -630,8 +630,20 @@ def carm_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "records/carm_detail.html",
-        {"carm": carm, "can_manage": can_manage_carms(request.user)},
+        {
+            "carm": carm,
+            "can_manage": can_manage_carms(request.user),
+            "profiles": _calibration_profiles(carm),
+        },
     )
+
+
+def _calibration_profiles(carm: CArm) -> list:
+    """The C-arm's calibration profiles when the calibration app provides them."""
+    manager = getattr(carm, "profiles", None)
+    if manager is None:
+        return []
+    return list(manager.all()[:20])
 
 
 @login_required
