@@ -1,9 +1,8 @@
 """Two-view geometry for planning: rays, triangulation, epipolar lines (no Django).
 
 This module is the adapter between the planning code and the calibration engine's
-two-view geometry (``calibration.engine``): when that engine provides triangulation,
-epipolar lines and the angle between views, they are used; the local fallbacks below
-implement the same definitions and are kept minimal.
+two-view geometry (``calibration.engine.twoview``): triangulation, epipolar lines and
+the angle between views come from there; only projection and drawing helpers are here.
 
 Conventions (../shared/CONVENTIONS.md): pinhole ``K`` in pixels, ``T_cam_from_world``
 4x4 mapping world mm (CT LPS when registered) to camera mm; pixel ``(u, v)`` with the
@@ -12,12 +11,12 @@ centre of the top-left pixel at (0, 0).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from calibration.engine import twoview
 from webapp.planning.engine.transforms import check_rigid
 
 
@@ -87,25 +86,9 @@ class ViewGeometry:
 
 
 # --------------------------------------------------------------------------- adapter
-_CALIB_MODULES = (
-    "calibration.engine.twoview",
-    "calibration.engine.two_view",
-    "calibration.engine.geometry",
-)
-
-
-def _calibration_function(*names: str):
-    """The first function named in ``names`` found in the calibration engine, or None."""
-    for module_name in _CALIB_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except Exception:  # noqa: BLE001 - module absent or broken: use the fallback
-            continue
-        for name in names:
-            func = getattr(module, name, None)
-            if callable(func):
-                return func
-    return None
+def as_calibration_view(view: ViewGeometry) -> twoview.View:
+    """The calibration engine's ``View`` (K, T_cam_from_world) of a planning view."""
+    return twoview.View(K=view.K, T_cam_from_world=view.T_cam_from_world)
 
 
 def project(view: ViewGeometry, points: Any) -> np.ndarray:
@@ -123,82 +106,29 @@ def depth(view: ViewGeometry, points: Any) -> np.ndarray:
     return X @ view.T_cam_from_world[2, :3] + view.T_cam_from_world[2, 3]
 
 
-def ray(view: ViewGeometry, uv: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The X-ray through pixel ``uv``: ``(source_world, unit direction_world)``."""
-    u, v = np.asarray(uv, dtype=np.float64).reshape(2)
-    d_cam = np.linalg.solve(view.K, np.array([u, v, 1.0]))
-    d_world = view.T_cam_from_world[:3, :3].T @ d_cam
-    return view.source_world, d_world / np.linalg.norm(d_world)
-
-
-def _triangulate_midpoint(
-    view1: ViewGeometry, uv1: Any, view2: ViewGeometry, uv2: Any
-) -> tuple[np.ndarray, float]:
-    o1, d1 = ray(view1, uv1)
-    o2, d2 = ray(view2, uv2)
-    w0 = o1 - o2
-    b = float(d1 @ d2)
-    d = float(d1 @ w0)
-    e = float(d2 @ w0)
-    denom = 1.0 - b * b
-    if denom < 1e-12:
-        raise ValueError("the two rays are parallel: the views must be taken at different angles")
-    s = (b * e - d) / denom
-    t = (e - b * d) / denom
-    p1 = o1 + s * d1
-    p2 = o2 + t * d2
-    return (p1 + p2) / 2.0, float(np.linalg.norm(p1 - p2))
-
-
 def triangulate(
     view1: ViewGeometry, uv1: Any, view2: ViewGeometry, uv2: Any
 ) -> tuple[np.ndarray, float]:
     """3D point (world mm) from a pick in each view by the midpoint of the closest points
-    of the two rays, and the gap between the rays (mm, a consistency figure)."""
-    func = _calibration_function("triangulate_midpoint", "triangulate_two_views", "triangulate")
-    if func is not None:
-        try:
-            result = func(
-                view1.K, view1.T_cam_from_world, uv1, view2.K, view2.T_cam_from_world, uv2
-            )
-            point, gap = result[0], result[1]
-            return np.asarray(point, dtype=np.float64).reshape(3), float(gap)
-        except TypeError:
-            pass  # different signature: use the local definition
-    return _triangulate_midpoint(view1, uv1, view2, uv2)
-
-
-def fundamental_matrix(view_from: ViewGeometry, view_to: ViewGeometry) -> np.ndarray:
-    """``F`` with ``x_to^T F x_from = 0`` for corresponding homogeneous pixels."""
-    T_to_from_from = view_to.T_cam_from_world @ np.linalg.inv(view_from.T_cam_from_world)
-    R, t = T_to_from_from[:3, :3], T_to_from_from[:3, 3]
-    tx = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]])
-    return np.linalg.inv(view_to.K).T @ tx @ R @ np.linalg.inv(view_from.K)
+    of the two rays, and the gap between the rays (mm, a consistency figure).
+    Delegates to ``calibration.engine.twoview.triangulate_midpoint``."""
+    uv1 = np.asarray(uv1, dtype=np.float64).reshape(2)
+    uv2 = np.asarray(uv2, dtype=np.float64).reshape(2)
+    result = twoview.triangulate_midpoint(
+        as_calibration_view(view1), uv1, as_calibration_view(view2), uv2
+    )
+    return np.asarray(result.point_world, dtype=np.float64), float(result.gap_mm)
 
 
 def epipolar_line(view_from: ViewGeometry, uv: Any, view_to: ViewGeometry) -> np.ndarray:
     """Epipolar line in ``view_to`` of pick ``uv`` in ``view_from``: ``(a, b, c)`` with
     ``a u + b v + c = 0`` and ``a^2 + b^2 = 1`` (so ``a u + b v + c`` is a signed pixel
-    distance)."""
-    func = _calibration_function("epipolar_line")
-    line = None
-    if func is not None:
-        try:
-            line = np.asarray(
-                func(
-                    view_from.K, view_from.T_cam_from_world, uv, view_to.K, view_to.T_cam_from_world
-                ),
-                dtype=np.float64,
-            ).reshape(3)
-        except TypeError:
-            line = None
-    if line is None:
-        u, v = np.asarray(uv, dtype=np.float64).reshape(2)
-        line = fundamental_matrix(view_from, view_to) @ np.array([u, v, 1.0])
-    norm = float(np.hypot(line[0], line[1]))
-    if norm < 1e-15:
-        raise ValueError("the epipolar line is undefined (the pick is at the epipole)")
-    return line / norm
+    distance). Delegates to ``calibration.engine.twoview.epipolar_line``."""
+    uv = np.asarray(uv, dtype=np.float64).reshape(2)
+    return np.asarray(
+        twoview.epipolar_line(as_calibration_view(view_from), uv, as_calibration_view(view_to)),
+        dtype=np.float64,
+    )
 
 
 def snap_to_line(uv: Any, line: np.ndarray) -> np.ndarray:
@@ -210,17 +140,10 @@ def snap_to_line(uv: Any, line: np.ndarray) -> np.ndarray:
 
 
 def angle_between_views(view1: ViewGeometry, view2: ViewGeometry) -> float:
-    """Angle (degrees, 0..90) between the two viewing directions (principal axes).
-
-    Views 180° apart see the same projection mirrored, so they count as 0° apart."""
-    func = _calibration_function("angle_between_views")
-    if func is not None:
-        try:
-            return float(func(view1.T_cam_from_world, view2.T_cam_from_world))
-        except TypeError:
-            pass
-    c = float(np.clip(abs(view1.view_direction @ view2.view_direction), 0.0, 1.0))
-    return float(np.degrees(np.arccos(c)))
+    """Angle (degrees, 0..90) between the two viewing directions. Views 180° apart see
+    the same projection mirrored, so they count as 0° apart for triangulation."""
+    a = twoview.angle_between_views(as_calibration_view(view1), as_calibration_view(view2))
+    return float(min(a, 180.0 - a))
 
 
 def detector_corners_world(view: ViewGeometry) -> np.ndarray:
