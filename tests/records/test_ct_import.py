@@ -229,3 +229,19 @@ def test_volume_store_reads_through_non_local_storage(db, tmp_path, patient_a, s
         )
     with pytest.raises(IndexError):
         read_slice(study, 0, 5)
+
+
+def test_import_ct_command_series_and_deidentify_options(db, tmp_path):
+    _series(tmp_path / "mix", name="a", n=3, series_uid="1.2.3.1")
+    _series(tmp_path / "mix", name="b", n=4, series_uid="1.2.3.2", seed=5)
+    with pytest.raises(CommandError) as err:
+        call_command("import_ct", str(tmp_path / "mix"), "--patient", "M-1")
+    assert "2 series" in str(err.value) and "--series" in str(err.value)
+    out = io.StringIO()
+    call_command(
+        "import_ct", str(tmp_path / "mix"), "--patient", "M-1", "--series", "1.2.3.1",
+        "--deidentify", stdout=out,
+    )  # fmt: skip
+    study = CTStudy.objects.get(pk=int(out.getvalue().strip()))
+    assert study.shape[0] == 3 and study.provenance["deidentified"] is True
+    assert study.series_instance_uid != "1.2.3.1"  # UIDs are replaced when de-identifying

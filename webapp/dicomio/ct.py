@@ -617,9 +617,10 @@ def load_dicom_series(
 ) -> CTVolume:
     """Load one CT series from DICOM files, folders or a .zip (see the module docstring)."""
     datasets, info = read_datasets(sources, max_bytes=max_bytes, max_files=max_files)
-    if deidentify:
-        _deidentify(datasets)
+    # Select by the original UIDs (the ones a user was shown), then de-identify.
     items = _select_series(datasets, series_uid)
+    if deidentify:
+        _deidentify(items)
     array, affine, meta = _assemble(items, max_voxels=max_voxels)
     meta.update(info)
     meta["source_format"] = "dicom"
