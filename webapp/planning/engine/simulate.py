@@ -53,9 +53,10 @@ def _views(
     cran = rng.uniform(-10, 10)
     T1 = carm_pose(lao1, cran, setup.sid_mm, iso)
     T2 = carm_pose(lao1 + separation_deg, rng.uniform(-10, 10), setup.sid_mm, iso)
-    mk = lambda T: ViewGeometry(
-        cam.K, T, cam.width, cam.height, pixel_spacing_mm=cam.pixel_spacing_mm
-    )  # noqa: E731
+
+    def mk(T):
+        return ViewGeometry(cam.K, T, cam.width, cam.height, pixel_spacing_mm=cam.pixel_spacing_mm)
+
     return mk(T1), mk(T2)
 
 
@@ -155,11 +156,14 @@ def tool_projection_errors(
             tip_err.append(float(np.linalg.norm(np.array(got["tip"]) - want[0])))
             ext_err.append(float(np.linalg.norm(np.array(got["extension"]) - want[1])))
     t, x = np.array(tip_err), np.array(ext_err)
-    stats = lambda a: {
-        "mean": float(a.mean()),
-        "p95": float(np.percentile(a, 95)),
-        "max": float(a.max()),
-    }  # noqa: E731
+
+    def stats(a):
+        return {
+            "mean": float(a.mean()),
+            "p95": float(np.percentile(a, 95)),
+            "max": float(a.max()),
+        }
+
     return {
         "tracking_noise": {"mm": tracking_mm, "deg": tracking_deg},
         "n_projections": int(t.size),
