@@ -203,3 +203,29 @@ def test_carm_page_lists_calibration_profiles(client, surgeon_a):
     body = client.get(reverse("records:carm-detail", kwargs={"pk": carm.pk})).content.decode()
     assert "v2" in body and "0.43" in body and "37" in body
     assert "New calibration" not in body  # surgeons view only
+
+
+@pytest.mark.django_db
+def test_patient_page_links_plans_and_xray_page_offers_dewarp(
+    client, surgeon_a, make_user, team_a, patient_a
+):
+    from webapp.planning.models import Plan
+
+    carm = make_carm("II", detector_type=CArm.DetectorType.IMAGE_INTENSIFIER)
+    xray = make_xray(patient_a, carm=carm)
+    plan = Plan.objects.create(patient=patient_a, name="Left SI screw", xray1=xray, xray2=xray)
+    client.force_login(surgeon_a)
+    body = client.get(
+        reverse("records:patient-detail", kwargs={"pk": patient_a.pk})
+    ).content.decode()
+    assert "Left SI screw" in body and reverse("planning:plan", kwargs={"pk": plan.pk}) in body
+    dewarp_url = reverse("calibration:xray-dewarp", kwargs={"pk": xray.pk})
+    assert (
+        dewarp_url
+        in client.get(reverse("records:xray-detail", kwargs={"pk": xray.pk})).content.decode()
+    )
+    client.force_login(make_user("rev", "Reviewer", team=team_a))
+    assert (
+        dewarp_url
+        not in client.get(reverse("records:xray-detail", kwargs={"pk": xray.pk})).content.decode()
+    )

@@ -505,7 +505,12 @@ def xray_detail(request: HttpRequest, pk: int) -> HttpResponse:
         XrayImage.objects.select_related("patient", "carm"), request.user, pk=pk
     )
     record(request, A.VIEW, patient=xray.patient, obj=xray, detail="X-ray detail")
-    return render(request, "records/xray_detail.html", {"xray": xray, "patient": xray.patient})
+    can_dewarp = can_edit_records(request.user) or can_manage_carms(request.user)
+    return render(
+        request,
+        "records/xray_detail.html",
+        {"xray": xray, "patient": xray.patient, "can_dewarp": can_dewarp},
+    )
 
 
 def _xray_file(xray: XrayImage, which: str):
