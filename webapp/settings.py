@@ -7,6 +7,7 @@ Development defaults need no server: SQLite, a filesystem Celery broker, media u
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -15,6 +16,7 @@ from webapp.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ORTHOFUSE_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me-in-production-0123456789"
@@ -81,7 +83,8 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file-backed test database lets a Celery worker thread see the test's rows.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_orthofuse.sqlite3")}
+    # One file per test process, so parallel test runs never share a database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_orthofuse_{os.getpid()}.sqlite3")}
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
