@@ -18,7 +18,7 @@ from django.utils import timezone
 from webapp.jobs.models import Job
 from webapp.jobs.runner import execute_job
 from webapp.jobs.services import recover_stale_jobs
-from webapp.jobs.tasks import recover_on_worker_start, run_job
+from webapp.jobs.tasks import _recover_quietly, recover_on_worker_start, run_job
 
 
 def _running(
@@ -124,13 +124,16 @@ def test_recover_jobs_command_refuses_bad_limit(db):
         call_command("recover_jobs", "--max-silence", "0")
 
 
-def test_worker_start_runs_recovery(make_job, settings):
+def test_worker_start_runs_recovery_and_schedules_it(make_job, settings):
+    settings.ORTHOFUSE_JOB_HEARTBEAT_S = 1
     settings.ORTHOFUSE_JOB_STALE_AFTER_S = 60
     job = _running(make_job, silent_s=600, attempts=2)
+    consumer = mock.Mock()
     with mock.patch("webapp.jobs.tasks.connections") as conns:  # keep the test's connection open
-        recover_on_worker_start()
+        recover_on_worker_start(sender=consumer)
     conns.close_all.assert_called_once()
     assert Job.objects.get(pk=job.pk).status == Job.Status.FAILED
+    consumer.timer.call_repeatedly.assert_called_once_with(30.0, _recover_quietly)
 
 
 def test_job_list_page_runs_recovery(client, make_job, make_user, settings):

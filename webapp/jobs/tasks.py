@@ -11,6 +11,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import connections
 
+from webapp.jobs.conf import stale_after_s
 from webapp.jobs.runner import TRANSIENT_ERRORS, execute_job, give_up, one_line, worker_identity
 
 log = logging.getLogger(__name__)
@@ -48,15 +49,23 @@ def run_job(self, job_id: int) -> str:
         raise  # autoretry_for schedules the next try with exponential backoff
 
 
-@worker_ready.connect
-def recover_on_worker_start(sender=None, **kwargs) -> None:
-    """A starting worker settles jobs left ``running`` by workers that died."""
+def _recover_quietly() -> None:
     from webapp.jobs.services import recover_stale_jobs
 
     try:
         for job_id, outcome in recover_stale_jobs():
             log.warning("job %s: %s", job_id, outcome)
-    except Exception:  # noqa: BLE001 - never keep a worker from starting
-        log.exception("recovering stale jobs at worker start failed")
+    except Exception:  # noqa: BLE001 - never take a worker down over this
+        log.exception("recovering stale jobs failed")
     finally:
         connections.close_all()  # do not hand an open connection to forked children
+
+
+@worker_ready.connect
+def recover_on_worker_start(sender=None, **kwargs) -> None:
+    """A starting worker settles jobs left ``running`` by workers that died, then repeats that
+    every half ``ORTHOFUSE_JOB_STALE_AFTER_S`` for as long as it runs."""
+    _recover_quietly()
+    timer = getattr(sender, "timer", None)
+    if timer is not None:
+        timer.call_repeatedly(max(1.0, stale_after_s() / 2), _recover_quietly)
