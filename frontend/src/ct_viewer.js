@@ -3,7 +3,8 @@
 //
 // Test hook: window.orthofuseViewer = { ready, error, progress, renderCount, renderCounts,
 // preset, primaryTool, voi(), applyPreset(id), setPrimary(name), scroll(delta, view),
-// sliceInfo(view), reset(), viewer }.
+// sliceInfo(view), reset(), decodeDicom(url), viewer }.
+import { dicomImageStats } from './viewer/dicom_image.js';
 import { HOTKEY_HELP, installHotkeys } from './viewer/hotkeys.js';
 import { initCornerstone } from './viewer/init.js';
 import { CtViewer } from './viewer/ct_view.js';
@@ -40,6 +41,8 @@ function publishHook(viewer) {
     scroll: (delta, view) => viewer.scroll(delta, view),
     sliceInfo: (view) => viewer.sliceInfo(view),
     reset: () => viewer.reset(),
+    // Decodes a DICOM file with the DICOM image loader (worker + WASM codecs).
+    decodeDicom: (url) => dicomImageStats(url),
   };
   window.orthofuseViewer = hook;
 }

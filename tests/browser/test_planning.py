@@ -32,7 +32,9 @@ def _views():
 
     cam = helpers.camera()
     return [
-        ViewGeometry(cam.K, helpers.pose(lao), cam.width, cam.height, pixel_spacing_mm=cam.pixel_spacing_mm)
+        ViewGeometry(
+            cam.K, helpers.pose(lao), cam.width, cam.height, pixel_spacing_mm=cam.pixel_spacing_mm
+        )
         for lao in (0.0, 90.0)
     ]
 
@@ -43,7 +45,9 @@ def _scroll_to_views(page):
 
 def _click(page, view_index, uv):
     _scroll_to_views(page)
-    x, y = page.evaluate("([i, uv]) => window.planningApp.clientPoint(i, uv)", [view_index, list(map(float, uv))])
+    x, y = page.evaluate(
+        "([i, uv]) => window.planningApp.clientPoint(i, uv)", [view_index, list(map(float, uv))]
+    )
     page.mouse.click(x, y)
 
 
@@ -68,9 +72,12 @@ def test_js_geometry_matches_python_engine(plan_setup, login_page, page_url, sur
         uv1 = rng.uniform(20, 300, size=2)
         uv2 = rng.uniform(20, 300, size=2)
         line_py = epipolar_line(v1, uv1, v2)
-        line_js = np.array(page.evaluate(
-            "([uv]) => PlanningGeometry.epipolarLine(planningApp.views[0], uv, planningApp.views[1])", [uv1.tolist()]
-        ))
+        line_js = np.array(
+            page.evaluate(
+                "([uv]) => PlanningGeometry.epipolarLine(planningApp.views[0], uv, planningApp.views[1])",
+                [uv1.tolist()],
+            )
+        )
         # same line: two points of the Python line lie on the JS line within 0.5 px
         p0 = -line_py[2] * line_py[:2]
         for p in (p0, p0 + 300 * np.array([-line_py[1], line_py[0]])):
@@ -84,7 +91,9 @@ def test_js_geometry_matches_python_engine(plan_setup, login_page, page_url, sur
         assert tri_js["gap"] == pytest.approx(gap_py, abs=1e-6)
 
 
-def test_surgeon_plans_by_clicking_saves_reloads_exports(plan_setup, login_page, page_url, surgeon_a):
+def test_surgeon_plans_by_clicking_saves_reloads_exports(
+    plan_setup, login_page, page_url, surgeon_a
+):
     from webapp.planning.engine.views_geometry import epipolar_line
     from webapp.planning.models import PlanVersion
 
@@ -124,7 +133,8 @@ def test_surgeon_plans_by_clicking_saves_reloads_exports(plan_setup, login_page,
         if not 0 <= v < helpers.SIZE:
             continue
         x, y = page.evaluate(
-            "([uv]) => { const p = planningApp.panels[1]; return p.toScreen(uv); }", [[float(u), float(v)]]
+            "([uv]) => { const p = planningApp.panels[1]; return p.toScreen(uv); }",
+            [[float(u), float(v)]],
         )
         px = pixels[int(round(y * dpr)), int(round(x * dpr))]
         if px[0] > 200 and 100 < px[1] < 170 and px[2] < 60:  # #ff8800
@@ -139,7 +149,9 @@ def test_surgeon_plans_by_clicking_saves_reloads_exports(plan_setup, login_page,
 
     # drag the view-1 entry pick: the view-2 entry pick re-snaps to the new epipolar line
     _scroll_to_views(page)
-    x, y = page.evaluate("([uv]) => window.planningApp.clientPoint(0, uv)", [picks["entry"]["view1"]])
+    x, y = page.evaluate(
+        "([uv]) => window.planningApp.clientPoint(0, uv)", [picks["entry"]["view1"]]
+    )
     page.mouse.move(x, y)
     page.mouse.down()
     page.mouse.move(x + 15, y + 10, steps=4)
@@ -181,11 +193,18 @@ def test_tool_pose_appears_on_both_views(plan_setup, login_page, page_url, surge
 
     page = login_page(surgeon_a)
     _open(page, page_url("planning:plan", plan_setup.pk))
-    sample = services.receive_tool_pose(plan_setup, surgeon_a, {"frame": "ct", "tip": ENTRY.tolist(), "axis": [0, 1, 0]})
-    page.wait_for_function(f"() => window.planningApp.state.tool && window.planningApp.state.tool.id === {sample.pk}", timeout=3000)
+    sample = services.receive_tool_pose(
+        plan_setup, surgeon_a, {"frame": "ct", "tip": ENTRY.tolist(), "axis": [0, 1, 0]}
+    )
+    page.wait_for_function(
+        f"() => window.planningApp.state.tool && window.planningApp.state.tool.id === {sample.pk}",
+        timeout=3000,
+    )
     tool = page.evaluate("() => window.planningApp.state.tool")
     for i, lao in enumerate((0.0, 90.0)):
-        np.testing.assert_allclose(tool["views"][i]["tip"], helpers.project(helpers.pose(lao), ENTRY)[0], atol=1e-6)
+        np.testing.assert_allclose(
+            tool["views"][i]["tip"], helpers.project(helpers.pose(lao), ENTRY)[0], atol=1e-6
+        )
     assert "Tool (ct tip+axis)" in page.inner_text("#tool-status")
 
 
