@@ -127,3 +127,19 @@ def test_zero_preamble():
     out = zero_preamble(data)
     assert out[:128] == b"\0" * 128 and out[128:] == data[128:]
     assert zero_preamble(b"not dicom") == b"not dicom"
+
+
+def test_reorientation_flags_and_bytes_input(tmp_path):
+    pixels = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    path = _save(xray_dataset(pixels, imager_spacing=(0.2, 0.3)), tmp_path / "r.dcm")
+    raw = path.read_bytes()
+    np.testing.assert_array_equal(read_xray(raw).pixels, pixels)
+    flipped = read_xray(raw, flip_horizontal=True)
+    np.testing.assert_array_equal(flipped.pixels, pixels[:, ::-1])
+    rotated = read_xray(raw, flip_vertical=True, rotate_deg=90)
+    # flip rows, then rotate 90 degrees clockwise: new[r, c] = flipped[H-1-c, r]
+    expected = np.rot90(pixels[::-1, :], k=-1)
+    np.testing.assert_array_equal(rotated.pixels, expected)
+    assert rotated.pixels[0, 0] == pixels[0, 0] and rotated.pixels.shape == (4, 3)
+    assert (rotated.geometry["width"], rotated.geometry["height"]) == (3, 4)
+    assert rotated.geometry["pixel_spacing_mm"] == pytest.approx([0.2, 0.3])

@@ -139,3 +139,16 @@ def test_import_xray_command(db, tmp_path, carm):
     assert not Patient.objects.filter(mrn="XR-10").exists()
     with pytest.raises(CommandError, match="no C-arm named"):
         call_command("import_xray", str(tmp_path / "shot.png"), "--patient", "XR-11", "--carm", "x")
+
+
+def test_load_xray_image_applies_carm_flags_through_storage(db, tmp_path, patient_a, carm):
+    pixels = np.arange(20, dtype=np.uint16).reshape(4, 5)
+    path = tmp_path / "xa.dcm"
+    xray_dataset(pixels).save_as(path, enforce_file_format=True)
+    carm.flip_horizontal = True
+    carm.save()
+    xray = import_xray(path, patient_a, carm=carm)
+    from webapp.records.xray_import import load_xray_image
+
+    np.testing.assert_array_equal(load_xray_image(xray).pixels, pixels[:, ::-1])
+    np.testing.assert_array_equal(load_xray_image(xray, reorient=False).pixels, pixels)

@@ -20,6 +20,7 @@ caller fills it from a C-arm profile.
 
 from __future__ import annotations
 
+import io
 import math
 import struct
 import warnings
@@ -116,11 +117,11 @@ def _geometry(ds: Dataset, width: int, height: int) -> dict:
     }
 
 
-def _read_dicom(path: Path, *, max_voxels: int) -> XrayData:
+def _read_dicom(path: Path, *, max_voxels: int, data: bytes | None = None) -> XrayData:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            ds = pydicom.dcmread(path, force=True)
+            ds = pydicom.dcmread(io.BytesIO(data) if data is not None else path, force=True)
             for _elem in ds:
                 pass
         except (InvalidDicomError, Exception) as exc:  # noqa: BLE001
@@ -191,11 +192,12 @@ def _png_size(head: bytes) -> tuple[int, int, int, int]:
     return width, height, depth, colour
 
 
-def _read_png(path: Path, *, max_voxels: int) -> XrayData:
+def _read_png(path: Path, *, max_voxels: int, data: bytes | None = None) -> XrayData:
     import cv2
 
-    with open(path, "rb") as fh:
-        head = fh.read(64)
+    if data is None:
+        data = path.read_bytes()
+    head = data[:64]
     width, height, depth, colour = _png_size(head)
     if width == 0 or height == 0 or width * height > max_voxels:
         raise InputRefused(
@@ -204,8 +206,7 @@ def _read_png(path: Path, *, max_voxels: int) -> XrayData:
         )
     if depth not in (8, 16):
         raise InputRefused(f"{path.name}: {depth}-bit PNG; 8- or 16-bit greyscale expected")
-    data = np.fromfile(path, dtype=np.uint8)
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise InputRefused(f"{path.name}: the PNG image data cannot be decoded")
     if arr.ndim == 3:
@@ -236,20 +237,54 @@ def _read_png(path: Path, *, max_voxels: int) -> XrayData:
     )
 
 
-def read_xray(path: Path | str, *, max_voxels: int = DEFAULT_MAX_VOXELS) -> XrayData:
-    """Read a DICOM (XA, RF, DX, CR) or 8/16-bit greyscale PNG X-ray.
+def read_xray(
+    path: Path | str | bytes,
+    *,
+    max_voxels: int = DEFAULT_MAX_VOXELS,
+    flip_horizontal: bool = False,
+    flip_vertical: bool = False,
+    rotate_deg: int = 0,
+) -> XrayData:
+    """Read a DICOM (XA, RF, DX, CR) or 8/16-bit greyscale PNG X-ray (a path or the bytes).
 
-    Raises :class:`InputRefused` with a one-line message for anything else (other
-    modalities, colour images, undecodable transfer syntaxes, forged sizes, damaged files).
+    ``flip_horizontal``, ``flip_vertical`` and ``rotate_deg`` (a C-arm profile's flags) undo a
+    device's stored mirroring/rotation: flips first, then a clockwise rotation; width/height
+    and the pixel spacing follow a 90/270 degree rotation. Raises :class:`InputRefused` with a
+    one-line message for anything else (other modalities, colour images, undecodable
+    transfer syntaxes, forged sizes, damaged files).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputRefused(f"{path.name or path} does not exist")
-    with open(path, "rb") as fh:
-        head = fh.read(132)
+    data: bytes | None = None
+    if isinstance(path, bytes | bytearray | memoryview):
+        data = bytes(path)
+        path = Path("image")
+        head = data[:132]
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise InputRefused(f"{path.name or path} does not exist")
+        with open(path, "rb") as fh:
+            head = fh.read(132)
     if head[:8] == PNG_MAGIC:
-        return _read_png(path, max_voxels=max_voxels)
-    return _read_dicom(path, max_voxels=max_voxels)
+        xray = _read_png(path, max_voxels=max_voxels, data=data)
+    else:
+        xray = _read_dicom(path, max_voxels=max_voxels, data=data)
+    if flip_horizontal or flip_vertical or rotate_deg % 360:
+        xray.pixels = reorient(
+            xray.pixels,
+            flip_horizontal=flip_horizontal,
+            flip_vertical=flip_vertical,
+            rotate_deg=rotate_deg,
+        )
+        geometry = dict(xray.geometry)
+        geometry["height"], geometry["width"] = (int(n) for n in xray.pixels.shape)
+        if rotate_deg % 180 and geometry.get("pixel_spacing_mm"):
+            geometry["pixel_spacing_mm"] = list(reversed(geometry["pixel_spacing_mm"]))
+        xray.geometry = geometry
+        xray.notes.append(
+            f"reoriented for the device (flip h={flip_horizontal}, v={flip_vertical}, "
+            f"rotate {rotate_deg % 360} degrees clockwise)"
+        )
+    return xray
 
 
 def reorient(

@@ -16,6 +16,10 @@ The stored DICOM has its 128-byte preamble zeroed (CVE-2019-11687); names in sto
 is used and ``xray.import_notes`` says so (also appended to an empty description). Raises
 :class:`webapp.records.ct_import.ImportRefused` with a one-line message on any refusal; then
 nothing is stored. Records an AuditEvent ("create").
+
+``load_xray_image(xray) -> XrayData`` reads a stored image back through storage and applies
+the C-arm's flip/rotate flags (the device correction CONVENTIONS.md asks for at import: the
+stored original stays untouched, every reader gets the corrected pixels).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from webapp.core import audit
-from webapp.dicomio import InputRefused, read_xray, zero_preamble
+from webapp.dicomio import InputRefused, XrayData, read_xray, zero_preamble
 from webapp.dicomio.sources import human_bytes
 from webapp.records.ct_import import ImportRefused
 from webapp.records.models import XrayImage
@@ -175,3 +179,24 @@ def import_xray(
             xray.original_file.storage.delete(name)
         raise
     return xray
+
+
+def load_xray_image(xray: XrayImage, *, reorient: bool = True) -> XrayData:
+    """Read a stored X-ray back through storage (workers get no local paths).
+
+    With ``reorient`` (default) the C-arm's flip/rotate flags are applied, so the pixels are
+    the image a viewer at the source sees (CONVENTIONS.md); the geometry dict follows.
+    """
+    with xray.original_file.open("rb") as fh:
+        raw = fh.read()
+    carm = xray.carm if reorient else None
+    try:
+        return read_xray(
+            raw,
+            max_voxels=int(settings.ORTHOFUSE_MAX_VOXELS),
+            flip_horizontal=bool(carm and carm.flip_horizontal),
+            flip_vertical=bool(carm and carm.flip_vertical),
+            rotate_deg=int(carm.rotate_deg) if carm else 0,
+        )
+    except InputRefused as exc:
+        raise ImportRefused(exc.message) from None
