@@ -497,8 +497,11 @@ def _select_series(datasets, series_uid: str | None) -> list[tuple[str, Dataset]
     groups = group_series(datasets)
     if not groups:
         kinds = sorted({_modality(ds) for _n, ds in datasets} - {""})
-        what = f"{', '.join(kinds)} objects" if kinds else "objects without a modality"
-        raise InputRefused(f"no images in the input (only {what})")
+        if len(kinds) == 1:
+            raise InputRefused(f"not a CT image (modality {kinds[0]})")
+        if kinds:
+            raise InputRefused(f"not a CT image (modalities {', '.join(kinds)}; no pixel data)")
+        raise InputRefused("not a CT image (a DICOM object with no pixel data and no modality)")
     if series_uid is not None:
         if series_uid not in groups:
             raise InputRefused(f"series {series_uid} is not in the input")
