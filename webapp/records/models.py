@@ -175,6 +175,11 @@ class XrayImage(models.Model):
     primary_angle_deg = models.FloatField(null=True, blank=True)
     secondary_angle_deg = models.FloatField(null=True, blank=True)
     acquired_at = models.DateTimeField(null=True, blank=True)
+    ground_truth = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="simulated images only: the true T_cam_from_world and camera used to make them",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
