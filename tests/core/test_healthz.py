@@ -3,6 +3,7 @@ naming the part that failed."""
 
 from __future__ import annotations
 
+import functools
 from unittest import mock
 
 import pytest
@@ -31,14 +32,11 @@ def test_healthy_site_answers_200_without_login(client, db, broker_folders):
 
 
 def test_unreachable_broker_answers_503_naming_the_broker(client, db):
-    # nothing listens on port 1: the connection is refused at once
-    configured = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
-    try:
+    # nothing listens on port 1: the connection is refused at once. (The configured URL may
+    # come from CELERY_BROKER_URL in the environment, which Celery prefers over its conf.)
+    unreachable = functools.partial(app.connection_for_write, "redis://127.0.0.1:1/0")
+    with mock.patch.object(app, "connection_for_write", unreachable):
         response = client.get(reverse("healthz"))
-    finally:
-        app.conf.broker_url = configured
-    assert app.conf.broker_url == configured
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "error"
