@@ -15,8 +15,12 @@ def draft_profile(transactional_db):
     from webapp.records.models import CArm
 
     phantoms = {p.name: p for p in ensure_builtin_phantoms()}
-    carm = CArm.objects.create(name="QA C-arm", detector_type="image_intensifier",
-                               pixel_spacing_x_mm=0.5, pixel_spacing_y_mm=0.5)
+    carm = CArm.objects.create(
+        name="QA C-arm",
+        detector_type="image_intensifier",
+        pixel_spacing_x_mm=0.5,
+        pixel_spacing_y_mm=0.5,
+    )
     profile = CalibrationProfile.objects.create(
         carm=carm, version=1, phantom=phantoms["OrthoFuse clip-on two-layer phantom"]
     )
@@ -25,7 +29,9 @@ def draft_profile(transactional_db):
 
 
 @pytest.mark.browser
-def test_admin_reviews_and_activates_on_the_qa_page(built_frontend, login_page, page_url, make_user, draft_profile):
+def test_admin_reviews_and_activates_on_the_qa_page(
+    built_frontend, login_page, page_url, make_user, draft_profile
+):
     admin = make_user("qa_admin", "CalibrationAdmin")
     page = login_page(admin)
     page.goto(page_url("calibration:profile-detail", draft_profile.pk))

@@ -143,3 +143,32 @@ def test_keyboard_scrolls_slices_and_switches_tools(
     assert page.evaluate("() => window.orthofuseViewer.preset") == "bone"
     page.keyboard.press("w")
     assert page.evaluate("() => window.orthofuseViewer.primaryTool") == "windowLevel"
+
+
+@pytest.mark.parametrize("flip_k", [False, True], ids=["k-to-head", "k-to-feet"])
+def test_views_follow_radiological_orientation(
+    built_frontend, login_page, page_url, surgeon_a, patient_a, flip_k
+):
+    """Axial: anterior at the top (the posterior bone rod is drawn low). Sagittal: head at
+    the top (the rod widens with k, so it is wider at the top exactly when k runs to the
+    head). Holds for both slice orders, so the browser keeps voxels at their LPS places."""
+    study = save_study(patient_a, phantom_hu(seed=2), affine_for(flip_k=flip_k))
+    page = login_page(surgeon_a)
+    page.goto(page_url("records:study-detail", study.pk))
+    wait_until_rendered(page)
+    pixels = view_pixels(page)
+    bone_axial = pixels["axial"][..., :3].min(axis=2) > 250
+    rows = np.nonzero(bone_axial)[0]
+    assert rows.size > 50
+    assert rows.mean() > bone_axial.shape[0] * 0.55, "posterior rod is not in the lower half"
+    bone_sagittal = pixels["sagittal"][..., :3].min(axis=2) > 250
+    widths = bone_sagittal.sum(axis=1)
+    lit_rows = np.nonzero(widths)[0]
+    assert lit_rows.size > 20
+    quarter = max(lit_rows.size // 4, 1)
+    top = widths[lit_rows[:quarter]].mean()
+    bottom = widths[lit_rows[-quarter:]].mean()
+    if flip_k:
+        assert bottom > top * 1.3, f"rod widths top {top:.1f} px, bottom {bottom:.1f} px"
+    else:
+        assert top > bottom * 1.3, f"rod widths top {top:.1f} px, bottom {bottom:.1f} px"

@@ -172,6 +172,14 @@ export class CtViewer {
     return info ? { index: info.imageIndex, count: info.numberOfSlices } : null;
   }
 
+  /** Camera of a view: parallel scale (zoom), focal point and view-plane normal (LPS). */
+  camera(name) {
+    const viewport = this.viewport(name);
+    if (!viewport) return null;
+    const { parallelScale, focalPoint, viewPlaneNormal } = viewport.getCamera();
+    return { parallelScale, focalPoint: [...focalPoint], viewPlaneNormal: [...viewPlaneNormal] };
+  }
+
   reset() {
     if (!this.engine) return;
     for (const view of this.views) {

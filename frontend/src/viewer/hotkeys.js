@@ -6,7 +6,11 @@ const TOOL_KEYS = { w: 'windowLevel', p: 'pan', z: 'zoom', c: 'crosshairs' };
 /** Installs the hotkeys; `viewer` provides setPrimary, reset, scroll, applyPreset, invert. */
 export function installHotkeys(viewer, target = document) {
   const onKey = (event) => {
-    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    // Cornerstone's own key listener on a focused view calls preventDefault (it tracks
+    // modifier keys), so defaultPrevented does not mean "handled" here.
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat && !/^Arrow|^Page/.test(event.key)) {
+      return;
+    }
     const field = event.target;
     if (field && (field.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(field.tagName))) {
       return;

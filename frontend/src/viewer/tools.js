@@ -54,7 +54,8 @@ export function setUpTools(groupId, renderingEngineId, views) {
   group.addTool(CrosshairsTool.toolName, {
     getReferenceLineColor: (viewportId) => colourById[viewportId] || 'rgb(255, 255, 0)',
     getReferenceLineControllable: () => true,
-    getReferenceLineDraggableRotatable: () => false,
+    // Must be true for click-to-jump; also lets the lines be rotated (oblique MPR) as in OHIF.
+    getReferenceLineDraggableRotatable: () => true,
     getReferenceLineSlabThicknessControlsOn: () => false,
   });
   for (const view of views) group.addViewport(view.viewportId, renderingEngineId);
