@@ -13,7 +13,6 @@ Far-layer matching needs the distortion map and is done in :mod:`calibrate`.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,65 +87,70 @@ def build_lattice(
         raise CorrespondenceError("could not find the bead grid around the image centre")
 
     labels: dict[tuple[int, int], int] = {(0, 0): int(best)}
+    lab_ij = np.zeros((len(xy) + 1, 2), int)
+    lab_xy = np.zeros((len(xy) + 1, 2))
+    lab_xy[0] = xy[best]
+    n_lab = 1
     used = {int(best)}
     failed: dict[tuple[int, int], int] = {}
+    offsets = [(di, dj) for di in range(-2, 3) for dj in range(-2, 3) if (di, dj) != (0, 0)]
     grew = True
     while grew:
         grew = False
-        known = np.array(list(labels.keys()))
-        kxy = xy[np.array(list(labels.values()))]
         cands = set()
-        for i, j in known:
-            for di in range(-2, 3):
-                for dj in range(-2, 3):
-                    key = (i + di, j + dj)
-                    if key not in labels and failed.get(key, 0) < len(labels):
-                        cands.add(key)
+        for i, j in lab_ij[:n_lab]:
+            for di, dj in offsets:
+                key = (int(i + di), int(j + dj))
+                if key not in labels and failed.get(key, 0) < n_lab:
+                    cands.add(key)
         if not cands:
             break
-        ktree = cKDTree(known)
+        ktree = cKDTree(lab_ij[:n_lab])
         cand_list = sorted(cands, key=lambda k: ktree.query(k)[0])
         for key in cand_list:
             if key in labels:
                 continue
-            known = np.array(list(labels.keys()))
-            kxy = xy[np.array(list(labels.values()))]
-            d_idx = np.abs(known - np.array(key)).max(axis=1)
-            near = np.flatnonzero(d_idx <= 2)
+            kij = lab_ij[:n_lab]
+            near = np.flatnonzero(np.abs(kij - np.array(key)).max(axis=1) <= 2)
             if len(near) == 0:
                 continue
-            pred = _predict(np.array(key, float), known[near].astype(float), kxy[near], a, b)
+            pred, local_pitch = _predict(
+                np.array(key, float), kij[near].astype(float), lab_xy[near], a, b
+            )
             d, k = tree.query(pred)
-            local_pitch = _local_pitch(known[near], kxy[near], pitch)
             if d < tol * local_pitch and int(k) not in used:
                 labels[key] = int(k)
+                lab_ij[n_lab] = key
+                lab_xy[n_lab] = xy[k]
+                n_lab += 1
                 used.add(int(k))
                 grew = True
             else:
-                failed[key] = len(labels)
+                failed[key] = n_lab
     idx = np.array(list(labels.values()))
     ij = np.array(list(labels.keys()))
     return LatticeLabels(idx, ij, pitch, theta)
 
 
-def _predict(key, kij, kxy, a, b) -> np.ndarray:
-    if len(kij) >= 4:
-        design = np.column_stack([kij, np.ones(len(kij))])
-        if np.linalg.matrix_rank(design) == 3:
-            coef, *_ = np.linalg.lstsq(design, kxy, rcond=None)
-            return np.array([key[0], key[1], 1.0]) @ coef
+def _local_affine(kij: np.ndarray, kxy: np.ndarray):
+    """Affine lattice index -> pixel from labelled neighbours, or None when degenerate."""
+    if len(kij) < 4:
+        return None
+    design = np.column_stack([kij, np.ones(len(kij))])
+    gram = design.T @ design
+    if np.linalg.cond(gram) > 1e6:
+        return None
+    return np.linalg.solve(gram, design.T @ kxy)
+
+
+def _predict(key, kij, kxy, a, b):
+    """Predicted pixel of lattice point ``key`` and the local pitch (pixels)."""
+    coef = _local_affine(kij, kxy)
+    if coef is not None:
+        return np.array([key[0], key[1], 1.0]) @ coef, float(np.sqrt(abs(np.linalg.det(coef[:2]))))
     j = np.argmin(np.abs(kij - key).sum(axis=1))
     dk = key - kij[j]
-    return kxy[j] + dk[0] * a + dk[1] * b
-
-
-def _local_pitch(kij, kxy, default) -> float:
-    if len(kij) >= 4:
-        design = np.column_stack([kij, np.ones(len(kij))])
-        if np.linalg.matrix_rank(design) == 3:
-            coef, *_ = np.linalg.lstsq(design, kxy, rcond=None)
-            return float(np.sqrt(abs(np.linalg.det(coef[:2]))))
-    return default
+    return kxy[j] + dk[0] * a + dk[1] * b, float(np.linalg.norm(a))
 
 
 def classify_large(integral: np.ndarray, size_ratio: float) -> np.ndarray:
@@ -170,12 +174,13 @@ def match_code(lat: LatticeLabels, large_obs: np.ndarray, grid: GridInfo) -> Nea
     results = []
     for m in _symmetries():
         mapped_all = lat.ij @ m.T
-        votes: Counter = Counter()
+        cands = [(0, 0)]
         if len(o_large_ij) and len(p_large_ij):
             mapped_large = o_large_ij @ m.T
             off = (p_large_ij[None, :, :] - mapped_large[:, None, :]).reshape(-1, 2)
-            votes.update(map(tuple, off))
-        cands = [k for k, _ in votes.most_common(6)] or [(0, 0)]
+            uniq, counts = np.unique(off, axis=0, return_counts=True)
+            top = np.argsort(counts)[::-1][:6]
+            cands = [tuple(int(v) for v in uniq[t]) for t in top]
         for off in cands:
             mapped = mapped_all + np.array(off)
             score = 0.0

@@ -64,3 +64,12 @@ def test_hidden_list_names_missing_beads(phantom):
     # most beads reported hidden were hidden in the simulation
     assert len(hidden & truly_hidden) >= 0.9 * len(hidden)
     assert not (hidden & set(sim.true_px))
+
+
+def test_anatomy_over_the_phantom(phantom):
+    from calibration.engine.simulate import synthetic_anatomy
+
+    sim, res = _run(phantom, 14, anatomy=synthetic_anatomy(512, 512, rng=1), hide_fraction=0.1)
+    _check_names(sim, res, 0.6)
+    s = np.array(res.profile["source_mm"])
+    assert np.linalg.norm(s - np.array(sim.geometry.source_mm)) < 5.0
