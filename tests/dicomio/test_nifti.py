@@ -71,3 +71,10 @@ def test_voxel_limit_checked_from_header(tmp_path):
     path = _save(tmp_path, np.zeros((10, 10, 10), np.int16), np.eye(4))
     with pytest.raises(InputRefused, match="more than the limit of 999"):
         load_ct(path, max_voxels=999)
+
+
+def test_nifti_in_a_one_item_list_and_refused_among_others(tmp_path):
+    path = _save(tmp_path, np.zeros((3, 4, 5), np.int16), np.eye(4))
+    assert load_ct([path]).shape == (5, 4, 3)
+    with pytest.raises(InputRefused, match="must be imported on its own"):
+        load_ct([path, path])

@@ -736,6 +736,12 @@ def load_ct(
     (i, j, k, 1) -> LPS mm. Raises :class:`InputRefused` (or :class:`MultipleSeriesFound`)
     with a one-line message when the input is not an importable CT.
     """
+    if not isinstance(path, str | Path):
+        path = list(path)
+        if len(path) == 1:
+            path = path[0]
+        elif any(str(p).lower().endswith(NIFTI_SUFFIXES) for p in path):
+            raise InputRefused("a NIfTI volume must be imported on its own, not with other files")
     if isinstance(path, str | Path) and is_nifti(Path(path)):
         return load_nifti(path, max_voxels=max_voxels)
     return load_dicom_series(
