@@ -107,3 +107,54 @@ def test_exit_code_and_one_line_message(phantom_png, tmp_path):
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "pixel spacing" in lines[0]
     assert not out.exists()
+
+
+def _write_xa(path, pixels, spacing_row_col, photometric="MONOCHROME2"):
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.12.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "XA"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.ImagerPixelSpacing = [str(v) for v in spacing_row_col]
+    ds.PositionerPrimaryAngle = "12.5"
+    ds.PositionerSecondaryAngle = "-3"
+    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+
+
+def test_dicom_input_uses_imager_pixel_spacing_row_col(tmp_path):
+    sx, sy = 0.5, 0.52
+    sim = simulate_phantom_image(
+        builtin_phantom("clipon_two_layer"),
+        SimGeometry(512, 512, (sx, sy), (0.0, 0.0, -1000.0)),
+        rng=6,
+    )
+    dcm = tmp_path / "phantom.dcm"
+    _write_xa(dcm, sim.image, [sy, sx])  # DICOM order: row spacing, column spacing
+    prof = tmp_path / "profile.json"
+    call_command("calibrate_carm", image=str(dcm), phantom=CLIPON, out=str(prof))
+    p = json.loads(prof.read_text())
+    assert p["pixel_spacing_mm"] == [sx, sy]
+    assert p["primary_angle_deg"] == pytest.approx(12.5)
+    assert p["secondary_angle_deg"] == pytest.approx(-3.0)
+    k = np.array(p["K"])
+    assert k[0, 0] / k[1, 1] == pytest.approx(sy / sx, rel=1e-9)
+    assert p["residuals_mm"]["rms"] < 0.1
+    out = tmp_path / "dw.png"
+    call_command("dewarp", image=str(dcm), profile=str(prof), out=str(out))
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).dtype == np.uint16
