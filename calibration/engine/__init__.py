@@ -1,1 +1,19 @@
-"""Django-free calibration science: phantoms, bead detection, distortion fitting, effective source, two-view geometry."""
+"""Django-free calibration science: phantoms, bead detection, distortion fitting, effective source, two-view geometry.
+
+Public entry points (frames and units as in ../shared/CONVENTIONS.md):
+
+- ``phantom.load_phantom(path)`` / ``phantom.phantom_from_dict(data)`` -> ``Phantom``
+  (strict validation, ``PhantomError``); ``phantom.builtin_phantom("clipon_two_layer" |
+  "dot_grid_plate")`` for the shipped definitions in ``calibration/phantoms/``.
+- ``calibrate.calibrate(image, phantom, (sx, sy))`` -> ``CalibrationResult`` whose
+  ``.profile`` is the ``profile.json`` object; refusals raise ``CalibrationError`` with a
+  one-line reason (blank image, wrong phantom, too few beads, empty quadrant, ...).
+- ``dewarp.dewarp_image(stored_image, profile)`` (cached ``cv2.remap`` maps; applies the
+  profile's ``flip_horizontal`` itself, so pass the image as stored by the device);
+  ``dewarp.check_profile(profile)``.
+- ``polynomial.Poly2D`` (graded-order polynomial of CONVENTIONS.md; ``from_dict``/``to_dict``).
+- ``source.estimate_source``, ``source.intrinsics_from_source``.
+- ``twoview.View``, ``triangulate_midpoint``, ``epipolar_line``, ``angle_between_views``.
+- ``simulate.simulate_phantom_image`` (image-intensifier phantom images with ground truth).
+- ``detect.detect_beads`` (sub-pixel blobs), ``correspond`` (bead naming).
+"""

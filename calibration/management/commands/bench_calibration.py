@@ -109,7 +109,13 @@ def pelvis_anatomy(size: int, stdout) -> tuple[list[np.ndarray], str]:
 
 
 def opencv_holdout(res, phantom, fit_ids, ho_ids, width, height, spacing) -> tuple[float, float]:
-    """Hold-out residual (mm) of OpenCV's rational + thin-prism model on the same beads."""
+    """Hold-out residual (mm) of OpenCV's rational + thin-prism model on the same beads.
+
+    One planar view (the near layer, z = 0 in its own frame): the focal length is fixed at
+    the nominal 1000 mm (not identifiable from one planar view), principal point, pose and
+    the 12 rational/thin-prism coefficients are fitted. The residual compares undistorted
+    hold-out detections with the projections of those beads by the fitted pose.
+    """
     beads = {b["id"]: b for b in res.profile["beads"]}
     rot = np.deg2rad(res.rotation_deg)
     r2 = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]])
@@ -127,7 +133,6 @@ def opencv_holdout(res, phantom, fit_ids, ho_ids, width, height, spacing) -> tup
     k0 = np.array([[f_px, 0, (width - 1) / 2], [0, f_px, (height - 1) / 2], [0, 0, 1]])
     flags = (
         cv2.CALIB_USE_INTRINSIC_GUESS
-        | cv2.CALIB_FIX_PRINCIPAL_POINT
         | cv2.CALIB_FIX_FOCAL_LENGTH
         | cv2.CALIB_RATIONAL_MODEL
         | cv2.CALIB_THIN_PRISM_MODEL
