@@ -38,7 +38,7 @@ def test_job_error_fails_with_its_own_message(make_job):
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
     assert job.error == "diagnostic failure requested (failed at step 2 of 4)"
-    assert job.message == "failed"
+    assert job.message == "step 1 of 4"  # where it got to
     assert job.progress == pytest.approx(0.25)  # step 1 was reported before the failure
     assert "sleep" in job.timings  # the stage that failed is still timed
 

@@ -137,9 +137,7 @@ def _fail(
     if attempts is not None:
         rows = rows.filter(attempts=attempts)
     now = timezone.now()
-    return bool(
-        rows.update(status=Job.Status.FAILED, error=error, message="failed", finished_at=now)
-    )
+    return bool(rows.update(status=Job.Status.FAILED, error=error, message="", finished_at=now))
 
 
 def _claim(job_id: int, worker: str) -> tuple[Job, JobSpec, int] | None:
@@ -260,12 +258,11 @@ def execute_job(job_id: int, *, worker: str | None = None) -> str:
         _finish(
             ctx,
             Job.Status.FAILED,
-            message="failed",
             error=f"time limit of {spec.soft_time_limit} s exceeded",
         )
         return "failed"
     except JobError as exc:
-        _finish(ctx, Job.Status.FAILED, message="failed", error=one_line(exc) or "the job failed")
+        _finish(ctx, Job.Status.FAILED, error=one_line(exc) or "the job failed")
         return "failed"
     except TRANSIENT_ERRORS as exc:
         log.warning("job %s: transient error, will retry: %s", job.pk, one_line(exc))
@@ -281,9 +278,7 @@ def execute_job(job_id: int, *, worker: str | None = None) -> str:
     except Exception as exc:
         log.exception("job %s (%s) failed with an internal error", job.pk, job.kind)
         line = f"internal error: {type(exc).__name__}: {one_line(exc)}"
-        _finish(
-            ctx, Job.Status.FAILED, message="failed", error=line + "\n\n" + traceback.format_exc()
-        )
+        _finish(ctx, Job.Status.FAILED, error=line + "\n\n" + traceback.format_exc())
         return "failed"
     _finish(
         ctx, Job.Status.SUCCEEDED, progress=1.0, message=ctx.job.message or "done", result=result

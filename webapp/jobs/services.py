@@ -53,7 +53,7 @@ def _send(job_id: int, spec: JobSpec, task_id: str) -> None:
         log.exception("could not publish job %s", job_id)
         Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
             status=Job.Status.FAILED,
-            message="failed",
+            message="",
             error=f"could not reach the job queue: {type(exc).__name__}: {one_line(exc)}",
             finished_at=timezone.now(),
         )
@@ -181,12 +181,12 @@ def recover_stale_jobs(max_silence_s: float | None = None) -> list[tuple[int, st
         elif spec is None:
             what = f"failed: unknown job kind {job.kind!r}"
             done = mine.update(
-                status=Job.Status.FAILED, message="failed", error=what[8:], finished_at=now
+                status=Job.Status.FAILED, message="", error=what[8:], finished_at=now
             )
         elif job.started_at and (now - job.started_at).total_seconds() > spec.time_limit:
             what = f"failed: time limit of {spec.time_limit} s exceeded (worker stopped, {silence})"
             done = mine.update(
-                status=Job.Status.FAILED, message="failed", error=what[8:], finished_at=now
+                status=Job.Status.FAILED, message="", error=what[8:], finished_at=now
             )
         elif job.attempts < spec.max_attempts:
             task_id = str(uuid.uuid4())
@@ -199,7 +199,7 @@ def recover_stale_jobs(max_silence_s: float | None = None) -> list[tuple[int, st
         else:
             what = f"failed: worker stopped responding ({silence}) after {job.attempts} attempt{plural}"
             done = mine.update(
-                status=Job.Status.FAILED, message="failed", error=what[8:], finished_at=now
+                status=Job.Status.FAILED, message="", error=what[8:], finished_at=now
             )
         if done:
             log.warning("job %s (%s) %s", job.pk, job.kind, what)
