@@ -23,8 +23,9 @@ def _subpixel_peak(img: np.ndarray) -> tuple[float, float]:
     return u + (win * du).sum() / win.sum(), v + (win * dv).sum() / win.sum()
 
 
+@pytest.mark.parametrize("method", ["planes", "rays"])
 @pytest.mark.parametrize("lao, cra, ip", [(0.0, 0.0, 0.0), (35.0, -20.0, 10.0), (-70.0, 25.0, 0.0)])
-def test_marker_voxel_projects_where_the_camera_says(lao, cra, ip):
+def test_marker_voxel_projects_where_the_camera_says(lao, cra, ip, method):
     rng = np.random.default_rng(7)
     arr = np.full((30, 34, 38), -1000.0, np.float32)
     ijk = np.array([21, 13, 17])
@@ -46,7 +47,8 @@ def test_marker_voxel_projects_where_the_camera_says(lao, cra, ip):
     assert np.hypot(u - expected[0], v - expected[1]) < 0.5
 
 
-def test_line_integral_of_a_box_is_mu_times_length():
+@pytest.mark.parametrize("method", ["planes", "rays"])
+def test_line_integral_of_a_box_is_mu_times_length(method):
     vol = box_volume(shape_kji=(20, 20, 20), spacing=(1.0, 1.0, 1.0), lo=(0, 0, 0), hi=(20, 20, 20))
     cam = Camera.from_geometry(9, 9, 1000.0, 0.05, 0.05)
     T = carm_pose(0.0, 0.0, 600.0, volume_center(vol))
@@ -58,10 +60,11 @@ def test_line_integral_of_a_box_is_mu_times_length():
     assert img[0, 4, 4].item() == pytest.approx(mu * 20.0, rel=1e-4)
 
 
-def test_patch_equals_crop_and_batch_equals_single():
+@pytest.mark.parametrize("method", ["planes", "rays"])
+def test_patch_equals_crop_and_batch_equals_single(method):
     vol = box_volume()
     cam = Camera.from_geometry(48, 40, 1000.0, 1.0, 1.0)
-    r = DrrRenderer(vol, max_points_per_chunk=5000)
+    r = DrrRenderer(vol, max_points_per_chunk=5000, method=method)
     Ts = torch.stack(
         [torch.as_tensor(carm_pose(a, b, 600.0, volume_center(vol))) for a, b in ((0, 0), (20, 10))]
     )

@@ -65,7 +65,13 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, help="output DRR .npy")
         parser.add_argument("--repeat", type=int, default=1, help="timed renders (>= 1)")
         parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-        parser.add_argument("--samples-per-ray", type=int, default=256, dest="samples_per_ray")
+        parser.add_argument(
+            "--samples-per-ray",
+            type=int,
+            default=256,
+            dest="samples_per_ray",
+            help="upper bound of samples per ray (default 256; the JSON reports the number used)",
+        )
 
     def handle(self, *args, **opts) -> None:
         from registration.engine.camera import Camera
@@ -143,7 +149,9 @@ class Command(BaseCommand):
         np.save(buf, drr)
         meta = {
             "seconds_per_image": float(statistics.median(times)),
-            "samples_per_ray": int(samples),
+            # samples actually taken per ray (the planes scheme samples each CT slice once,
+            # so this is min(--samples-per-ray, slices crossed along the marching axis))
+            "samples_per_ray": int(renderer.last_samples_per_ray or samples),
             "device": device,
         }
         json_path = timing_path(out)
