@@ -1,6 +1,11 @@
 // Entry point of static/dist/ct_viewer.js: mounts a CtViewer on every [data-ct-viewer]
 // element (templates/records/_ct_viewer.html) and wires its toolbar.
 //
+// Extension API for other pages (planning overlays): the root element dispatches
+// "orthofuse:viewer-ready" with detail.viewer, a CtViewer whose stable members are
+// views [{name, viewportId, element}], engine (Cornerstone RenderingEngine),
+// viewport(name), centreOn([x, y, z] LPS mm), applyPreset(id), voi(), reset().
+//
 // Test hook: window.orthofuseViewer = { ready, error, progress, renderCount, renderCounts,
 // preset, primaryTool, voi(), applyPreset(id), setPrimary(name), scroll(delta, view),
 // sliceInfo(view), camera(view), reset(), decodeDicom(url), viewer }.
@@ -41,6 +46,7 @@ function publishHook(viewer) {
     scroll: (delta, view) => viewer.scroll(delta, view),
     sliceInfo: (view) => viewer.sliceInfo(view),
     camera: (view) => viewer.camera(view),
+    centreOn: (point) => viewer.centreOn(point),
     reset: () => viewer.reset(),
     // Decodes a DICOM file with the DICOM image loader (worker + WASM codecs).
     decodeDicom: (url) => dicomImageStats(url),

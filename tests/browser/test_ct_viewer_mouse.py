@@ -105,3 +105,16 @@ def test_crosshairs_are_drawn_and_a_click_moves_the_other_views(viewer_page):
     # Up-left in the axial view is anterior (smaller LPS y) and patient right (smaller x).
     assert hook(page, "camera('coronal')")["focalPoint"][1] < coronal_y - 2.0
     assert hook(page, "camera('sagittal')")["focalPoint"][0] < sagittal_x - 2.0
+
+
+def test_centre_on_moves_every_plane_through_the_point(viewer_page):
+    page = viewer_page
+    # Voxel (i, j, k) = (10, 30, 5) of affine_for(): origin (-20, -15, 100), spacing 0.8/0.8/2.5.
+    point = [-20.0 + 10 * 0.8, -15.0 + 30 * 0.8, 100.0 + 5 * 2.5]
+    page.evaluate("(p) => window.orthofuseViewer.centreOn(p)", point)
+    for view in ("axial", "coronal", "sagittal"):
+        camera = hook(page, f"camera('{view}')")
+        normal = np.asarray(camera["viewPlaneNormal"])
+        offset = float(np.dot(np.subtract(camera["focalPoint"], point), normal))
+        assert abs(offset) < 1e-3, f"{view} plane is {offset:.4f} mm from the point"
+    assert hook(page, "sliceInfo('axial')")["index"] == 5

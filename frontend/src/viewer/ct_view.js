@@ -66,6 +66,7 @@ export class CtViewer {
       this.volume = createVolume(this.volumeId, meta, voxels);
       await this._display();
       this._set({ ready: true, progress: 1 });
+      this.root.dispatchEvent(new CustomEvent('orthofuse:viewer-ready', { detail: { viewer: this } }));
     } catch (error) {
       console.error('CT viewer:', error);
       this._set({ error: String(error.message || error) });
@@ -164,12 +165,27 @@ export class CtViewer {
     csUtils.scroll(viewport, { delta, volumeId: this.volumeId });
   }
 
-  /** Slice index and count shown by a view. */
+  /**
+   * Slice shown by a view as a stored voxel index: the volume axis closest to the view
+   * normal (k for axial, j for coronal, i for sagittal on an axial CT), 0-based, with the
+   * number of slices along it. Same numbering as the .npy on the server.
+   */
   sliceInfo(name) {
     const viewport = this.viewport(name);
-    if (!viewport) return null;
-    const info = csUtils.getImageSliceDataForVolumeViewport(viewport);
-    return info ? { index: info.imageIndex, count: info.numberOfSlices } : null;
+    if (!viewport || !this.meta) return null;
+    const { focalPoint, viewPlaneNormal } = viewport.getCamera();
+    const { direction, origin, spacing, dimensions } = this.meta;
+    const axes = [direction.slice(0, 3), direction.slice(3, 6), direction.slice(6, 9)];
+    const dot = (a, b) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+    const relative = focalPoint.map((value, axis) => value - origin[axis]);
+    let best = 0;
+    for (let axis = 1; axis < 3; axis += 1) {
+      if (Math.abs(dot(viewPlaneNormal, axes[axis])) > Math.abs(dot(viewPlaneNormal, axes[best]))) {
+        best = axis;
+      }
+    }
+    const index = Math.round(dot(relative, axes[best]) / spacing[best]);
+    return { index, count: dimensions[best], axis: 'ijk'[best] };
   }
 
   /** Camera of a view: parallel scale (zoom), focal point and view-plane normal (LPS). */
@@ -178,6 +194,21 @@ export class CtViewer {
     if (!viewport) return null;
     const { parallelScale, focalPoint, viewPlaneNormal } = viewport.getCamera();
     return { parallelScale, focalPoint: [...focalPoint], viewPlaneNormal: [...viewPlaneNormal] };
+  }
+
+  /** Moves every view's plane through `point` (LPS mm), keeping zoom and orientation. */
+  centreOn(point) {
+    if (!this.engine) return;
+    for (const view of this.views) {
+      const viewport = this.engine.getViewport(view.viewportId);
+      const { focalPoint, position } = viewport.getCamera();
+      const delta = point.map((value, axis) => value - focalPoint[axis]);
+      viewport.setCamera({
+        focalPoint: [...point],
+        position: position.map((value, axis) => value + delta[axis]),
+      });
+      viewport.render();
+    }
   }
 
   reset() {
