@@ -176,3 +176,41 @@ def test_killed_worker_job_without_attempts_left_is_failed_by_the_next_worker(
     assert job.finished_at is not None
     # settled once: a later sweep finds nothing to do
     assert recover_stale_jobs(max_silence_s=2.0) == []
+
+
+def test_job_of_a_killed_pool_process_is_redelivered_and_rerun(
+    transactional_db, purged_queues, fast_heartbeat, surgeon_a, tmp_path
+):
+    """Only the pool process running the job dies (say, out of memory): the worker puts the
+    message back (late ack + reject_on_worker_lost) and the job runs again as attempt 2."""
+    job = submit_job("diagnostic_sleep", params={"seconds": 3.0, "steps": 15}, user=surgeon_a)
+    log_path = tmp_path / "worker.log"
+    proc = _start_worker("cpu", log_path)
+    try:
+        wait_for(
+            lambda: (
+                proc.poll() is not None
+                or Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, progress__gt=0).exists()
+            ),
+            timeout=60,
+            interval=0.1,
+            what="the worker subprocess to start the job",
+        )
+        assert proc.poll() is None, "worker exited early:\n" + log_path.read_text()[-3000:]
+        job.refresh_from_db()
+        child = int(job.worker.rsplit("pid=", 1)[1])
+        assert child != proc.pid  # the job runs in a pool process, not the main one
+        os.kill(child, signal.SIGKILL)
+        wait_for(
+            lambda: Job.objects.get(pk=job.pk).is_finished,
+            timeout=60,
+            interval=0.1,
+            what="the redelivered job to finish",
+        )
+    finally:
+        _kill(proc)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error + "\n" + log_path.read_text()[-3000:]
+    assert job.attempts == 2
+    assert job.result["attempt"] == 2
+    assert job.result["pid"] != child
