@@ -407,6 +407,7 @@ function renderReadouts() {
     document.getElementById('tool-status').textContent =
       `Tool (${state.tool.chain}) at ${new Date(state.tool.received_at).toLocaleTimeString()}`;
   }
+  if (window.PlanningCT) window.PlanningCT.update();
   if (window.PlanningScene) window.PlanningScene.update(state.trajectories.map((tt) => ({ t: tt, c: computed(tt) })));
 }
 

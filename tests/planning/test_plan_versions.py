@@ -187,3 +187,53 @@ def test_bone_mesh_from_synthetic_ct():
     assert 3.0 <= x.min() <= 5.0 and 29.0 <= x.max() <= 32.0
     assert 113.0 <= z.min() <= 116.5 and 141.0 <= z.max() <= 144.5
     assert bone_mesh(np.zeros((5, 5, 5)), np.eye(4)) is None
+
+
+def _profile(carm, K, width, height, status="active", version=1):
+    from django.core.files.base import ContentFile
+
+    from calibration.models import CalibrationProfile
+
+    p = CalibrationProfile(
+        carm=carm, version=version, status=status, primary_angle_deg=0, secondary_angle_deg=0
+    )
+    p.data = {
+        "K": K,
+        "width": width,
+        "height": height,
+        "pixel_spacing_mm": [1.0, 1.0],
+        "source_mm": [0, 0, -1000.0],
+    }
+    p.image_file.save("phantom.png", ContentFile(b"x"), save=False)
+    p.save()
+    return p
+
+
+def test_intrinsics_from_active_calibration_profile(two_views, carm):
+    K = [[1010.0, 0, 150.0], [0, 1010.0, 170.0], [0, 0, 1]]
+    _profile(carm, K, helpers.SIZE, helpers.SIZE, status="draft")
+    geo = services.plan_geometry(*two_views)
+    assert "image header" in geo.views[0].source["K"]  # a draft profile is not used
+    _profile(carm, K, helpers.SIZE, helpers.SIZE, version=2)
+    geo = services.plan_geometry(*two_views)
+    assert geo.views[0].source["K"] == f"calibration profile {carm.name} v2"
+    np.testing.assert_allclose(geo.views[0].K, K)
+    assert not any("lacks a calibration" in w for w in geo.warnings)
+
+
+def test_profile_of_other_size_is_scaled(two_views, carm):
+    K = [[2000.0, 0, 319.5], [0, 2000.0, 319.5], [0, 0, 1]]
+    _profile(carm, K, 2 * helpers.SIZE, 2 * helpers.SIZE)
+    geo = services.plan_geometry(*two_views)
+    np.testing.assert_allclose(geo.views[0].K[0, 0], 1000.0)
+    np.testing.assert_allclose(geo.views[0].K[0, 2], (319.5 + 0.5) / 2 - 0.5)
+
+
+def test_undewarped_image_intensifier_warned(media, patient_a):
+    from webapp.records.models import CArm
+
+    ii = CArm.objects.create(name="II", detector_type=CArm.DetectorType.IMAGE_INTENSIFIER)
+    x1 = helpers.make_xray(patient_a, ii, 0.0)
+    x2 = helpers.make_xray(patient_a, ii, 90.0)
+    geo = services.plan_geometry(x1, x2)
+    assert any("not dewarped" in w for w in geo.warnings)

@@ -39,8 +39,8 @@ def _xray_file(xray: XrayImage):
 
 
 def read_pixels(xray: XrayImage) -> np.ndarray:
-    """The X-ray as float32 (H, W) for display: dewarped when available, MONOCHROME1
-    inverted so bone is bright... as on a film (higher = whiter)."""
+    """The X-ray as float32 (H, W) for display: the dewarped image when there is one;
+    MONOCHROME1 is inverted so that higher values are always whiter."""
     fileobj = _xray_file(xray)
     if not fileobj:
         raise ValueError(f"X-ray #{xray.pk} has no image file")
@@ -195,6 +195,11 @@ def plan_geometry(xray1: XrayImage, xray2: XrayImage) -> PlanGeometry:
             warnings.append(
                 f"View {i} lacks a calibration: intrinsics come from the image header, "
                 "so 3D positions are approximate."
+            )
+        if xray.carm is not None and xray.carm.needs_dewarping and not xray.dewarped_file:
+            warnings.append(
+                f"View {i} comes from an image intensifier and is not dewarped yet: its "
+                "distortion (several mm at the edge) is not corrected."
             )
         cams.append((camera, k_source))
         regs.append(_registration(xray))

@@ -116,6 +116,9 @@ def plan_page(request: HttpRequest, pk: int) -> HttpResponse:
         geometry, geometry_error = None, str(exc)
     latest = plan.latest_version
     editable = can_edit(request.user) and version.number == latest.number
+    ct_study = None
+    if geometry and geometry["world_frame"] == "ct":
+        ct_study = plan.patient.ct_studies.filter(pk=geometry["study_id"]).first()
     context = {
         "plan": {"id": plan.pk, "name": plan.name, "patient": plan.patient.mrn},
         "geometry": geometry,
@@ -145,6 +148,7 @@ def plan_page(request: HttpRequest, pk: int) -> HttpResponse:
             "context": context,
             "editable": editable,
             "xrays": plan.patient.xrays.all(),
+            "ct_study": ct_study,
         },
     )
 
