@@ -41,7 +41,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
-from webapp.dicomio.errors import InputRefused, MultipleSeriesFound
+from webapp.dicomio.errors import InputRefused, MultipleSeriesFound, reraise_if_fatal
 from webapp.dicomio.geometry import plan_stack
 from webapp.dicomio.sources import (
     DEFAULT_MAX_BYTES,
@@ -165,7 +165,8 @@ def read_dataset(src: SourceFile, *, max_inflated: int = DEFAULT_MAX_BYTES) -> D
                 pass
         except InvalidDicomError:
             return None
-        except Exception as exc:  # noqa: BLE001 - any parser failure is a refusal
+        except BaseException as exc:  # noqa: BLE001 - any parser failure is a refusal
+            reraise_if_fatal(exc)
             if not has_magic:
                 return None
             raise InputRefused(
@@ -395,7 +396,8 @@ def decode_frames(ds: Dataset, source: str) -> np.ndarray:
                 f"{source}: pixel data in transfer syntax {label} cannot be decoded by the "
                 "installed decoders"
             ) from None
-        except Exception as exc:  # noqa: BLE001 - corrupt codestreams raise many types
+        except BaseException as exc:  # noqa: BLE001 - corrupt codestreams raise many types
+            reraise_if_fatal(exc)
             raise InputRefused(
                 f"{source}: pixel data in transfer syntax {label} could not be decoded "
                 f"({type(exc).__name__}: {str(exc)[:120]})"

@@ -11,6 +11,7 @@ class InputRefused(ValueError):
     """The input cannot be imported; ``message`` says why in one line."""
 
     def __init__(self, message: str) -> None:
+        message = " ".join(str(message).split())  # always one line
         super().__init__(message)
         self.message = message
 
@@ -33,3 +34,13 @@ class MultipleSeriesFound(InputRefused):
             for s in series
         )
         super().__init__(f"the input holds {len(series)} series, choose one: {listing}")
+
+
+def reraise_if_fatal(exc: BaseException) -> None:
+    """Re-raise interpreter-level exceptions; anything else from a decoder is a refusal.
+
+    Some decoders are Rust extensions whose panics (``pyo3_runtime.PanicException``) derive
+    from ``BaseException``, so corrupt data must be caught with ``except BaseException``.
+    """
+    if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit | MemoryError):
+        raise exc

@@ -33,7 +33,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from webapp.dicomio.ct import DEFAULT_MAX_VOXELS, _get, _int, _text, _ts_label, check_pixel_header
-from webapp.dicomio.errors import InputRefused
+from webapp.dicomio.errors import InputRefused, reraise_if_fatal
 
 XRAY_MODALITIES = ("XA", "RF", "DX", "CR")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -124,7 +124,8 @@ def _read_dicom(path: Path, *, max_voxels: int, data: bytes | None = None) -> Xr
             ds = pydicom.dcmread(io.BytesIO(data) if data is not None else path, force=True)
             for _elem in ds:
                 pass
-        except (InvalidDicomError, Exception) as exc:  # noqa: BLE001
+        except (InvalidDicomError, BaseException) as exc:  # noqa: BLE001
+            reraise_if_fatal(exc)
             raise InputRefused(
                 f"{path.name} is not a readable DICOM file ({str(exc)[:120]})"
             ) from None
@@ -157,7 +158,8 @@ def _read_dicom(path: Path, *, max_voxels: int, data: bytes | None = None) -> Xr
                 f"{path.name}: pixel data in transfer syntax {label} cannot be decoded by the "
                 "installed decoders"
             ) from None
-        except Exception as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001
+            reraise_if_fatal(exc)
             raise InputRefused(
                 f"{path.name}: pixel data in transfer syntax {label} could not be decoded "
                 f"({type(exc).__name__}: {str(exc)[:120]})"

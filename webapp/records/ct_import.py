@@ -29,6 +29,7 @@ from django.db import transaction
 
 from webapp.core import audit
 from webapp.dicomio import InputRefused, MultipleSeriesFound, load_ct
+from webapp.dicomio.errors import reraise_if_fatal
 from webapp.records.models import CTStudy
 from webapp.records.volume_store import delete_volume_file, save_volume
 
@@ -41,6 +42,7 @@ class ImportRefused(ValueError):
     """The input cannot be imported; ``message`` is one line naming the problem."""
 
     def __init__(self, message: str) -> None:
+        message = " ".join(str(message).split())  # always one line
         super().__init__(message)
         self.message = message
 
@@ -99,7 +101,8 @@ def import_ct_study(
         raise ImportRefused(exc.message) from None
     except MemoryError:
         raise ImportRefused("the volume is too large to load into memory") from None
-    except Exception as exc:  # noqa: BLE001 - never a 500 for bad input; log for developers
+    except BaseException as exc:  # noqa: BLE001 - never a 500 for bad input; log for developers
+        reraise_if_fatal(exc)
         logger.exception("unexpected error while reading a CT input")
         raise ImportRefused(f"the input could not be read ({type(exc).__name__})") from None
 

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from webapp.core import audit
 from webapp.dicomio import InputRefused, XrayData, read_xray, zero_preamble
+from webapp.dicomio.errors import reraise_if_fatal
 from webapp.dicomio.sources import human_bytes
 from webapp.records.ct_import import ImportRefused
 from webapp.records.models import XrayImage
@@ -92,7 +93,8 @@ def import_xray(
         raise ImportRefused(exc.message) from None
     except MemoryError:
         raise ImportRefused("the image is too large to load into memory") from None
-    except Exception as exc:  # noqa: BLE001 - never a 500 for bad input
+    except BaseException as exc:  # noqa: BLE001 - never a 500 for bad input
+        reraise_if_fatal(exc)
         logger.exception("unexpected error while reading an X-ray")
         raise ImportRefused(f"the image could not be read ({type(exc).__name__})") from None
 
