@@ -214,3 +214,34 @@ def test_other_team_surgeon_gets_404(plan_setup, login_page, page_url, surgeon_b
     assert response.status == 404
     response = page.goto(page_url("planning:view-image", plan_setup.pk, 1))
     assert response.status == 404
+
+
+def test_postop_achieved_trajectory_by_clicking(plan_setup, login_page, page_url, surgeon_a, patient_a):
+    from webapp.planning import services
+    from webapp.planning.models import PostOpOutcome
+    from webapp.records.models import CArm
+
+    picks = helpers.picks_for(ENTRY, TARGET, helpers.pose(0.0), helpers.pose(90.0))
+    services.save_version(plan_setup, surgeon_a, [{"name": "S1", "colour": "#00b4ff", "diameter_mm": 5, "picks": picks}], "")
+    carm = CArm.objects.get()
+    p1 = helpers.make_xray(patient_a, carm, 0.0, description="post-op AP")
+    p2 = helpers.make_xray(patient_a, carm, 90.0, description="post-op lateral")
+    achieved_entry, achieved_target = ENTRY + [2.0, 0.0, 0.0], TARGET + [0.0, 0.0, 3.0]
+    uv1 = helpers.project(helpers.pose(0.0), np.stack([achieved_entry, achieved_target]))
+    uv2 = helpers.project(helpers.pose(90.0), np.stack([achieved_entry, achieved_target]))
+    page = login_page(surgeon_a)
+    _open(page, page_url("planning:postop", plan_setup.pk) + f"?xray1={p1.pk}&xray2={p2.pk}")
+    _click(page, 0, uv1[0])
+    _click(page, 0, uv1[1])
+    _click(page, 1, uv2[0])
+    _click(page, 1, uv2[1])
+    page.click("#record-outcome")
+    page.wait_for_selector("#save-message.ok")
+    outcome = PostOpOutcome.objects.get(plan=plan_setup)
+    assert outcome.trajectory_name == "S1" and outcome.version.number == 2
+    assert outcome.entry_deviation_mm == pytest.approx(2.0, abs=0.6)
+    assert outcome.tip_deviation_mm == pytest.approx(3.0, abs=0.6)
+    assert "entry" in page.inner_text("#save-message")
+    page.goto(page_url("planning:outcomes"))
+    page.wait_for_selector("#outcome-chart .main-svg")
+    assert "Browser plan" in page.inner_text("body")
