@@ -51,7 +51,8 @@ class Command(BaseCommand):
             patient.care_teams.add(team)
         if created:
             self.stdout.write(f"created demo patient {patient}")
-        self._demo_ct(patient, users["surgeon"])
+        study = self._demo_ct(patient, users["surgeon"])
+        self._demo_imaging(patient, study, users)
         self.stdout.write(self.style.SUCCESS("Demo ready. Log in at http://127.0.0.1:8000/ with:"))
         for name, role, superuser in DEMO_USERS:
             label = "site admin" if superuser else role
@@ -69,6 +70,16 @@ class Command(BaseCommand):
         if not superuser:
             team.members.add(user)
         return user
+
+    def _demo_imaging(self, patient: Patient, study, users: dict) -> None:
+        from webapp.core import demo
+
+        carm = demo.demo_carm()
+        for profile in demo.demo_calibrations(carm, users["caladmin"]):
+            self.stdout.write(f"calibrated {carm.name} at {profile.primary_angle_deg:.0f}°: "
+                              f"residual RMS {profile.rms_mm:.3f} mm")
+        for xray in demo.demo_xrays(patient, study, carm, users["surgeon"]):
+            self.stdout.write(f"simulated C-arm shot '{xray.description}'")
 
     def _demo_ct(self, patient: Patient, user: User):
         from webapp.records.ct_import import ImportRefused, import_ct_study
