@@ -383,7 +383,6 @@ class DrrRenderer:
             positive = bool((da > 0).all()) and o_a < float(pos[0])
             negative = bool((da < 0).all()) and o_a > float(pos[-1])
             need_mask = not (positive or negative)
-            ones = torch.ones(P, dtype=self.dtype, device=self.device)
             chunk = max(1, self.max_points_per_chunk // P)
             pieces = []
             for start in range(0, R, chunk):
@@ -399,7 +398,7 @@ class DrrRenderer:
                 if need_mask:
                     t = (pos[:, None] - o_idx[b, axis]) / da[None, sl]
                     vals = vals * (t > 0).to(vals.dtype)
-                pieces.append((ones @ vals) * step_mm[sl])  # gemv: fast sum over planes
+                pieces.append(vals.sum(dim=0) * step_mm[sl])
             out.append(torch.cat(pieces) if len(pieces) > 1 else pieces[0])
         return torch.stack(out).reshape(-1)
 

@@ -83,6 +83,10 @@ class NanoDrrReference:
         """(B, H, W) line integrals for poses (4, 4)/(B, 4, 4) and ``K`` (3, 3)."""
         from nanodrr.drr.renderer import render
 
+        if isinstance(T_cam_from_world, torch.Tensor):
+            T_cam_from_world = T_cam_from_world.detach().cpu().double().numpy()
+        if isinstance(K, torch.Tensor):
+            K = K.detach().cpu().double().numpy()
         T = torch.as_tensor(np.asarray(T_cam_from_world, dtype=np.float64))
         if T.ndim == 2:
             T = T[None]
@@ -93,6 +97,7 @@ class NanoDrrReference:
         k_inv = k_inv.expand(T.shape[0], 3, 3)
         rt_inv = torch.linalg.inv(T).to(self.dtype).to(self.device)
         sdd = torch.full((T.shape[0],), float(source_to_detector_mm), dtype=self.dtype)
+        # nanodrr takes (B, 3, 3) k_inv
         out = render(
             self.subject,
             k_inv,
