@@ -172,3 +172,18 @@ def test_views_follow_radiological_orientation(
         assert bottom > top * 1.3, f"rod widths top {top:.1f} px, bottom {bottom:.1f} px"
     else:
         assert top > bottom * 1.3, f"rod widths top {top:.1f} px, bottom {bottom:.1f} px"
+
+
+def test_unreadable_volume_shows_the_reason(
+    built_frontend, login_page, page_url, surgeon_a, patient_a
+):
+    from django.core.files.base import ContentFile
+
+    study = save_study(patient_a, phantom_hu((4, 8, 8)), affine_for())
+    study.volume_file.save("broken.npy", ContentFile(b"not a volume"), save=True)
+    page = login_page(surgeon_a)
+    page.goto(page_url("records:study-detail", study.pk))
+    page.wait_for_function("() => window.orthofuseViewer && window.orthofuseViewer.error")
+    status = page.text_content("[data-viewer-status]")
+    assert "cannot be read" in status
+    assert page.get_attribute("[data-ct-viewer]", "data-state") == "error"

@@ -12,7 +12,7 @@ import { cache, Enums, utilities, volumeLoader } from '@cornerstonejs/core';
 export async function fetchMeta(url) {
   const response = await fetch(url, { credentials: 'same-origin' });
   if (!response.ok) {
-    throw new Error(`volume description: HTTP ${response.status}`);
+    throw new Error(await refusal(response, 'volume description'));
   }
   const meta = await response.json();
   if (meta.dtype !== '<i2') {
@@ -25,7 +25,7 @@ export async function fetchMeta(url) {
 export async function fetchVoxels(url, expectedBytes, onProgress = () => {}) {
   const response = await fetch(url, { credentials: 'same-origin' });
   if (!response.ok || !response.body) {
-    throw new Error(`volume voxels: HTTP ${response.status}`);
+    throw new Error(await refusal(response, 'volume voxels'));
   }
   const buffer = new Uint8Array(expectedBytes);
   const reader = response.body.getReader();
@@ -45,6 +45,17 @@ export async function fetchVoxels(url, expectedBytes, onProgress = () => {}) {
   }
   // int16 little-endian, as every browser platform is.
   return new Int16Array(buffer.buffer);
+}
+
+/** The server's one-line reason ({"detail": ...}) or the HTTP status. */
+async function refusal(response, what) {
+  try {
+    const body = await response.json();
+    if (body && typeof body.detail === 'string') return body.detail;
+  } catch {
+    // not JSON: fall through
+  }
+  return `${what}: HTTP ${response.status}`;
 }
 
 function cross(a, b) {
