@@ -173,22 +173,25 @@ class _SceneCoords:
     mask: np.ndarray
 
 
-def _march_scene_coordinates(
-    renderer, camera: Camera, T: np.ndarray, n_samples: int = 192
-) -> _SceneCoords:
-    """Entry/exit bone points by sampling the renderer's bone-only attenuation along each
-    pixel ray (used when :mod:`registration.engine.scene_coords` is not available)."""
-    o, d, _, h, w = renderer.rays_normalised(
-        torch.as_tensor(T, dtype=renderer.dtype),
-        torch.as_tensor(camera.K, dtype=renderer.dtype),
-        camera.height,
-        camera.width,
-    )
-    box = renderer._box[True]
+def march_scene_coordinates(renderer, camera: Camera, T: np.ndarray, n_samples: int = 192) -> _SceneCoords:
+    """Fast entry/exit bone points for training targets (LPS mm, NaN off bone).
+
+    Samples the renderer's trilinear attenuation at ``n_samples`` points along each pixel
+    ray inside the bone box and finds the first/last crossing of the bone threshold's
+    attenuation (``mu`` is linear in HU above 0 HU, so this is the trilinear HU
+    iso-surface), refined by linear interpolation between the bracketing samples. About
+    10x faster than :func:`registration.engine.scene_coords.scene_coordinates` on a CPU at
+    a precision of a fraction of the sample step (bone-box diagonal / ``n_samples``).
+    """
+    from registration.engine.attenuation import hu_to_mu
+
     H, W = camera.height, camera.width
+    box = renderer._box[True]
     if box is None:
         nan = np.full((H, W, 3), np.nan)
         return _SceneCoords(nan, nan.copy(), np.zeros((H, W), bool))
+    o, d, _, _, _ = renderer.rays_normalised(torch.as_tensor(T, dtype=renderer.dtype),
+                                             torch.as_tensor(camera.K, dtype=renderer.dtype), H, W)
     lo, hi = box
     o, d = o[0], d[0]
     d_safe = torch.where(d.abs() < 1e-12, torch.full_like(d, 1e-12), d)
@@ -196,29 +199,38 @@ def _march_scene_coordinates(
     tn = torch.minimum(t1, t2).amax(-1).clamp_min(0)
     tf = torch.maximum(t1, t2).amin(-1)
     hit = tf > tn
-    frac = (torch.arange(n_samples, dtype=d.dtype) + 0.5) / n_samples
-    tt = tn[:, None] + frac[None] * (tf - tn).clamp_min(0)[:, None]
-    pts = o + tt[..., None] * d[:, None, :]
-    vals = F.grid_sample(
-        renderer._mu_bone,
-        pts.reshape(1, -1, n_samples, 1, 3),
-        mode="bilinear",
-        padding_mode="zeros",
-        align_corners=True,
-    )[0, 0, :, :, 0]
-    thr = 0.5 * float(renderer._mu_bone.max()) * 0.0 + 1e-6
-    inside = (vals > thr) & hit[:, None]
+    step = (tf - tn).clamp_min(0) / n_samples
+    frac = torch.arange(n_samples, dtype=d.dtype) + 0.5
+    tt = tn[:, None] + frac[None] * step[:, None]
+    mu_thr = float(hu_to_mu(np.array([renderer.bone_threshold_hu], np.float32))[0])
+    vals = []
+    chunk = max(1, (1 << 21) // n_samples)
+    for s0 in range(0, len(tt), chunk):
+        sl = slice(s0, s0 + chunk)
+        pts = o + tt[sl, :, None] * d[sl, None, :]
+        vals.append(F.grid_sample(renderer._mu, pts.reshape(1, -1, n_samples, 1, 3), mode="bilinear",
+                                  padding_mode="zeros", align_corners=True)[0, 0, :, :, 0])
+    f = torch.cat(vals) - mu_thr  # (R, S), >= 0 inside bone
+    inside = (f >= 0) & hit[:, None]
     any_in = inside.any(1)
     first = torch.argmax(inside.int(), dim=1)
     last = n_samples - 1 - torch.argmax(inside.flip(1).int(), dim=1)
     r = torch.arange(len(tt))
-    t_in, t_out = tt[r, first], tt[r, last]
+
+    def crossing(i_in: torch.Tensor, i_out: torch.Tensor) -> torch.Tensor:
+        ok = (i_out >= 0) & (i_out < n_samples)
+        i_o = i_out.clamp(0, n_samples - 1)
+        fi, fo = f[r, i_in], f[r, i_o]
+        w = torch.where(ok & (fi - fo > 1e-12), fi / (fi - fo).clamp_min(1e-12), torch.zeros_like(fi))
+        return tt[r, i_in] + w.clamp(0, 1) * (tt[r, i_o] - tt[r, i_in])
+
+    t_in = crossing(first, first - 1)
+    t_out = crossing(last, last + 1)
     src, dirs = pixel_rays_np(camera, T)
-    ent = src + t_in.numpy()[:, None] * dirs
-    ext = src + t_out.numpy()[:, None] * dirs
     mask = any_in.numpy().reshape(H, W)
-    ent = np.where(mask.reshape(-1, 1), ent, np.nan).reshape(H, W, 3)
-    ext = np.where(mask.reshape(-1, 1), ext, np.nan).reshape(H, W, 3)
+    m = mask.reshape(-1, 1)
+    ent = np.where(m, src + t_in.double().numpy()[:, None] * dirs, np.nan).reshape(H, W, 3)
+    ext = np.where(m, src + t_out.double().numpy()[:, None] * dirs, np.nan).reshape(H, W, 3)
     return _SceneCoords(ent, ext, mask)
 
 
@@ -271,12 +283,8 @@ class SampleGenerator:
         self.closeup_prob = closeup_prob
         self.renderer = DrrRenderer(volume, device=device, bone_threshold_hu=bone_threshold_hu)
 
-    def scene(self, cam: Camera, T: np.ndarray):
-        try:
-            from registration.engine.scene_coords import scene_coordinates
-        except ImportError:
-            return _march_scene_coordinates(self.renderer, cam, T)
-        return scene_coordinates(self.volume, cam, T, bone_threshold_hu=self.threshold)
+    def scene(self, cam: Camera, T: np.ndarray) -> _SceneCoords:
+        return march_scene_coordinates(self.renderer, cam, T)
 
     def make(
         self, rng: np.random.Generator, min_bone_fraction: float = 0.02, tries: int = 6
@@ -323,6 +331,7 @@ class AppearanceParams:
     blur_px: tuple[float, float] = (0.0, 1.2)  # Gaussian sigma (pixels of the network image)
     gamma: tuple[float, float] = (0.8, 1.25)
     collimator_prob: float = 0.3
+    circle_prob: float = 0.25  # image-intensifier circular field
     heel: tuple[float, float] = (0.0, 0.15)
 
 
@@ -377,5 +386,11 @@ def simulate_appearance(
         coll = torch.zeros_like(valid)
         coll[r0:r1, c0:c1] = True
         valid = valid & coll
+    if rng.random() < p.circle_prob:
+        yy, xx = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32),
+                                indexing="ij")
+        rad = float(rng.uniform(0.4, 0.6)) * min(H, W)
+        cy, cx = (H - 1) / 2 + rng.uniform(-0.1, 0.1) * H, (W - 1) / 2 + rng.uniform(-0.1, 0.1) * W
+        valid = valid & (((yy - cy) ** 2 + (xx - cx) ** 2) <= rad * rad)
     out = torch.where(valid, out, torch.zeros_like(out))
     return out, valid

@@ -80,7 +80,7 @@ class RegistrationOptions:
     grid: int = 8
     ransac_px: float = 3.0
     ransac_iterations: int = 300
-    refine_size: int = 192
+    refine_size: int = 128  # capped at the image's larger side (never upsample)
     refine_levels: tuple[RefineLevel, ...] = DEFAULT_LEVELS
     thresholds: QualityThresholds = field(default_factory=QualityThresholds)
     device: str = "cpu"
@@ -258,7 +258,8 @@ def register(
 
             thr = model.bone_threshold_hu if model is not None else None
             renderer = DrrRenderer(volume, device=opt.device, bone_threshold_hu=thr)
-        rsize = int(opt.refine_size)
+        rsize = int(min(opt.refine_size, max(img.shape)))
+        rsize -= rsize % 4
         ref_img = to_square(img, valid, camera.K, rsize)
         img_t = torch.as_tensor(ref_img.image)
         val_t = torch.as_tensor(ref_img.valid)

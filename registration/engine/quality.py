@@ -40,6 +40,8 @@ def check_image(
     img = np.asarray(image, dtype=np.float64)
     if not np.all(np.isfinite(img[valid])):
         raise QualityError("input", "the X-ray contains NaN or infinite values")
+    if img.size == 0 or float(np.ptp(img)) == 0.0:
+        raise QualityError("input", "the X-ray is blank (no contrast)")
     frac = float(np.mean(valid))
     if frac < th.min_valid_fraction:
         raise QualityError(

@@ -45,7 +45,7 @@ class Preset:
     steps: int
     batch_size: int
     pool_size: int
-    refresh_per_step: int
+    refresh_per_step: float  # new simulated images per step (may be fractional)
     samples_per_ray: int
     lr: float
     max_seconds: float
@@ -53,7 +53,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     # 2-core CPU, at most 20 minutes including data generation.
-    "quick": Preset("quick", 128, 12, 4, 1500, 6, 160, 1, 80, 2e-3, 15 * 60),
+    "quick": Preset("quick", 128, 12, 4, 1500, 6, 160, 0.3, 80, 2e-3, 15 * 60),
     "standard": Preset("standard", 192, 24, 5, 12000, 12, 1024, 4, 192, 1e-3, 3 * 3600),
     "full": Preset("full", 256, 32, 5, 40000, 16, 2048, 8, 256, 1e-3, 10 * 3600),
 }
@@ -113,7 +113,9 @@ def scene_coord_loss(
     with torch.no_grad():
         sel = on > 0
         med = float(torch.median(0.5 * (r1 + r2)[sel])) if sel.any() else float("nan")
-    return LossParts(total, float(coord_nll), float(off_pen), float(bce), med)
+    return LossParts(
+        total, float(coord_nll.detach()), float(off_pen.detach()), float(bce.detach()), med
+    )
 
 
 @dataclass
@@ -168,6 +170,7 @@ def train_model(
     """
     p = get_preset(preset) if isinstance(preset, str) else preset
     t0 = time.perf_counter()
+    c0 = time.process_time()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     box = bone_box(volume, bone_threshold_hu)
@@ -189,7 +192,7 @@ def train_model(
     say = log or (lambda _m: None)
 
     pool: list[Sample] = []
-    n_init = min(p.pool_size, max(p.batch_size * 4, p.pool_size // 2))
+    n_init = min(p.pool_size, max(p.batch_size * 4, p.pool_size // 3))
     gen_seconds = 0.0
     for i in range(n_init):
         tg = time.perf_counter()
@@ -218,7 +221,8 @@ def train_model(
     net.train()
     for step in range(1, p.steps + 1):
         # refresh the pool (grow it to pool_size first)
-        for _ in range(p.refresh_per_step):
+        n_new = int(p.refresh_per_step) + (rng.random() < p.refresh_per_step % 1)
+        for _ in range(n_new):
             tg = time.perf_counter()
             s = gen.make(rng)
             gen_seconds += time.perf_counter() - tg
@@ -235,7 +239,7 @@ def train_model(
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
         sched.step()
-        loss = float(parts.total)
+        loss = float(parts.total.detach())
         ema = loss if ema is None else 0.95 * ema + 0.05 * loss
         if step % 10 == 0 or step == 1 or step == p.steps:
             rec = {
@@ -270,6 +274,7 @@ def train_model(
         "training": {
             "steps_done": step,
             "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0,
             "simulation_seconds": gen_seconds,
             "pool_size": len(pool),
             "final_loss_ema": ema,

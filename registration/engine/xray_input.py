@@ -1,4 +1,4 @@
-"""Preparing a stored X-ray for registration: line-integral form, collimator mask, and
+"""Preparing a stored X-ray for registration: line-integral form, field mask, and
 resampling to the network's square input with the intrinsics adjusted.
 
 Pixel convention: u = column, v = row, top-left pixel centre (0, 0). Padding to a square
@@ -13,54 +13,29 @@ import cv2
 import numpy as np
 
 
-def _fallback_line_integral(pixels: np.ndarray, photometric: str) -> np.ndarray:
-    x = np.asarray(pixels, dtype=np.float32)
-    if photometric.upper() == "MONOCHROME1":
-        x = float(np.max(x)) - x
-    return x - float(np.min(x))
+def line_integral_from_pixels(
+    pixels: np.ndarray, photometric: str = "MONOCHROME2", *, bits_stored: int | None = None,
+    polarity: str = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stored pixels -> ``(line integral (H, W) float32 bone bright, field mask (H, W) bool)``.
 
-
-def line_integral_from_pixels(pixels: np.ndarray, photometric: str = "MONOCHROME2") -> np.ndarray:
-    """Stored pixels -> attenuation-positive image (bone bright), float32 (H, W).
-
-    Uses :func:`registration.engine.intensity.to_line_integral` when available; otherwise a
-    display-convention conversion (MONOCHROME2 kept, MONOCHROME1 inverted). The network
-    normalises each image, so the remaining gain/offset/gamma differences do not matter.
+    Thin wrapper of :func:`registration.engine.intensity.line_integral_and_mask` (which masks
+    collimator shutters and the dark surround of an image intensifier). ``polarity`` is
+    ``auto`` (MONOCHROME2 = bone dark C-arm display, MONOCHROME1 = bone bright),
+    ``bone_dark`` or ``bone_bright``. The network normalises each image, so remaining
+    gain/offset/gamma differences do not matter.
     """
-    try:
-        from registration.engine.intensity import to_line_integral
-    except ImportError:
-        return _fallback_line_integral(pixels, photometric)
-    return np.asarray(
-        to_line_integral(np.asarray(pixels, dtype=np.float32), photometric), dtype=np.float32
-    )
+    from registration.engine.intensity import line_integral_and_mask
+
+    li, mask = line_integral_and_mask(np.asarray(pixels), photometric, bits_stored=bits_stored,
+                                      polarity=polarity)
+    return np.asarray(li, dtype=np.float32), np.asarray(mask, dtype=bool)
 
 
-def collimator_mask(image: np.ndarray, min_area_fraction: float = 0.002) -> np.ndarray:
-    """``True`` inside the exposed field: flat (zero local variation) regions that touch the
-    image border (collimator shutters, iris, zero padding) are marked ``False``."""
-    img = np.asarray(image, dtype=np.float32)
-    H, W = img.shape
-    rng = float(np.ptp(img)) if img.size else 0.0
-    if rng == 0.0:
-        return np.ones((H, W), dtype=bool)
-    eps = 1e-4 * rng
-    mx = cv2.dilate(img, np.ones((3, 3), np.uint8))
-    mn = cv2.erode(img, np.ones((3, 3), np.uint8))
-    flat = ((mx - mn) <= eps).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
-    invalid = np.zeros((H, W), dtype=bool)
-    border = set(
-        np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])).tolist()
-    )
-    for lab in border:
-        if lab == 0:
-            continue
-        if stats[lab, cv2.CC_STAT_AREA] >= min_area_fraction * H * W:
-            invalid |= labels == lab
-    if invalid.any():
-        invalid = cv2.dilate(invalid.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    return ~invalid
+def resolved_polarity(photometric: str, polarity: str = "auto") -> str:
+    if polarity != "auto":
+        return polarity
+    return "bone_dark" if str(photometric).strip().upper() == "MONOCHROME2" else "bone_bright"
 
 
 @dataclass

@@ -1,0 +1,319 @@
+"""Accuracy and speed benchmark of X-ray to CT registration on held-out simulated X-rays.
+
+For each CT: train (or reuse) a model at the chosen preset, simulate held-out X-rays
+(poses from a different random stream, a different noise/contrast setting than training,
+including close-ups), and register each one three ways: network + PnP (no refinement),
+network + PnP + intensity refinement, and intensity refinement alone from a rough start
+(+-10 deg, +-30 mm). Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+from django.core.management.base import BaseCommand, CommandError
+
+from registration.management.commands._regio import check_device, one_line, write_json_atomic
+
+DEFAULT_CT_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "ct"
+BENCH_CAMERA = {"width": 512, "height": 512, "sdd": 1000.0, "spacing": 0.6}
+
+
+def load_bench_ct(path: Path):
+    """A CT for benchmarking: a NIfTI/DICOM path, or a pelvis_bone_* folder whose ilium and
+    sacrum volumes (background 0) are summed and the background set to air."""
+    from webapp.dicomio import load_ct
+    from webapp.dicomio.volume import CTVolume
+
+    if path.is_dir():
+        parts = sorted(p for p in path.glob("*.nii.gz") if "_mask" not in p.name)
+        if parts and all(p.name.split("_")[-1] in ("LI.nii.gz", "RI.nii.gz", "SA.nii.gz") for p in parts):
+            vols = [load_ct(p) for p in parts]
+            arr = np.zeros(vols[0].shape, np.float32)
+            fg = np.zeros(vols[0].shape, bool)
+            for v in vols:
+                if v.shape != arr.shape or not np.allclose(v.affine, vols[0].affine, atol=1e-3):
+                    raise CommandError(f"{path.name}: the part volumes are not on one grid")
+                arr += v.array
+                fg |= v.array != 0
+            arr[~fg] = -1000.0
+            return CTVolume(arr, vols[0].affine, {"source": str(path)})
+    return load_ct(path)
+
+
+def default_cts() -> list[Path]:
+    if not DEFAULT_CT_DIR.is_dir():
+        return []
+    out = [DEFAULT_CT_DIR / "abdomen_pelvis_totalseg.nii.gz"]
+    out += sorted(p for p in DEFAULT_CT_DIR.glob("pelvis_bone_*") if p.is_dir())
+    return [p for p in out if p.exists()]
+
+
+def summarise(errors: list[float]) -> dict:
+    """mTRE statistics; non-finite entries are registrations that failed their self-check."""
+    e = np.asarray(errors, dtype=np.float64)
+    n = len(e)
+    if n == 0:
+        return {"n": 0}
+    fin = e[np.isfinite(e)]
+    srt = np.sort(np.where(np.isfinite(e), e, np.inf))
+    half = srt[: max(1, n // 2)]
+    half = half[np.isfinite(half)]
+    return {
+        "n": n,
+        "n_self_check_failed": int(n - len(fin)),
+        "median_mm": float(np.median(srt)) if np.isfinite(np.median(srt)) else None,
+        "mean_mm_of_registered": float(np.mean(fin)) if len(fin) else None,
+        "p95_mm": float(np.percentile(srt, 95)) if np.isfinite(np.percentile(srt, 95)) else None,
+        "share_under_mm": {str(t): float(np.mean(srt < t)) for t in (1, 2, 5, 10)},
+        "best_half_mean_mm": float(np.mean(half)) if len(half) else None,
+        "best_half_sd_mm": float(np.std(half)) if len(half) else None,
+        "failure_rate_over_10mm": float(np.mean(~(srt <= 10.0))),
+    }
+
+
+class Command(BaseCommand):
+    help = (
+        "Benchmark registration accuracy (3D mTRE, projected distance) and speed on held-out "
+        "simulated X-rays of the CTs in ../shared/data/ct (or --ct). Trains a model per CT at "
+        "--preset unless one for that CT is already in --models. Prints a table and writes JSON."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--ct", action="append", help="CT path (repeatable); default: shared data")
+        parser.add_argument("--preset", default="quick", choices=["quick", "standard", "full"])
+        parser.add_argument("--n-images", type=int, default=20)
+        parser.add_argument("--json", default="bench_out/bench_registration.json")
+        parser.add_argument("--models", default="bench_out/models", help="folder of cached models")
+        parser.add_argument("--seed", type=int, default=1000)
+        parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+        parser.add_argument("--closeup-share", type=float, default=0.3)
+        parser.add_argument("--skip-refine-only", action="store_true")
+
+    def handle(self, *args, **opts):
+        import torch
+
+        device = check_device(opts["device"])
+        if opts["n_images"] < 1:
+            raise CommandError("--n-images must be >= 1")
+        cts = [Path(p) for p in opts["ct"]] if opts["ct"] else default_cts()
+        if not cts:
+            raise CommandError("no CT given and ../shared/data/ct not found: pass --ct PATH")
+        for p in cts:
+            if not p.exists():
+                raise CommandError(f"CT not found: {p}")
+        report = {
+            "preset": opts["preset"],
+            "n_images_per_ct": opts["n_images"],
+            "device": device,
+            "machine": {
+                "cpu_count": os.cpu_count(),
+                "torch_threads": torch.get_num_threads(),
+                "platform": platform.platform(),
+                "load_average_start": list(os.getloadavg()),
+                "note": "shared CPU: timings include contention from other processes",
+            },
+            "cts": [],
+        }
+        for ct in cts:
+            report["cts"].append(self._bench_ct(ct, opts, device))
+        report["machine"]["load_average_end"] = list(os.getloadavg())
+        # pooled over CTs
+        pooled = {}
+        for mode in ("no_refine", "refine", "refine_only"):
+            errs = [e for c in report["cts"] for e in c["per_image_mtre"].get(mode, [])]
+            if errs:
+                pooled[mode] = summarise([x if x is not None else math.inf for x in errs])
+        report["pooled"] = pooled
+        write_json_atomic(opts["json"], report)
+        self._table(report)
+        self.stdout.write(f"wrote {opts['json']}")
+
+    # ------------------------------------------------------------------ per CT
+    def _bench_ct(self, ct_path: Path, opts, device: str) -> dict:
+        import torch
+
+        from registration.engine.camera import Camera
+        from registration.engine.dataset import (
+            AppearanceParams,
+            PoseSampler,
+            bone_points,
+            sample_window,
+            simulate_appearance,
+            window_camera,
+            window_valid_mask,
+        )
+        from registration.engine.drr import DrrRenderer
+        from registration.engine.model_io import (
+            ModelError,
+            ct_fingerprint,
+            load_model,
+            save_model,
+            versions,
+        )
+        from registration.engine.pipeline import RegistrationOptions, register
+        from registration.engine.pose import perturb_pose
+        from registration.engine.training import train_model
+        from webapp.dicomio.errors import InputRefused
+
+        try:
+            volume = load_bench_ct(ct_path)
+        except InputRefused as exc:
+            raise CommandError(f"cannot load {ct_path}: {one_line(exc)}") from exc
+        name = ct_path.name.replace(".nii.gz", "")
+        cam = Camera.from_geometry(BENCH_CAMERA["width"], BENCH_CAMERA["height"], BENCH_CAMERA["sdd"],
+                                   BENCH_CAMERA["spacing"], BENCH_CAMERA["spacing"])
+        fp = ct_fingerprint(volume.array, volume.affine)
+        mdir = Path(opts["models"]) / f"{name}_{opts['preset']}"
+        model = None
+        train_info = {}
+        try:
+            model = load_model(mdir, device)
+            if model.meta.get("ct_fingerprint") != fp or model.meta.get("camera") != cam.to_json():
+                model = None
+            else:
+                train_info = {"reused": str(mdir)}
+        except ModelError:
+            model = None
+        if model is None:
+            self.stdout.write(f"[{name}] training a {opts['preset']} model ...")
+            tr = train_model(volume, cam, preset=opts["preset"], seed=0, device=device,
+                             log=lambda m: self.stdout.write(f"[{name}] {m}"))
+            meta = tr.meta
+            meta.update(ct_fingerprint=fp, ct_shape=list(volume.shape), versions=versions())
+            save_model(mdir, tr.net, meta)
+            model = load_model(mdir, device)
+        train_info.update(
+            seconds=model.meta["training"]["seconds"], steps=model.meta["training"]["steps_done"],
+            final_median_error_mm=model.meta["training"].get("final_median_error_mm"),
+        )
+        renderer = DrrRenderer(volume, device=device, bone_threshold_hu=model.bone_threshold_hu)
+        from registration.engine.dataset import BoneBox
+
+        box = BoneBox(np.asarray(model.meta["normalisation"]["centre_lps_mm"]),
+                      np.asarray(model.meta["normalisation"]["half_extent_mm"]))
+        sampler = PoseSampler(box, cam)
+        test_look = AppearanceParams(photons=(1.5e3, 4e4), mu_scale=(0.5, 1.6), scatter=(0.05, 0.3),
+                                     blur_px=(0.4, 2.0), gamma=(0.7, 1.4), collimator_prob=0.5,
+                                     heel=(0.05, 0.25))
+        rng = np.random.default_rng(opts["seed"] + 7919)  # a stream training never used
+        all_bone = bone_points(volume, model.bone_threshold_hu, max_points=20000, seed=1)
+        per = {"no_refine": [], "refine": [], "refine_only": []}
+        pde = {"no_refine": [], "refine": [], "refine_only": []}
+        stages: dict[str, list[float]] = {}
+        kinds = []
+        n = opts["n_images"]
+        for i in range(n):
+            T_true, info = sampler.sample(rng)
+            close = rng.random() < opts["closeup_share"]
+            if close:
+                u0, v0, side = sample_window(cam, rng, closeup_prob=1.0, min_fraction=0.4)
+                side = float(int(side))
+                size = int(side)
+                icam = window_camera(cam, u0, v0, side, size)
+                ivalid = window_valid_mask(cam, u0, v0, side, size)
+            else:
+                icam, ivalid = cam, np.ones((cam.height, cam.width), bool)
+            with torch.no_grad():
+                drr = renderer.render(torch.as_tensor(T_true[None], dtype=torch.float32),
+                                      torch.as_tensor(icam.K, dtype=torch.float32), icam.height, icam.width,
+                                      samples_per_ray=160)[0]
+            img, val = simulate_appearance(drr, torch.as_tensor(ivalid), rng, test_look)
+            img, val = img.numpy(), val.numpy()
+            # targets: bone points that project into the image
+            from registration.engine.camera import project
+
+            uv = project(all_bone, icam.K, T_true)
+            inside = (uv[:, 0] >= 0) & (uv[:, 0] < icam.width) & (uv[:, 1] >= 0) & (uv[:, 1] < icam.height)
+            tgt = all_bone[inside]
+            if len(tgt) < 20:
+                tgt = all_bone
+            tgt = tgt[np.random.default_rng(i).choice(len(tgt), min(200, len(tgt)), replace=False)]
+            kinds.append("closeup" if close else "full")
+            res = register(volume, model, img, val, icam, options=RegistrationOptions(device=device),
+                           renderer=renderer)
+            for k, v in res.stages.items():
+                stages.setdefault(k, []).append(float(v.get("seconds", 0.0)))
+            stages.setdefault("total", []).append(res.seconds)
+            netpnp = sum(res.stages.get(k, {}).get("seconds", 0.0)
+                         for k in ("preprocess", "network", "selection", "pnp"))
+            stages.setdefault("network_plus_pnp", []).append(netpnp)
+
+            def err(T, tgt=tgt, T_true=T_true, icam=icam):
+                return _errors(T, tgt, T_true, icam)
+
+            e3, e2 = err(res.T_cam_from_world)
+            per["refine"].append(e3)
+            pde["refine"].append(e2)
+            e3n, e2n = err(res.T_pnp)
+            per["no_refine"].append(e3n)
+            pde["no_refine"].append(e2n)
+            if not opts["skip_refine_only"]:
+                T_rough = perturb_pose(T_true, float(rng.uniform(0, 10)), float(rng.uniform(0, 30)), rng,
+                                       center_world=box.centre)
+                r2 = register(volume, None, img, val, icam, T_init=T_rough,
+                              options=RegistrationOptions(device=device), renderer=renderer)
+                e3r, e2r = err(r2.T_cam_from_world)
+                per["refine_only"].append(e3r)
+                pde["refine_only"].append(e2r)
+                stages.setdefault("refine_only_total", []).append(r2.seconds)
+            self.stdout.write(
+                f"[{name}] {i + 1}/{n} {kinds[-1]:7s} {res.status:6s} mTRE pnp "
+                f"{_f(e3n)} refined {_f(e3)} refine-only {_f(per['refine_only'][-1] if per['refine_only'] else None)}"
+                f" mm  {res.seconds:.2f} s  {res.message if res.status != 'ok' else ''}"
+            )
+        out = {
+            "ct": str(ct_path),
+            "name": name,
+            "ct_shape": list(volume.shape),
+            "model": train_info,
+            "camera": cam.to_json(),
+            "image_kinds": kinds,
+            "per_image_mtre": per,
+            "per_image_projected_mm": pde,
+            "summary": {m: summarise([x if x is not None else math.inf for x in v]) for m, v in per.items() if v},
+            "projected_distance_mm": {
+                m: {"median": float(np.median([x for x in v if x is not None])) if any(x is not None for x in v) else None}
+                for m, v in pde.items() if v
+            },
+            "seconds_per_image": {k: {"mean": float(np.mean(v)), "median": float(np.median(v))}
+                                  for k, v in stages.items()},
+        }
+        return out
+
+    def _table(self, report: dict) -> None:
+        w = self.stdout.write
+        w("")
+        w(f"{'CT':28s} {'mode':12s} {'n':>3s} {'median':>7s} {'mean':>7s} {'p95':>7s} {'<1mm':>5s} {'<2':>5s} "
+          f"{'<5':>5s} {'<10':>5s} {'best-half':>13s} {'fail>10':>7s} {'mPD':>6s}")
+        for c in report["cts"]:
+            for mode, s in c["summary"].items():
+                sh = s["share_under_mm"]
+                bh = f"{_f(s['best_half_mean_mm'])}±{_f(s['best_half_sd_mm'])}"
+                w(f"{c['name'][:28]:28s} {mode:12s} {s['n']:3d} {_f(s['median_mm']):>7s} "
+                  f"{_f(s['mean_mm_of_registered']):>7s} {_f(s['p95_mm']):>7s} {sh['1']:5.0%} {sh['2']:5.0%} "
+                  f"{sh['5']:5.0%} {sh['10']:5.0%} {bh:>13s} {s['failure_rate_over_10mm']:7.0%} "
+                  f"{_f(c['projected_distance_mm'][mode]['median']):>6s}")
+            sec = c["seconds_per_image"]
+            w("  seconds/image (mean): " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in sec.items()))
+
+
+def _errors(T, tgt: np.ndarray, T_true: np.ndarray, icam) -> tuple[float | None, float | None]:
+    """(3D mTRE in mm, mean projected distance at the detector in mm) of pose ``T``."""
+    from registration.engine.camera import project
+    from registration.engine.pose import target_error_mm
+
+    if T is None:
+        return None, None
+    e3 = float(target_error_mm(tgt, T, T_true).mean())
+    pa, pb = project(tgt, icam.K, T), project(tgt, icam.K, T_true)
+    sp = np.asarray(icam.pixel_spacing_mm)
+    return e3, float(np.mean(np.linalg.norm((pa - pb) * sp, axis=1)))
+
+
+def _f(x) -> str:
+    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.2f}"

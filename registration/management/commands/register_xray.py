@@ -1,0 +1,129 @@
+"""Register one X-ray to a CT with a trained per-patient model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from django.core.management.base import BaseCommand, CommandError
+
+from registration.management.commands._regio import (
+    check_device,
+    load_camera_or_fail,
+    load_ct_or_fail,
+    load_pose_or_fail,
+    one_line,
+    write_json_atomic,
+)
+
+
+def camera_for_image(camera, xray, camera_given: bool):
+    """The camera for the image's pixel grid (scaled when the image was resampled)."""
+    from registration.engine.camera import Camera
+
+    H, W = xray.pixels.shape
+    if camera is None:
+        g = xray.geometry
+        if xray.file_format == "png":
+            raise CommandError("a PNG X-ray carries no geometry: pass --camera camera.json")
+        if not g.get("source_to_detector_mm") or not g.get("pixel_spacing_mm"):
+            raise CommandError(
+                "the DICOM X-ray lacks DistanceSourceToDetector or pixel spacing: pass --camera camera.json"
+            )
+        sx, sy = g["pixel_spacing_mm"]
+        return Camera.from_geometry(W, H, g["source_to_detector_mm"], sx, sy)
+    if (camera.width, camera.height) == (W, H):
+        return camera
+    if abs(camera.width / camera.height - W / H) > 0.01 * (W / H):
+        raise CommandError(
+            f"the X-ray is {W}x{H} pixels but the camera is {camera.width}x{camera.height} "
+            "with a different aspect ratio"
+        )
+    return camera.scaled(W, H)
+
+
+class Command(BaseCommand):
+    help = (
+        "Register an X-ray (DICOM XA/RF/DX/CR or 8/16-bit PNG, dewarped) to the CT with a model "
+        "from train_registration_model, and write result.json (status, message, "
+        "T_cam_from_world, seconds, stages, n_correspondences, n_inliers, similarity). "
+        "For a PNG --camera is required; for DICOM it overrides the header geometry. "
+        "Exit codes: bad input (missing/unreadable CT, model, image or JSON, model of another "
+        "CT, CUDA unavailable) -> non-zero, one-line message on stderr, no output file. A "
+        "well-formed run whose self-checks fail (no bone recognised, too few inliers, poor "
+        "similarity) writes result.json with status 'failed' and the reason in 'message', "
+        "and exits 0."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--ct", required=True)
+        parser.add_argument("--model", required=True, help="model directory")
+        parser.add_argument("--xray", required=True, help="DICOM or PNG X-ray")
+        parser.add_argument("--camera", help="camera.json (required for PNG)")
+        parser.add_argument("--out", required=True, help="result.json to write")
+        parser.add_argument("--init", help="pose.json with an initial T_cam_from_world")
+        parser.add_argument("--no-refine", action="store_true", help="skip intensity refinement")
+        parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+
+    def handle(self, *args, **opts):
+        from registration.engine.model_io import ModelError, ct_fingerprint, load_model
+        from registration.engine.pipeline import RegistrationOptions, register
+        from registration.engine.xray_input import line_integral_from_pixels, resolved_polarity
+        from webapp.dicomio import read_xray
+        from webapp.dicomio.errors import InputRefused
+
+        t0 = time.perf_counter()
+        device = check_device(opts["device"])
+        camera = load_camera_or_fail(opts["camera"]) if opts.get("camera") else None
+        T_init = load_pose_or_fail(opts["init"]) if opts.get("init") else None
+        try:
+            xray = read_xray(opts["xray"])
+        except InputRefused as exc:
+            raise CommandError(f"cannot read the X-ray: {one_line(exc)}") from exc
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"cannot read the X-ray {Path(opts['xray']).name}: {one_line(exc)}") from exc
+        camera = camera_for_image(camera, xray, camera is not None)
+        try:
+            model = load_model(opts["model"], device=device)
+        except ModelError as exc:
+            raise CommandError(one_line(exc)) from exc
+        t_load = time.perf_counter()
+        volume = load_ct_or_fail(opts["ct"])
+        fp = model.meta.get("ct_fingerprint")
+        if fp and fp != ct_fingerprint(volume.array, volume.affine):
+            raise CommandError("the model was trained on a different CT (fingerprint mismatch)")
+        t_ct = time.perf_counter() - t_load
+        options = RegistrationOptions(refine=not opts["no_refine"], device=device)
+        first = resolved_polarity(xray.photometric)
+        res = None
+        # The stored polarity of a PNG (and of some DICOM) is a convention, not a fact: when
+        # the network finds no consistent pose, the opposite polarity is tried once.
+        for polarity in (first, "bone_bright" if first == "bone_dark" else "bone_dark"):
+            try:
+                if float(np.ptp(xray.pixels)) == 0.0:  # blank: let the self-check say so
+                    li, valid = np.zeros(xray.pixels.shape, np.float32), np.ones(xray.pixels.shape, bool)
+                else:
+                    li, valid = line_integral_from_pixels(xray.pixels, xray.photometric,
+                                                          bits_stored=xray.bits_stored,
+                                                          polarity=polarity)
+                attempt = register(volume, model, li, valid, camera, T_init=T_init, options=options)
+            except ValueError as exc:
+                raise CommandError(f"cannot register the X-ray: {one_line(exc)}") from exc
+            attempt.stages.setdefault("preprocess", {"seconds": 0.0})["polarity"] = polarity
+            if res is not None:
+                attempt.seconds += res.seconds
+            res = attempt
+            failed_stage = res.stages.get("quality", {}).get("failed_check")
+            if res.status == "ok" or failed_stage not in ("network", "pnp", "pose"):
+                break
+        out = res.to_json()
+        out["stages"] = {"load": {"seconds": round(t_ct, 4)}, **out["stages"]}
+        out["seconds"] = float(time.perf_counter() - t0)
+        if not np.isfinite(out["seconds"]):
+            out["seconds"] = 0.0
+        try:
+            write_json_atomic(opts["out"], out)
+        except OSError as exc:
+            raise CommandError(f"cannot write {opts['out']}: {one_line(exc)}") from exc
+        self.stdout.write(f"{res.status}: {res.message} ({out['seconds']:.2f} s)")

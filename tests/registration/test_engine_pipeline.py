@@ -1,0 +1,107 @@
+"""The registration pipeline: result format, refinement-only path, and bad inputs failing
+with clear messages (blank image, image of something else, no CT bone in view)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from registration.engine.camera import Camera
+from registration.engine.drr import DrrRenderer
+from registration.engine.model_io import LoadedModel
+from registration.engine.phantom_ct import synthetic_bone_ct
+from registration.engine.pipeline import RegistrationOptions, register
+from registration.engine.pose import carm_pose, perturb_pose, target_error_mm
+from registration.engine.refine import RefineLevel
+from registration.engine.training import get_preset, train_model
+
+RESULT_KEYS = {"status", "message", "T_cam_from_world", "seconds", "stages", "n_correspondences",
+               "n_inliers", "similarity"}
+FAST = RegistrationOptions(
+    refine_size=80,
+    refine_levels=(RefineLevel(4, 40, 1.5, 48), RefineLevel(2, 30, 0.5, 64), RefineLevel(1, 12, 0.15, 96)),
+)
+NO_REFINE = dataclasses.replace(FAST, refine=False)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    vol = synthetic_bone_ct(40, 5.0)
+    cam = Camera.from_geometry(80, 80, 1000.0, 3.2, 3.2)
+    preset = dataclasses.replace(get_preset("quick"), input_size=32, base_channels=8, depth=3, steps=4,
+                                 batch_size=2, pool_size=2, refresh_per_step=0.0, samples_per_ray=32)
+    tr = train_model(vol, cam, preset=preset, seed=0)
+    model = LoadedModel(tr.net.eval(), tr.meta, Path("."))
+    renderer = DrrRenderer(vol, bone_threshold_hu=200.0)
+    return vol, cam, model, renderer
+
+
+def _drr(renderer, cam, T):
+    with torch.no_grad():
+        return renderer.render(torch.as_tensor(T[None], dtype=torch.float32),
+                               torch.as_tensor(cam.K, dtype=torch.float32), cam.height, cam.width,
+                               samples_per_ray=128)[0].numpy()
+
+
+def test_blank_image_fails_with_clear_message(setup):
+    vol, cam, model, renderer = setup
+    img = np.full((cam.height, cam.width), 3.0, np.float32)
+    res = register(vol, model, img, np.ones_like(img, bool), cam, options=FAST, renderer=renderer)
+    assert res.status == "failed"
+    assert "blank" in res.message
+    assert res.T_cam_from_world is None
+    out = res.to_json()
+    assert set(out) == RESULT_KEYS
+    assert out["T_cam_from_world"] is None
+
+
+def test_image_of_something_else_fails(setup):
+    vol, cam, model, renderer = setup
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:cam.height, 0:cam.width]
+    img = (np.sin(xx / 3.0) * np.cos(yy / 5.0) + 0.2 * rng.normal(size=xx.shape)).astype(np.float32) + 2
+    res = register(vol, model, img, np.ones_like(img, bool), cam, options=NO_REFINE, renderer=renderer)
+    assert res.status == "failed"
+    stage = res.message.split(":")[0]
+    assert stage in {"network", "pnp", "pose", "similarity"}
+    assert len(res.message) > 20
+
+
+def test_no_ct_bone_in_view_fails(setup):
+    vol, cam, model, renderer = setup
+    T_true = carm_pose(0.0, 0.0, 650.0, [0.0, 0.0, 0.0])
+    img = _drr(renderer, cam, T_true)
+    # initial pose aimed 400 mm beside the CT: no bone projects into the image
+    T_away = carm_pose(0.0, 0.0, 650.0, [400.0, 0.0, 0.0])
+    res = register(vol, None, img, np.ones_like(img, bool), cam, T_init=T_away, options=NO_REFINE,
+                   renderer=renderer)
+    assert res.status == "failed"
+    assert "no CT bone projects into the X-ray" in res.message
+
+
+def test_refinement_only_path_recovers_pose(setup):
+    vol, cam, model, renderer = setup
+    T_true = carm_pose(25.0, -10.0, 650.0, [0.0, 5.0, 0.0])
+    img = _drr(renderer, cam, T_true)
+    T0 = perturb_pose(T_true, 4.0, 8.0, np.random.default_rng(2), center_world=np.zeros(3))
+    targets = vol.voxel_to_world(np.argwhere(vol.array > 200)[:, ::-1][::30].astype(float))
+    res = register(vol, None, img, np.ones_like(img, bool), cam, T_init=T0, options=FAST, renderer=renderer)
+    assert res.status == "ok", res.message
+    assert target_error_mm(targets, T0, T_true).mean() > 5.0
+    assert target_error_mm(targets, res.T_cam_from_world, T_true).mean() < 1.5
+    out = res.to_json()
+    assert set(out) == RESULT_KEYS
+    assert "refine" in out["stages"] and out["stages"]["refine"]["seconds"] >= 0
+    assert np.allclose(np.array(out["T_cam_from_world"])[3], [0, 0, 0, 1])
+
+
+def test_mismatched_image_and_camera_is_an_input_error(setup):
+    vol, cam, model, renderer = setup
+    img = np.ones((10, 10), np.float32)
+    with pytest.raises(ValueError, match="camera"):
+        register(vol, model, img, np.ones_like(img, bool), cam, renderer=renderer)
