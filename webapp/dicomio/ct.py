@@ -556,16 +556,26 @@ def _assemble(
     ):
         raise InputRefused("the slices have different pixel spacings")
 
-    def decode(frame_list: list[_Frame]) -> list[np.ndarray]:
+    rows, cols = next(iter(sizes))
+
+    def decode(frame_list: list[_Frame]) -> np.ndarray:
+        """HU slices in ``frame_list`` order, filled into one preallocated float32 array."""
+        volume = np.empty((len(frame_list), rows, cols), dtype=np.float32)
         cache: dict[int, np.ndarray] = {}
-        out = []
+        remaining = {}
         for f in frame_list:
+            remaining[id(f.ds)] = remaining.get(id(f.ds), 0) + 1
+        for k, f in enumerate(frame_list):
             key = id(f.ds)
             if key not in cache:
                 cache[key] = decode_frames(f.ds, f.source)
-            raw = cache[key][f.index or 0]
-            out.append(raw.astype(np.float32) * np.float32(f.slope) + np.float32(f.intercept))
-        return out
+            volume[k] = cache[key][f.index or 0]
+            volume[k] *= np.float32(f.slope)
+            volume[k] += np.float32(f.intercept)
+            remaining[key] -= 1
+            if remaining[key] == 0:
+                del cache[key]  # keep at most one decoded dataset in memory
+        return volume
 
     try:
         plan = plan_stack(
@@ -579,8 +589,7 @@ def _assemble(
             decode(frames)  # a single undecodable slice: name the transfer syntax first
         raise
     ordered = [frames[i] for i in plan.order]
-    slices = decode(ordered)
-    volume = np.stack(slices, axis=0).astype(np.float32, copy=False)
+    volume = decode(ordered)
     if plan.needs_resampling:
         from scipy import ndimage
 
