@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 from django.db.models import Max
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ParseError, PermissionDenied
 from rest_framework.parsers import BaseParser
@@ -23,6 +25,12 @@ from webapp.records.access import get_visible_or_404, scope
 from webapp.records.models import Patient, XrayImage
 
 A = AuditEvent.Action
+_GET = extend_schema(responses={200: OpenApiTypes.OBJECT}, tags=["planning"])
+_POST = extend_schema(
+    request=OpenApiTypes.OBJECT,
+    responses={201: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+    tags=["planning"],
+)
 
 
 class LenientJSONParser(BaseParser):
@@ -72,6 +80,7 @@ class PlanListAPI(APIView):
     """GET: plans the user may see (``?patient=<id>``). POST ``{patient, name, xray1,
     xray2}``: create a plan (Surgeon)."""
 
+    @_GET
     def get(self, request):
         plans = scope(Plan.objects.select_related("patient", "created_by"), request.user)
         if request.query_params.get("patient"):
@@ -80,6 +89,7 @@ class PlanListAPI(APIView):
         record(request, A.VIEW, detail="plan list (API)")
         return Response({"results": [plan_json(p) for p in plans]})
 
+    @_POST
     def post(self, request):
         _require(request, SURGEON)
         data = request.data if isinstance(request.data, dict) else {}
@@ -104,6 +114,7 @@ class PlanListAPI(APIView):
 class PlanDetailAPI(APIView):
     """GET: the plan, its view geometry (with warnings) and its latest version."""
 
+    @_GET
     def get(self, request, pk: int):
         plan = _plan(request, pk)
         try:
@@ -125,6 +136,7 @@ class PlanVersionsAPI(APIView):
     """GET: version history. POST ``{"trajectories": [...], "note": str}``: save a new
     version (Surgeon); the server recomputes all 3D data from the picks."""
 
+    @_GET
     def get(self, request, pk: int):
         plan = _plan(request, pk)
         record(request, A.VIEW, patient=plan.patient, obj=plan, detail="plan versions (API)")
@@ -134,6 +146,7 @@ class PlanVersionsAPI(APIView):
         ]
         return Response({"results": rows})
 
+    @_POST
     def post(self, request, pk: int):
         plan = _plan(request, pk)
         _require(request, SURGEON)
@@ -155,6 +168,7 @@ class PlanVersionsAPI(APIView):
 
 
 class PlanVersionDetailAPI(APIView):
+    @_GET
     def get(self, request, pk: int, number: int):
         plan = _plan(request, pk)
         version = plan.versions.filter(number=number).first()
@@ -179,6 +193,7 @@ class ToolPoseAPI(APIView):
 
     parser_classes = [LenientJSONParser]
 
+    @_GET
     def get(self, request, pk: int):
         plan = _plan(request, pk)
         sample = plan.tool_poses.order_by("-received_at", "-id").first()
@@ -187,6 +202,7 @@ class ToolPoseAPI(APIView):
         except ValueError as exc:
             return _bad(exc)
 
+    @_POST
     def post(self, request, pk: int):
         plan = _plan(request, pk)
         try:
@@ -201,6 +217,7 @@ class OutcomesAPI(APIView):
     """GET: post-op outcomes of the plan. POST: record an achieved trajectory (see
     ``services.record_outcome``); Surgeon or Reviewer."""
 
+    @_GET
     def get(self, request, pk: int):
         plan = _plan(request, pk)
         record(request, A.VIEW, patient=plan.patient, obj=plan, detail="post-op outcomes (API)")
@@ -208,6 +225,7 @@ class OutcomesAPI(APIView):
             {"results": [services.outcome_json(o) for o in plan.outcomes.select_related("version")]}
         )
 
+    @_POST
     def post(self, request, pk: int):
         plan = _plan(request, pk)
         _require(request, SURGEON, REVIEWER)
