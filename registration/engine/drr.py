@@ -357,36 +357,45 @@ class DrrRenderer:
         o_idx = (o_n[:, 0, :] + 1.0) * half  # (B, 3)
         d_idx = d_n * half  # (B, R, 3) index units per mm
         sizes = self.shape[::-1]  # (I, J, K)
-        out = []
         self.last_samples_per_ray = 0
-        for b in range(B):
-            mean_dir = d_idx[b].detach().mean(dim=0).abs()
-            axis = int(torch.argmax(mean_dir).item())
+        # marching axis per pose (one host sync for the whole batch)
+        axes = torch.argmax(d_idx.detach().mean(dim=1).abs(), dim=-1).tolist()
+        out = torch.empty(B, R, dtype=self.dtype, device=self.device) if B > 1 else None
+        results = []
+        for axis in sorted(set(axes)):
+            members = [b for b in range(B) if axes[b] == axis]
+            sel = torch.as_tensor(members, device=self.device)
             _, gx_axis_idx, gy_axis_idx = self._PLANE_LAYOUT[axis]
             slab, pos, spacing = self._planes(axis, samples_per_ray, bone_only)
             P = slab.shape[0]
             self.last_samples_per_ray = max(self.last_samples_per_ray, P)
-            da = d_idx[b, :, axis]
+            d_g = d_idx[sel]  # (G, R, 3)
+            o_g = o_idx[sel]  # (G, 3)
+            da = d_g[..., axis]
             da = torch.where(da.abs() < 1e-12, torch.full_like(da, 1e-12), da)
-            step_mm = spacing / da.abs()  # (R,)
-            sx = 2.0 / (sizes[gx_axis_idx] - 1)
-            sy = 2.0 / (sizes[gy_axis_idx] - 1)
+            step_mm = (spacing / da.abs()).reshape(-1)  # (G * R,)
+            scale = torch.as_tensor(
+                [2.0 / (sizes[gx_axis_idx] - 1), 2.0 / (sizes[gy_axis_idx] - 1)],
+                dtype=self.dtype,
+                device=self.device,
+            )
             # grid coordinates are affine in the plane position: g = alpha + pos * beta
-            ratio = d_idx[b][:, [gx_axis_idx, gy_axis_idx]] / da[:, None]  # (R, 2)
-            scale = torch.as_tensor([sx, sy], dtype=self.dtype, device=self.device)
-            o_xy = o_idx[b, [gx_axis_idx, gy_axis_idx]]
-            beta = ratio * scale
-            alpha = (o_xy - o_idx[b, axis] * ratio) * scale - 1.0
-            # planes behind the source (t < 0) must not count; skip the mask when all
-            # planes lie in front of the source for every ray
-            o_a = float(o_idx[b, axis].detach())
-            positive = bool((da > 0).all()) and o_a < float(pos[0])
-            negative = bool((da < 0).all()) and o_a > float(pos[-1])
-            need_mask = not (positive or negative)
+            ratio = d_g[..., [gx_axis_idx, gy_axis_idx]] / da[..., None]  # (G, R, 2)
+            beta = (ratio * scale).reshape(-1, 2)
+            o_xy = o_g[:, None, [gx_axis_idx, gy_axis_idx]]
+            o_a = o_g[:, axis, None]  # (G, 1)
+            alpha = ((o_xy - o_a[..., None] * ratio) * scale - 1.0).reshape(-1, 2)
+            # planes behind the source (t < 0) must not count; the mask is skipped when all
+            # planes lie in front of the source for every ray of the group
+            in_front = ((da > 0) & (o_a < pos[0])) | ((da < 0) & (o_a > pos[-1]))
+            need_mask = not bool(in_front.all())
+            o_a_rays = o_a.expand(-1, R).reshape(-1)
+            da_rays = da.reshape(-1)
+            n_rays = da_rays.shape[0]
             chunk = max(1, self.max_points_per_chunk // P)
             pieces = []
-            for start in range(0, R, chunk):
-                sl = slice(start, min(start + chunk, R))
+            for start in range(0, n_rays, chunk):
+                sl = slice(start, min(start + chunk, n_rays))
                 grid = torch.addcmul(alpha[None, sl], pos[:, None, None], beta[None, sl])
                 vals = F.grid_sample(
                     slab,
@@ -396,11 +405,17 @@ class DrrRenderer:
                     align_corners=True,
                 )[:, 0, :, 0]  # (P, r)
                 if need_mask:
-                    t = (pos[:, None] - o_idx[b, axis]) / da[None, sl]
+                    t = (pos[:, None] - o_a_rays[None, sl]) / da_rays[None, sl]
                     vals = vals * (t > 0).to(vals.dtype)
                 pieces.append(vals.sum(dim=0) * step_mm[sl])
-            out.append(torch.cat(pieces) if len(pieces) > 1 else pieces[0])
-        return torch.stack(out).reshape(-1)
+            line = (torch.cat(pieces) if len(pieces) > 1 else pieces[0]).reshape(len(members), R)
+            if out is None:
+                return line.reshape(-1)
+            results.append((sel, line))
+        # scatter the groups back into batch order (autograd-safe: index_copy)
+        for sel, line in results:
+            out = out.index_copy(0, sel, line)
+        return out.reshape(-1)
 
     def render_numpy(
         self,

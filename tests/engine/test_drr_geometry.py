@@ -65,14 +65,18 @@ def test_patch_equals_crop_and_batch_equals_single(method):
     vol = box_volume()
     cam = Camera.from_geometry(48, 40, 1000.0, 1.0, 1.0)
     r = DrrRenderer(vol, max_points_per_chunk=5000, method=method)
+    # poses marching along different volume axes in one batch
+    views = ((0, 0), (20, 10), (90, 0), (0, 80))
     Ts = torch.stack(
-        [torch.as_tensor(carm_pose(a, b, 600.0, volume_center(vol))) for a, b in ((0, 0), (20, 10))]
+        [torch.as_tensor(carm_pose(a, b, 600.0, volume_center(vol))) for a, b in views]
     )
     K = torch.as_tensor(cam.K)
     full = r.render(Ts, K, 40, 48, samples_per_ray=64)
-    assert full.shape == (2, 40, 48)
-    single = r.render(Ts[1], K, 40, 48, samples_per_ray=64)
-    torch.testing.assert_close(full[1], single[0], rtol=1e-5, atol=1e-6)
+    assert full.shape == (4, 40, 48)
+    for i in range(4):
+        single = r.render(Ts[i], K, 40, 48, samples_per_ray=64)
+        torch.testing.assert_close(full[i], single[0], rtol=1e-5, atol=1e-6)
+        assert single.max() > 0.1
     patch = r.render(Ts, K, 40, 48, samples_per_ray=64, patch=(10, 5, 20, 16))
     torch.testing.assert_close(patch, full[:, 5:21, 10:30], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="patch"):
@@ -113,3 +117,17 @@ def test_bad_inputs_are_rejected():
         r.render(torch.eye(4), K, 8, 8, samples_per_ray=0)
     with pytest.raises(ValueError, match="at least 2"):
         DrrRenderer(CTVolume(np.zeros((1, 4, 4)), np.eye(4)))
+
+
+def test_source_inside_volume_counts_only_planes_in_front():
+    vol = box_volume(shape_kji=(30, 30, 30), spacing=(1.0, 1.0, 1.0), lo=(0, 0, 0), hi=(30, 30, 30))
+    cam = Camera.from_geometry(16, 16, 1000.0, 2.0, 2.0)
+    # source 5 mm posterior of the centre: inside the 30 mm box
+    T = torch.as_tensor(carm_pose(0.0, 0.0, 5.0, volume_center(vol)))
+    K = torch.as_tensor(cam.K)
+    planes = DrrRenderer(vol, method="planes").render(T, K, 16, 16, samples_per_ray=256)[0]
+    rays = DrrRenderer(vol, method="rays").render(T, K, 16, 16, samples_per_ray=256)[0]
+    mu = float(hu_to_mu(np.array([1000.0]))[0])
+    # central ray: from the source (5 mm behind the centre) to the anterior face, 20 mm
+    assert rays[7:9, 7:9].mean().item() == pytest.approx(mu * 20.0, rel=0.02)
+    torch.testing.assert_close(planes, rays, rtol=0.03, atol=0.01)
