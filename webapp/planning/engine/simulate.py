@@ -64,18 +64,65 @@ def _in_image(view: ViewGeometry, uv: np.ndarray) -> bool:
     return bool(np.all(uv >= 0) and uv[0] <= view.width - 1 and uv[1] <= view.height - 1)
 
 
+def setup_from_ct(
+    volume_hu: np.ndarray,
+    affine: np.ndarray,
+    threshold_hu: float = 250.0,
+    max_points: int = 20000,
+    seed: int = 0,
+) -> tuple[Setup, np.ndarray]:
+    """A setup centred on a real CT (``(k, j, i)`` HU, ``affine`` voxel -> LPS mm) and up
+    to ``max_points`` bone voxel centres (LPS mm, HU > ``threshold_hu``) to plan between."""
+    vol = np.asarray(volume_hu)
+    shape_ijk = np.array(vol.shape[::-1], dtype=np.float64)
+    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) * (
+        shape_ijk - 1
+    )
+    lps = corners @ affine[:3, :3].T + affine[:3, 3]
+    centre = lps.mean(axis=0)
+    half = (lps.max(axis=0) - lps.min(axis=0)) / 2
+    kji = np.argwhere(vol > threshold_hu)
+    if len(kji) < 2:
+        raise ValueError(f"the CT has no bone above {threshold_hu:g} HU to plan on")
+    rng = np.random.default_rng(seed)
+    if len(kji) > max_points:
+        kji = kji[rng.choice(len(kji), max_points, replace=False)]
+    bone = kji[:, ::-1].astype(np.float64) @ affine[:3, :3].T + affine[:3, 3]
+    setup = Setup(
+        ct_centre=tuple(float(x) for x in centre), ct_half_size=tuple(float(x) for x in half)
+    )
+    return setup, bone
+
+
 def triangulation_errors(
-    setup: Setup, separation_deg: float, n_cases: int, noise_px: float, seed: int
+    setup: Setup,
+    separation_deg: float,
+    n_cases: int,
+    noise_px: float,
+    seed: int,
+    bone_points: np.ndarray | None = None,
 ) -> dict:
-    """Errors (CT mm) of entry and target points triangulated from noisy picks."""
+    """Errors (CT mm) of entry and target points triangulated from noisy picks. With
+    ``bone_points`` (N, 3) LPS mm, entry and target are bone voxels of a real CT (target
+    preferably 30-60 mm from the entry); else random points in the central CT box."""
     rng = np.random.default_rng(seed)
     errors, gaps, seps = [], [], []
     half = np.asarray(setup.ct_half_size) * 0.6  # points inside the central part of the CT
     while len(errors) < 2 * n_cases:
         v1, v2 = _views(setup, rng, separation_deg)
-        entry = np.asarray(setup.ct_centre) + rng.uniform(-half, half)
-        d = rng.normal(size=3)
-        target = entry + rng.uniform(30, 60) * d / np.linalg.norm(d)
+        if bone_points is not None:
+            entry = bone_points[rng.integers(len(bone_points))]
+            dist = np.linalg.norm(bone_points - entry, axis=1)
+            near = np.flatnonzero((dist >= 30) & (dist <= 60))
+            target = (
+                bone_points[rng.choice(near)]
+                if len(near)
+                else bone_points[rng.integers(len(bone_points))]
+            )
+        else:
+            entry = np.asarray(setup.ct_centre) + rng.uniform(-half, half)
+            d = rng.normal(size=3)
+            target = entry + rng.uniform(30, 60) * d / np.linalg.norm(d)
         for X in (entry, target):
             uv1, uv2 = project(v1, X)[0], project(v2, X)[0]
             if not (_in_image(v1, uv1) and _in_image(v2, uv2)):

@@ -15,7 +15,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp.planning.engine.simulate import Setup, tool_projection_errors, triangulation_errors
+from webapp.planning.engine.simulate import (
+    Setup,
+    setup_from_ct,
+    tool_projection_errors,
+    triangulation_errors,
+)
 
 GOAL_MEAN_MM_90 = 0.7
 
@@ -34,6 +39,11 @@ class Command(BaseCommand):
             "--noise-px", type=float, default=1.0, help="pick noise (pixels, Gaussian SD per axis)"
         )
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--ct",
+            default=None,
+            help="a real CT (DICOM folder, .zip or NIfTI): plan between its bone voxels, C-arm isocentre at its centre",
+        )
 
     def handle(self, *args, **opts):
         if opts["cases"] < 1 or opts["cases"] > 100000:
@@ -41,7 +51,16 @@ class Command(BaseCommand):
         if not 0 <= opts["noise_px"] <= 50:
             raise CommandError("--noise-px must be between 0 and 50")
         started = time.perf_counter()
-        setup = Setup()
+        setup, bone, ct_label = Setup(), None, "synthetic box"
+        if opts["ct"]:
+            from webapp.dicomio.ct import load_ct
+
+            try:
+                volume = load_ct(opts["ct"])
+                setup, bone = setup_from_ct(volume.array, volume.affine, seed=opts["seed"])
+            except (ValueError, OSError) as exc:
+                raise CommandError(f"cannot use CT {opts['ct']}: {exc}") from None
+            ct_label = f"{Path(opts['ct']).name} ({len(bone)} bone voxels sampled)"
         results = {
             "setup": {
                 "detector_px": [setup.width, setup.height],
@@ -50,6 +69,7 @@ class Command(BaseCommand):
                 "source_to_isocenter_mm": setup.sid_mm,
                 "ct_centre_lps_mm": list(setup.ct_centre),
                 "ct_half_size_mm": list(setup.ct_half_size),
+                "ct": ct_label,
                 "pose_model": "registration.engine.pose.carm_pose, view 1 LAO U(-15,15), cranial U(-10,10) each view, isocentre jitter 20 mm",
                 "seed": opts["seed"],
             },
@@ -58,7 +78,9 @@ class Command(BaseCommand):
         }
         for i, sep in enumerate((90.0, 45.0, 30.0)):
             results["triangulation"].append(
-                triangulation_errors(setup, sep, opts["cases"], opts["noise_px"], opts["seed"] + i)
+                triangulation_errors(
+                    setup, sep, opts["cases"], opts["noise_px"], opts["seed"] + i, bone
+                )
             )
         for i, (mm, deg) in enumerate(((0.0, 0.0), (0.25, 0.1))):
             results["tool_projection"].append(
@@ -71,6 +93,7 @@ class Command(BaseCommand):
         results["seconds"] = time.perf_counter() - started
 
         out = self.stdout
+        out.write(f"CT: {ct_label}")
         out.write(
             f"Two-view triangulation, {opts['noise_px']:g} px pick noise, "
             f"{setup.width}x{setup.height} px at {setup.pixel_mm} mm, SDD {setup.sdd_mm:g} mm, SID {setup.sid_mm:g} mm"
