@@ -8,7 +8,7 @@
 //
 // Test hook: window.orthofuseViewer = { ready, error, progress, renderCount, renderCounts,
 // preset, primaryTool, voi(), applyPreset(id), setPrimary(name), scroll(delta, view),
-// sliceInfo(view), camera(view), reset(), decodeDicom(url), viewer }.
+// sliceInfo(view), camera(view), orientation(view), centreOn(point), reset(), decodeDicom(url), viewer }.
 import { dicomImageStats } from './viewer/dicom_image.js';
 import { HOTKEY_HELP, installHotkeys } from './viewer/hotkeys.js';
 import { initCornerstone } from './viewer/init.js';
@@ -46,6 +46,7 @@ function publishHook(viewer) {
     scroll: (delta, view) => viewer.scroll(delta, view),
     sliceInfo: (view) => viewer.sliceInfo(view),
     camera: (view) => viewer.camera(view),
+    orientation: (view) => viewer.orientation(view),
     centreOn: (point) => viewer.centreOn(point),
     reset: () => viewer.reset(),
     // Decodes a DICOM file with the DICOM image loader (worker + WASM codecs).

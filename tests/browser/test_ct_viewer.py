@@ -88,6 +88,11 @@ def test_synthetic_volume_renders_three_views_and_presets_change_pixels(
     page.goto(page_url("records:study-detail", study.pk))
     wait_until_rendered(page)
     assert page.evaluate("() => window.orthofuseViewer.preset") == "soft"
+    # Radiological convention: patient right on screen left, anterior / superior at the top.
+    expected = {"axial": ("A", "R"), "coronal": ("S", "R"), "sagittal": ("S", "A")}
+    for view, (top, left) in expected.items():
+        assert page.text_content(f'[data-orient="{view}-top"]') == top, view
+        assert page.text_content(f'[data-orient="{view}-left"]') == left, view
     assert_views_show_the_volume(page)
     check_presets_change_pixels(page)
 

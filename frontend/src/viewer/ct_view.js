@@ -6,6 +6,7 @@ import {
   utilities as csUtils,
 } from '@cornerstonejs/core';
 
+import { edgeLetters } from './orientation.js';
 import { DEFAULT_PRESET_ID, presetById, voiRange, windowLevel } from './presets.js';
 import { PRIMARY_TOOLS, resetCrosshairs, setPrimaryTool, setUpTools } from './tools.js';
 import { createVolume, fetchMeta, fetchVoxels } from './volume_source.js';
@@ -222,9 +223,20 @@ export class CtViewer {
     this.engine.render();
   }
 
+  /** Orientation letters at the top and left edges of a view (e.g. axial: A, R). */
+  orientation(name) {
+    const viewport = this.viewport(name);
+    return viewport ? edgeLetters(viewport.getCamera()) : null;
+  }
+
   _updateLabels() {
     if (!this.engine) return;
     for (const view of this.views) {
+      const letters = this.orientation(view.name);
+      for (const edge of ['top', 'left']) {
+        const marker = this.root.querySelector(`[data-orient="${view.name}-${edge}"]`);
+        if (marker && letters) marker.textContent = letters[edge];
+      }
       const label = this.root.querySelector(`[data-view-label="${view.name}"]`);
       if (!label) continue;
       const info = this.sliceInfo(view.name);
