@@ -7,7 +7,7 @@
 // viewport(name), centreOn([x, y, z] LPS mm), applyPreset(id), voi(), reset().
 //
 // Test hook: window.orthofuseViewer = { ready, error, progress, renderCount, renderCounts,
-// preset, primaryTool, voi(), applyPreset(id), setPrimary(name), scroll(delta, view),
+// preset, primaryTool, timings, voi(), applyPreset(id), setPrimary(name), scroll(delta, view),
 // sliceInfo(view), camera(view), orientation(view), centreOn(point), reset(), decodeDicom(url), viewer }.
 import { dicomImageStats } from './viewer/dicom_image.js';
 import { HOTKEY_HELP, installHotkeys } from './viewer/hotkeys.js';
@@ -39,6 +39,9 @@ function publishHook(viewer) {
     },
     get primaryTool() {
       return viewer.state.primaryTool;
+    },
+    get timings() {
+      return viewer.state.timings;
     },
     voi: () => viewer.voi(),
     applyPreset: (id) => viewer.applyPreset(id),

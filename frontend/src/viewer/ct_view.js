@@ -48,6 +48,7 @@ export class CtViewer {
       renderCounts: Object.fromEntries(VIEWS.map((view) => [view.name, 0])),
       preset: null,
       primaryTool: 'windowLevel',
+      timings: null,
     };
   }
 
@@ -58,15 +59,24 @@ export class CtViewer {
 
   async load() {
     try {
+      const started = performance.now();
       const meta = await fetchMeta(this.root.dataset.metaUrl);
       this.meta = meta;
       const [ni, nj, nk] = meta.dimensions;
+      const fetched = performance.now();
       const voxels = await fetchVoxels(this.root.dataset.dataUrl, ni * nj * nk * 2, (progress) =>
         this._set({ progress }),
       );
+      const downloaded = performance.now();
       this.volume = createVolume(this.volumeId, meta, voxels);
       await this._display();
-      this._set({ ready: true, progress: 1 });
+      const timings = {
+        metaMs: fetched - started,
+        voxelsMs: downloaded - fetched,
+        displayMs: performance.now() - downloaded,
+        bytes: voxels.byteLength,
+      };
+      this._set({ ready: true, progress: 1, timings });
       this.root.dispatchEvent(new CustomEvent('orthofuse:viewer-ready', { detail: { viewer: this } }));
     } catch (error) {
       console.error('CT viewer:', error);
