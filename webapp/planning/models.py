@@ -14,8 +14,8 @@ class Plan(models.Model):
 
     patient = models.ForeignKey("records.Patient", on_delete=models.CASCADE, related_name="plans")
     name = models.CharField(max_length=200)
-    xray1 = models.ForeignKey("records.XrayImage", on_delete=models.PROTECT, related_name="+")
-    xray2 = models.ForeignKey("records.XrayImage", on_delete=models.PROTECT, related_name="+")
+    xray1 = models.ForeignKey("records.XrayImage", on_delete=models.RESTRICT, related_name="+")
+    xray2 = models.ForeignKey("records.XrayImage", on_delete=models.RESTRICT, related_name="+")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
