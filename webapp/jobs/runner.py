@@ -123,7 +123,7 @@ def previous_run_is_dead(job: Job, *, wait: bool = True) -> bool:
         time.sleep(min(1.0, heartbeat_interval_s() / 2))
         row = Job.objects.filter(pk=job.pk).values("status", "heartbeat_at", "attempts").first()
         if row is None or row["status"] != Job.Status.RUNNING or row["attempts"] != job.attempts:
-            return False  # someone else settled it; the caller re-reads
+            return False  # settled by someone else meanwhile: leave it to them
         if row["heartbeat_at"] != seen:
             return False
     return True
