@@ -55,3 +55,21 @@ def test_size_mismatch_and_bad_profile(setup):
         dw.check_profile(bad)
     with pytest.raises(dw.ProfileError, match="missing field 'inverse'"):
         dw.check_profile({k: v for k, v in res.profile.items() if k != "inverse"})
+
+
+def test_coarse_maps_match_dense_maps(setup):
+    _, res = setup
+    dense = dw.exact_source_coordinates(res.profile, 512, 512, step=1)
+    coarse = dw.exact_source_coordinates(res.profile, 512, 512, step=4)
+    vv, uu = np.mgrid[0:512, 0:512]
+    field = np.hypot(uu - 255.5, vv - 255.5) < 220
+    err = np.hypot(dense[0] - coarse[0], dense[1] - coarse[1])[field]
+    assert np.max(err) < 0.01
+    # forward(map(p)) == p: the maps invert the forward polynomial
+    from calibration.engine.polynomial import Poly2D
+
+    fwd = Poly2D.from_dict(res.profile["forward"])
+    sel = np.column_stack([uu[field][::97], vv[field][::97]]).astype(float)
+    src = np.column_stack([dense[0][field][::97], dense[1][field][::97]]).astype(float)
+    src[:, 0] = 511 - src[:, 0]  # the profile is flipped: undo to get flip-corrected pixels
+    assert np.max(np.linalg.norm(fwd.apply(src) - sel, axis=1)) < 0.01
