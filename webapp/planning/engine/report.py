@@ -120,6 +120,21 @@ def _scene_panel(views: list[ViewGeometry], trajectories: list[dict], w: int, h:
         cv2.line(img, to_px(a), to_px(b), col, th, cv2.LINE_AA)
     for i, v in enumerate(views):
         _text(img, f"view {i + 1}", to_px(v.source_world), 0.5, colours[i % 2])
+    if not views:
+        for t in trajectories:
+            if t.get("complete"):
+                p = to_px(np.array(t["entry_world"]))
+                _text(
+                    img,
+                    f"{t.get('name', '')} entry",
+                    (p[0] + 8, p[1] - 8),
+                    0.5,
+                    _bgr(t.get("colour", "#000000")),
+                )
+        bar_mm = 10.0 ** np.floor(np.log10(max(0.3 * min(w, h) / k, 1e-3)))
+        x0, y0 = w - 40 - int(bar_mm * k), h - 30
+        cv2.line(img, (x0, y0), (x0 + int(round(bar_mm * k)), y0), (40, 40, 40), 2)
+        _text(img, f"{bar_mm:g} mm", (x0, y0 - 8), 0.45, (40, 40, 40))
     origin = (60, h - 40)
     for vec, label in (
         (np.array([1.0, 0, 0]), "L"),
@@ -225,6 +240,13 @@ def render_report_png(snapshot: dict, images: list[np.ndarray], header: dict[str
         if ty > PAGE_H - 80:
             _text(page, "... (more trajectories in the JSON export)", (x, PAGE_H - 50), 0.45)
             break
+    if any(t.get("complete") for t in trajectories):
+        zy = max(ty + 40, y + 500)
+        zh = min(600, PAGE_H - zy - 60)
+        if zh > 200:
+            _text(page, "3D close-up of the trajectories (same orientation)", (50, zy - 10), 0.5)
+            close = _scene_panel([], trajectories, 1140, zh)
+            page[zy : zy + zh, 50 : 50 + 1140] = close
     ok, buf = cv2.imencode(".png", page)
     if not ok:
         raise ValueError("could not encode the report")

@@ -5,21 +5,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('planning', '0001_initial'),
-        ('records', '0002_xray_ground_truth'),
+        ("planning", "0001_initial"),
+        ("records", "0002_xray_ground_truth"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='plan',
-            name='xray1',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.RESTRICT, related_name='+', to='records.xrayimage'),
+            model_name="plan",
+            name="xray1",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.RESTRICT,
+                related_name="+",
+                to="records.xrayimage",
+            ),
         ),
         migrations.AlterField(
-            model_name='plan',
-            name='xray2',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.RESTRICT, related_name='+', to='records.xrayimage'),
+            model_name="plan",
+            name="xray2",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.RESTRICT,
+                related_name="+",
+                to="records.xrayimage",
+            ),
         ),
     ]
