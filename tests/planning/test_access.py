@@ -89,3 +89,10 @@ def test_create_plan_page(client, two_views, patient_a, surgeon_a):
     r = client.post(url, {"name": "Hip", "xray1": two_views[0].pk, "xray2": two_views[1].pk})
     assert r.status_code == 302
     assert patient_a.plans.get().versions.count() == 1
+
+
+def test_plan_index_scoped(client, plan_a, surgeon_a, surgeon_b):
+    client.force_login(surgeon_a)
+    assert b"L4 pedicle screws" in client.get(reverse("planning:index")).content
+    client.force_login(surgeon_b)
+    assert b"L4 pedicle screws" not in client.get(reverse("planning:index")).content

@@ -4,6 +4,7 @@ from webapp.planning import views
 
 app_name = "planning"
 urlpatterns = [
+    path("", views.plan_index, name="index"),
     path("outcomes/", views.outcomes_page, name="outcomes"),
     path("patient/<int:patient_id>/", views.patient_plans, name="patient-plans"),
     path("<int:pk>/", views.plan_page, name="plan"),

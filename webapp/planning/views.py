@@ -60,6 +60,17 @@ def can_edit(user) -> bool:
 
 
 @login_required
+@require_GET
+def plan_index(request: HttpRequest) -> HttpResponse:
+    """Recent plans of the patients the user may see."""
+    plans = scope(Plan.objects.select_related("patient", "created_by"), request.user).order_by(
+        "-updated_at"
+    )[:200]
+    record(request, A.VIEW, detail="plan index")
+    return render(request, "planning/index.html", {"plans": plans})
+
+
+@login_required
 @require_http_methods(["GET", "POST"])
 def patient_plans(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = get_visible_or_404(Patient, request.user, pk=patient_id)
