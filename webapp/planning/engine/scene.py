@@ -28,6 +28,7 @@ def frustum_trace(view: ViewGeometry, name: str, colour: str) -> dict:
         "z": xyz[2],
         "line": {"color": colour, "width": 3},
         "name": name,
+        "legendgroup": name,
         "hoverinfo": "name",
     }
 
@@ -93,5 +94,7 @@ def plan_traces(views: list[ViewGeometry]) -> list[dict]:
     traces = []
     for i, v in enumerate(views):
         traces.append(frustum_trace(v, f"view {i + 1} C-arm", colours[i % 2]))
-        traces.append(source_marker(v, f"view {i + 1}", colours[i % 2]))
+        marker = source_marker(v, f"view {i + 1}", colours[i % 2])
+        marker["legendgroup"] = f"view {i + 1} C-arm"
+        traces.append(marker)
     return traces
