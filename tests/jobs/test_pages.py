@@ -117,3 +117,36 @@ def test_api_detail_fields(logged_in, make_job, surgeon_a, patient_a):
     assert json.dumps(data)  # plain JSON
     assert logged_in.get("/api/jobs/", {"status": "bogus"}).status_code == 400
     assert logged_in.get("/api/jobs/", {"status": "failed"}).json()["count"] == 1
+
+
+def test_viewing_a_patient_job_is_audited(logged_in, make_job, surgeon_a, patient_a):
+    from webapp.core.models import AuditEvent
+
+    job = make_job(created_by=surgeon_a, patient=patient_a)
+    own = make_job(created_by=surgeon_a)
+    logged_in.get(reverse("jobs:job-detail", args=[job.pk]))
+    logged_in.get(f"/api/jobs/{job.pk}/")
+    logged_in.get(reverse("jobs:job-detail", args=[own.pk]))  # no patient: nothing to audit
+    events = AuditEvent.objects.filter(action="view", object_type="Job")
+    assert sorted(event.object_id for event in events) == [str(job.pk), str(job.pk)]
+    assert {event.patient_mrn for event in events} == {"A-0001"}
+    assert {event.user for event in events} == {surgeon_a}
+
+
+def test_admin_lists_jobs_and_cancels_them(client, make_user, make_job):
+    from unittest import mock
+
+    admin = make_user("root", superuser=True)
+    queued = make_job()
+    done = make_job(status=Job.Status.SUCCEEDED)
+    client.force_login(admin)
+    assert client.get("/admin/jobs/job/").status_code == 200
+    assert client.get(f"/admin/jobs/job/{queued.pk}/change/").status_code == 200
+    with mock.patch("webapp.jobs.services._revoke"):
+        response = client.post(
+            "/admin/jobs/job/",
+            {"action": "cancel_selected", "_selected_action": [queued.pk, done.pk]},
+        )
+    assert response.status_code == 302
+    assert Job.objects.get(pk=queued.pk).status == Job.Status.CANCELLED
+    assert Job.objects.get(pk=done.pk).status == Job.Status.SUCCEEDED

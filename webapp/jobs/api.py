@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from webapp.core.audit import record
 from webapp.jobs.models import Job
 from webapp.jobs.services import cancel_job, visible_jobs
 
@@ -55,7 +56,7 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Job.objects.none()
 
     def get_queryset(self):
-        rows = visible_jobs(self.request.user).select_related("created_by")
+        rows = visible_jobs(self.request.user).select_related("created_by", "patient")
         wanted = self.request.query_params.get("status")
         if wanted:
             if wanted not in Job.Status.values:
@@ -71,6 +72,12 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
                 raise serializers.ValidationError({"patient": "must be a patient id (a number)"})
             rows = rows.filter(patient_id=int(patient))
         return rows
+
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        job = self.get_object()
+        if job.patient_id:
+            record(request, "view", patient=job.patient, obj=job, detail=f"job {job.kind} (API)")
+        return Response(self.get_serializer(job).data)
 
     @extend_schema(request=None, responses={200: JobSerializer, 409: None})
     @action(detail=True, methods=["post"])
