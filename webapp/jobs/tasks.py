@@ -53,8 +53,7 @@ def _recover_quietly() -> None:
     from webapp.jobs.services import recover_stale_jobs
 
     try:
-        for job_id, outcome in recover_stale_jobs():
-            log.warning("job %s: %s", job_id, outcome)
+        recover_stale_jobs()  # logs each job it settles
     except Exception:  # noqa: BLE001 - never take a worker down over this
         log.exception("recovering stale jobs failed")
     finally:
