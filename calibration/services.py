@@ -26,6 +26,7 @@ from calibration.engine.phantom import PHANTOM_DIR, PhantomError, phantom_from_d
 from calibration.models import CalibrationProfile, Phantom
 from webapp.core import audit
 from webapp.dicomio import zero_preamble
+from webapp.dicomio.xray import reorient
 from webapp.records.models import CArm, XrayImage
 
 SAME_ANGLE_DEG = 1.0
@@ -142,6 +143,17 @@ def run_calibration(profile: CalibrationProfile, pixel_spacing_mm=None) -> Calib
     if spacing is None:
         raise CalibrationRefused("the phantom image has no pixel spacing and none was given")
     carm = profile.carm
+    # The device's stored mirroring/rotation is undone first, exactly as for its X-rays,
+    # so the profile maps images as the viewer at the source sees them.
+    try:
+        pixels = reorient(
+            np.asarray(loaded.pixels),
+            flip_horizontal=carm.flip_horizontal,
+            flip_vertical=carm.flip_vertical,
+            rotate_deg=int(carm.rotate_deg),
+        )
+    except ValueError as exc:
+        raise CalibrationRefused(str(exc)) from None
     metadata = {
         "device": carm.name,
         "primary_angle_deg": profile.primary_angle_deg,
@@ -150,12 +162,15 @@ def run_calibration(profile: CalibrationProfile, pixel_spacing_mm=None) -> Calib
         "image": f"profile-{profile.pk}{suffix}",
     }
     try:
-        result = calibrate(loaded.pixels, phantom, spacing, metadata=metadata)
+        result = calibrate(pixels, phantom, spacing, metadata=metadata)
     except CalibrationError as exc:
         raise CalibrationRefused(str(exc)) from None
     data = dict(result.profile)
-    data["flip_vertical"] = bool(carm.flip_vertical)
-    data["rotate_deg"] = int(carm.rotate_deg)
+    data["device_flags_applied"] = {
+        "flip_horizontal": bool(carm.flip_horizontal),
+        "flip_vertical": bool(carm.flip_vertical),
+        "rotate_deg": int(carm.rotate_deg),
+    }
     profile.data = data
     profile.rms_px = data["residuals_px"]["rms"]
     profile.max_px = data["residuals_px"]["max"]
@@ -237,23 +252,13 @@ def profile_for_xray(xray: XrayImage) -> ProfileChoice:
     return profile_for_angles(xray.carm, xray.primary_angle_deg, xray.secondary_angle_deg)
 
 
-def _read_stored_xray_pixels(xray: XrayImage) -> np.ndarray:
-    from webapp.dicomio import read_xray
-
-    suffix = ".dcm" if xray.file_format == XrayImage.Format.DICOM else ".png"
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / f"xray{suffix}"
-        with default_storage.open(xray.original_file.name, "rb") as src:
-            local.write_bytes(src.read())
-        return np.asarray(read_xray(local).pixels)
-
-
 def dewarp_xray(xray: XrayImage) -> dict:
     """Dewarp an image-intensifier X-ray with its C-arm's nearest active profile and
     store the result as a 16-bit PNG. Flat panels are not dewarped; their intrinsics
     still come from the profile. Returns what was done (stored on ``xray.dewarp_info``)."""
     from calibration.engine.dewarp import ProfileError, dewarp_image
     from calibration.engine.io import to_uint16
+    from webapp.records.xray_import import ImportRefused, load_xray_image
 
     choice = profile_for_xray(xray)
     if choice.profile is None:
@@ -271,7 +276,10 @@ def dewarp_xray(xray: XrayImage) -> dict:
     if not xray.carm.needs_dewarping:
         info["note"] = "flat-panel detector: no dewarping, intrinsics from the profile"
     else:
-        pixels = _read_stored_xray_pixels(xray)
+        try:
+            pixels = np.asarray(load_xray_image(xray).pixels)
+        except ImportRefused as exc:
+            raise CalibrationRefused(str(exc)) from None
         try:
             out = dewarp_image(pixels, profile.data)
         except ProfileError as exc:
