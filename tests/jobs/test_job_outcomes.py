@@ -25,9 +25,9 @@ def test_success_records_progress_result_and_stage_timings(make_job):
     assert job.attempts == 1
     assert job.error == ""
     assert job.result["steps"] == 5
-    assert job.result["slept_s"] == pytest.approx(0.1, abs=0.5)
+    assert 0.1 <= job.result["slept_s"] < 5.0
     assert set(job.timings) == {"sleep"}
-    assert 0.09 <= job.timings["sleep"] < 1.0
+    assert 0.1 <= job.timings["sleep"] <= job.result["slept_s"] + 0.01
     assert job.started_at <= job.finished_at
     assert job.duration_s == pytest.approx((job.finished_at - job.started_at).total_seconds())
 

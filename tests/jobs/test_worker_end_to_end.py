@@ -46,8 +46,8 @@ def test_worker_runs_job_and_reports_intermediate_progress(
     running = [p for status, p, _ in seen if status == Job.Status.RUNNING]
     assert running == sorted(running)
     assert job.result["steps"] == 8
-    assert job.result["slept_s"] == pytest.approx(2.0, abs=1.5)
-    assert job.timings["sleep"] == pytest.approx(2.0, abs=1.5)
+    assert 2.0 <= job.result["slept_s"] < 10.0  # 8 sleeps of 0.25 s plus database writes
+    assert 2.0 <= job.timings["sleep"] < 10.0
     assert job.live == {"step": 8}
     assert job.started_at and job.finished_at and job.finished_at >= job.started_at
     assert job.worker and "pid=" in job.worker
