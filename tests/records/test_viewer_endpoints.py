@@ -150,3 +150,36 @@ def test_only_get_is_allowed(client, surgeon_a, patient_a):
     client.force_login(surgeon_a)
     response = client.post(reverse("records:study-volume-data", args=[study.pk]))
     assert response.status_code == 405
+
+
+def test_voxels_of_a_shape_other_than_recorded_are_refused(client, surgeon_a, patient_a):
+    study = save_study(patient_a, phantom_hu((4, 6, 7)), affine_for())
+    CTStudy.objects.filter(pk=study.pk).update(shape=[4, 7, 6])
+    client.force_login(surgeon_a)
+    before = AuditEvent.objects.count()
+    response = client.get(reverse("records:study-volume-data", args=[study.pk]))
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "the stored volume has shape [4, 6, 7] but the study records [4, 7, 6]"
+    )
+    assert AuditEvent.objects.count() == before
+    # Local storage: the geometry comes from the file header, not the stale record.
+    meta = client.get(reverse("records:study-volume-meta", args=[study.pk])).json()
+    assert meta["dimensions"] == [7, 6, 4]
+
+
+def test_remote_storage_meta_uses_the_record_without_reading_the_file(
+    client, surgeon_a, patient_a, monkeypatch
+):
+    from webapp.records import viewer_views
+
+    study = save_study(patient_a, phantom_hu((4, 6, 7)), affine_for())
+    opened = []
+    monkeypatch.setattr(viewer_views, "_is_local", lambda study: False)
+    monkeypatch.setattr(
+        viewer_views, "_open_raw_int16", lambda study: opened.append(study) or (None, None)
+    )
+    client.force_login(surgeon_a)
+    meta = client.get(reverse("records:study-volume-meta", args=[study.pk])).json()
+    assert meta["dimensions"] == [7, 6, 4]
+    assert opened == []

@@ -136,6 +136,25 @@ def _study_affine(study: CTStudy) -> np.ndarray | None:
     return affine if affine.shape == (4, 4) and np.all(np.isfinite(affine)) else None
 
 
+def _recorded_shape(study: CTStudy) -> tuple[int, int, int] | None:
+    shape = study.shape
+    if (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and all(isinstance(n, int) and n > 0 for n in shape)
+    ):
+        return tuple(shape)  # type: ignore[return-value]
+    return None
+
+
+def _is_local(study: CTStudy) -> bool:
+    try:
+        study.volume_file.storage.path(study.volume_file.name)
+    except NotImplementedError:
+        return False
+    return True
+
+
 def _refusal(message: str) -> JsonResponse:
     response = JsonResponse({"detail": message}, status=422)
     response["Cache-Control"] = NO_STORE
@@ -148,10 +167,15 @@ def study_volume_meta(request: HttpRequest, pk: int) -> HttpResponse:
     """Geometry and voxel format of a study's volume (JSON, see :func:`volume_geometry`)."""
     study = _visible_study(request, pk)
     try:
-        handle, shape = _open_raw_int16(study)
-        if handle is not None:
-            handle.close()
         affine = _study_affine(study)
+        shape = _recorded_shape(study)
+        if shape is None or _is_local(study):
+            # Local files: check the header (cheap). Remote storage would download the
+            # whole object just for it, so there the recorded shape is trusted and the
+            # data endpoint checks it.
+            handle, shape = _open_raw_int16(study)
+            if handle is not None:
+                handle.close()
         if shape is None or affine is None or len(shape) != 3:
             array, stored_affine = _load_volume_array(study)
             shape = array.shape
@@ -186,11 +210,19 @@ def study_volume_data(request: HttpRequest, pk: int) -> HttpResponse:
     """All voxels as little-endian int16 HU in C order of (k, j, i); audited once per load."""
     study = _visible_study(request, pk)
     try:
-        handle, _shape = _open_raw_int16(study)
+        handle, shape = _open_raw_int16(study)
         payload = None
         if handle is None:
             array, _affine = _load_volume_array(study)
+            shape = array.shape
             payload = array.tobytes(order="C")
+        recorded = _recorded_shape(study)
+        if recorded is not None and tuple(shape) != recorded:
+            if handle is not None:
+                handle.close()
+            raise VolumeUnavailable(
+                f"the stored volume has shape {list(shape)} but the study records {list(recorded)}"
+            )
     except VolumeUnavailable as exc:
         return _refusal(str(exc))
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a refusal, not a 500
