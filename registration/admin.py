@@ -1,0 +1,24 @@
+from django.contrib import admin
+
+from registration.models import LandmarkPair, Registration, RegistrationModel
+
+
+@admin.register(RegistrationModel)
+class RegistrationModelAdmin(admin.ModelAdmin):
+    list_display = ("id", "study", "preset", "status", "created_at")
+    list_filter = ("status", "preset")
+    readonly_fields = ("model_json", "training_curve", "storage_prefix", "job", "created_at")
+
+
+class LandmarkInline(admin.TabularInline):
+    model = LandmarkPair
+    extra = 0
+    readonly_fields = ("error_px", "error_mm_at_detector", "created_by", "created_at")
+
+
+@admin.register(Registration)
+class RegistrationAdmin(admin.ModelAdmin):
+    list_display = ("id", "xray", "study", "status", "review_status", "seconds", "created_at")
+    list_filter = ("status", "review_status")
+    readonly_fields = ("T_cam_from_world", "camera", "quality", "stages", "job", "created_at")
+    inlines = [LandmarkInline]
