@@ -261,7 +261,18 @@ def _centroid(top: np.ndarray, u: float, v: float, rwin: float, noise: float, it
     yy, xx = np.mgrid[y0 : y0 + size, x0 : x0 + size].astype(np.float64)
     d2 = (xx - u) ** 2 + (yy - v) ** 2
     ring = (d2 > (rwin + 0.5) ** 2) & (d2 <= (rwin + 3) ** 2)
-    bg = float(np.median(big[ring])) if np.any(ring) else 0.0
+    # local background: a plane through the ring (robust to edges of anatomy)
+    if np.count_nonzero(ring) >= 12:
+        rx, ry, rz = xx[ring] - u, yy[ring] - v, big[ring]
+        design = np.column_stack([np.ones_like(rx), rx, ry])
+        coef, *_ = np.linalg.lstsq(design, rz, rcond=None)
+        resid = rz - design @ coef
+        keep = np.abs(resid) <= 2.5 * 1.4826 * np.median(np.abs(resid)) + 1e-12
+        if keep.sum() >= 8:
+            coef, *_ = np.linalg.lstsq(design[keep], rz[keep], rcond=None)
+        bg = coef[0] + coef[1] * (xx - u) + coef[2] * (yy - v)
+    else:
+        bg = 0.0
     sig = big - bg
     wts = None
     tot = peak = 0.0
