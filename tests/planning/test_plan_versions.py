@@ -237,3 +237,38 @@ def test_undewarped_image_intensifier_warned(media, patient_a):
     x2 = helpers.make_xray(patient_a, ii, 90.0)
     geo = services.plan_geometry(x1, x2)
     assert any("not dewarped" in w for w in geo.warnings)
+
+
+def test_dicom_monochrome1_view_is_read_and_inverted(media, patient_a, carm):
+    """A real CR radiograph (MONOCHROME1, JPEG 2000) is served as an 8-bit PNG view."""
+    import cv2
+    from django.core.files.base import ContentFile
+
+    from tests.conftest import shared_path
+    from webapp.records.models import XrayImage
+
+    path = shared_path("dicom", "pydicom_data", "RG3_J2KR.dcm")
+    x = XrayImage(
+        patient=patient_a,
+        carm=carm,
+        file_format="dicom",
+        rows=1760,
+        cols=1760,
+        photometric_interpretation="MONOCHROME1",
+        distance_source_to_detector_mm=1000,
+        pixel_spacing_x_mm=0.2,
+        pixel_spacing_y_mm=0.2,
+        primary_angle_deg=0,
+    )
+    x.original_file.save("cr.dcm", ContentFile(path.read_bytes()), save=False)
+    x.save()
+    raw = services.read_pixels(x)
+    assert raw.shape == (1760, 1760)
+    png = cv2.imdecode(np.frombuffer(services.xray_png(x), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert png.shape == (1760, 1760) and png.dtype == np.uint8
+    import pydicom
+
+    stored = pydicom.dcmread(path).pixel_array.astype(float)
+    # MONOCHROME1: high stored values are dark on display
+    corr = np.corrcoef(stored[::16, ::16].ravel(), png[::16, ::16].astype(float).ravel())[0, 1]
+    assert corr < -0.9

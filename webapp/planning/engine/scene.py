@@ -58,7 +58,7 @@ def bone_mesh(
     vol = np.asarray(volume_hu, dtype=np.float32)
     if vol.ndim != 3 or min(vol.shape) < 2 or float(vol.max()) < threshold_hu:
         return None
-    step = 1
+    step = max(1, int(np.ceil((vol.size / 2.0e6) ** (1.0 / 3.0))))  # at most ~2 M voxels
     while True:
         sub = vol[::step, ::step, ::step]
         if min(sub.shape) < 2:
