@@ -8,8 +8,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from calibration.engine.calibrate import CalibrationError, calibrate
-from calibration.engine.io import ImageReadError, read_image, write_json_atomic
+from calibration.engine.io import write_json_atomic
 from calibration.engine.phantom import PhantomError, load_phantom
+from calibration.management.commands import ImageReadError, read_image
 
 
 class Command(BaseCommand):

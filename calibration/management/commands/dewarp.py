@@ -9,7 +9,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from calibration.engine.dewarp import ProfileError, check_profile, dewarp_image
-from calibration.engine.io import ImageReadError, read_image, write_png16_atomic
+from calibration.engine.io import write_png16_atomic
+from calibration.management.commands import ImageReadError, read_image
 
 
 class Command(BaseCommand):
