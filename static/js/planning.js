@@ -417,6 +417,7 @@ function escapeHtml(s) {
 
 // ------------------------------------------------------------------ save, tool polling
 function csrf() {
+  if (ctx.csrf) return ctx.csrf;
   const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
   return m ? decodeURIComponent(m[1]) : '';
 }

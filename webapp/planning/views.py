@@ -12,6 +12,7 @@ import numpy as np
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -143,6 +144,7 @@ def plan_page(request: HttpRequest, pk: int) -> HttpResponse:
             "outcomes": reverse("planning-api:plan-outcomes", args=[plan.pk]),
         },
         "poll_ms": 500,
+        "csrf": get_token(request),
     }
     record(request, A.VIEW, patient=plan.patient, obj=plan, detail=f"plan v{version.number}")
     return render(
@@ -366,6 +368,7 @@ def postop_page(request: HttpRequest, pk: int) -> HttpResponse:
             "tool_pose": None,
             "scene": None,
         },
+        "csrf": get_token(request),
     }
     record(request, A.VIEW, patient=plan.patient, obj=plan, detail="post-op picking")
     return render(
