@@ -102,7 +102,7 @@ async function mount(root) {
   const viewer = new CtViewer(root);
   wireToolbar(root, viewer);
   publishHook(viewer);
-  installHotkeys(viewer);
+  installHotkeys(viewer, root);
   try {
     initCornerstone(distUrl);
     await viewer.load();

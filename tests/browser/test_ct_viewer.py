@@ -148,6 +148,10 @@ def test_keyboard_scrolls_slices_and_switches_tools(
     assert page.evaluate("() => window.orthofuseViewer.preset") == "bone"
     page.keyboard.press("w")
     assert page.evaluate("() => window.orthofuseViewer.primaryTool") == "windowLevel"
+    # Away from the viewer the page keeps its keys.
+    page.mouse.move(5, 5)
+    page.keyboard.press("p")
+    assert page.evaluate("() => window.orthofuseViewer.primaryTool") == "windowLevel"
 
 
 @pytest.mark.parametrize("flip_k", [False, True], ids=["k-to-head", "k-to-feet"])

@@ -90,6 +90,7 @@ def test_crosshairs_are_drawn_and_a_click_moves_the_other_views(viewer_page):
     before = {view: hook(page, f"sliceInfo('{view}')")["index"] for view in ("coronal", "sagittal")}
     coronal_y = hook(page, "camera('coronal')")["focalPoint"][1]
     sagittal_x = hook(page, "camera('sagittal')")["focalPoint"][0]
+    page.hover('[data-view="axial"]')
     page.keyboard.press("c")
     assert hook(page, "primaryTool") == "crosshairs"
     box = page.locator('[data-view="axial"]').bounding_box()

@@ -3,9 +3,14 @@ import { PRESETS } from './presets.js';
 
 const TOOL_KEYS = { w: 'windowLevel', p: 'pan', z: 'zoom', c: 'crosshairs' };
 
-/** Installs the hotkeys; `viewer` provides setPrimary, reset, scroll, applyPreset, invert. */
-export function installHotkeys(viewer, target = document) {
+/**
+ * Installs the hotkeys; `viewer` provides setPrimary, reset, scroll, applyPreset, invert.
+ * Keys act only while the pointer is over `root` or focus is inside it, so the rest of
+ * the page keeps its keys (arrows still scroll the page elsewhere).
+ */
+export function installHotkeys(viewer, root, target = document) {
   const onKey = (event) => {
+    if (!root.matches(':hover') && !root.contains(document.activeElement)) return;
     // Cornerstone's own key listener on a focused view calls preventDefault (it tracks
     // modifier keys), so defaultPrevented does not mean "handled" here.
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat && !/^Arrow|^Page/.test(event.key)) {
