@@ -26,6 +26,12 @@ from webapp.records.models import Patient, XrayImage
 
 A = AuditEvent.Action
 _GET = extend_schema(responses={200: OpenApiTypes.OBJECT}, tags=["planning"])
+
+
+def _get(operation_id: str):
+    """A GET schema with an explicit operation id (list and detail share a path prefix)."""
+    return extend_schema(responses={200: OpenApiTypes.OBJECT}, tags=["planning"], operation_id=operation_id)
+
 _POST = extend_schema(
     request=OpenApiTypes.OBJECT,
     responses={201: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
@@ -80,7 +86,7 @@ class PlanListAPI(APIView):
     """GET: plans the user may see (``?patient=<id>``). POST ``{patient, name, xray1,
     xray2}``: create a plan (Surgeon)."""
 
-    @_GET
+    @_get("plans_list")
     def get(self, request):
         plans = scope(Plan.objects.select_related("patient", "created_by"), request.user)
         if request.query_params.get("patient"):
@@ -136,7 +142,7 @@ class PlanVersionsAPI(APIView):
     """GET: version history. POST ``{"trajectories": [...], "note": str}``: save a new
     version (Surgeon); the server recomputes all 3D data from the picks."""
 
-    @_GET
+    @_get("plans_versions_list")
     def get(self, request, pk: int):
         plan = _plan(request, pk)
         record(request, A.VIEW, patient=plan.patient, obj=plan, detail="plan versions (API)")
