@@ -6,10 +6,15 @@
 // views [{name, viewportId, element}], engine (Cornerstone RenderingEngine),
 // viewport(name), centreOn([x, y, z] LPS mm), applyPreset(id), voi(), reset().
 //
+// 2-D DICOM images (X-rays): elements [data-dicom-image][data-url] are shown in a stack
+// viewport (window/level, pan, zoom); window.orthofuse.mountDicomImage(element, url) does
+// the same from script.
+//
 // Test hook: window.orthofuseViewer = { ready, error, progress, renderCount, renderCounts,
 // preset, primaryTool, timings, voi(), applyPreset(id), setPrimary(name), scroll(delta, view),
 // sliceInfo(view), camera(view), orientation(view), centreOn(point), reset(), decodeDicom(url), viewer }.
 import { dicomImageStats } from './viewer/dicom_image.js';
+import { mountDicomImage } from './viewer/dicom_view.js';
 import { HOTKEY_HELP, installHotkeys } from './viewer/hotkeys.js';
 import { initCornerstone } from './viewer/init.js';
 import { CtViewer } from './viewer/ct_view.js';
@@ -114,3 +119,15 @@ async function mount(root) {
 for (const root of document.querySelectorAll('[data-ct-viewer]')) {
   mount(root);
 }
+
+// 2-D DICOM images: <div data-dicom-image data-url="..." style="height: ..."></div>.
+function mountImage(element, url = element.dataset.url) {
+  initCornerstone(distUrl);
+  return mountDicomImage(element, url);
+}
+
+for (const element of document.querySelectorAll('[data-dicom-image]')) {
+  mountImage(element).catch((error) => console.error('DICOM image:', error));
+}
+
+window.orthofuse = { mountDicomImage: mountImage };
