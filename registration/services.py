@@ -234,7 +234,8 @@ def run_training(model: RegistrationModel, report: Callable[[float, str, dict | 
         model.training_curve = [*model.training_curve, point]
         RegistrationModel.objects.filter(pk=model.pk).update(training_curve=model.training_curve)
         frac = 0.1 + 0.85 * point["step"] / steps
-        report(frac, f"step {point['step']}/{steps}, loss {point['loss']:.3f}", point)
+        loss_text = f"{point['loss']:.3f}" if point["loss"] is not None else "not finite"
+        report(frac, f"step {point['step']}/{steps}, loss {loss_text}", point)
         return None
 
     try:
