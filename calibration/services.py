@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +24,7 @@ from django.utils import timezone
 from calibration.engine.phantom import PHANTOM_DIR, PhantomError, phantom_from_dict
 from calibration.models import CalibrationProfile, Phantom
 from webapp.core import audit
-from webapp.dicomio import zero_preamble
-from webapp.dicomio.xray import reorient
+from webapp.dicomio import read_xray, zero_preamble
 from webapp.records.models import CArm, XrayImage
 
 SAME_ANGLE_DEG = 1.0
@@ -121,7 +119,6 @@ def start_calibration(
 def run_calibration(profile: CalibrationProfile, pixel_spacing_mm=None) -> CalibrationProfile:
     """Compute a profile from its stored image (worker side). Raises CalibrationRefused."""
     from calibration.engine.calibrate import CalibrationError, calibrate
-    from calibration.engine.io import ImageReadError, read_image
 
     phantom_def = profile.phantom.definition if profile.phantom else None
     if phantom_def is None:
@@ -131,29 +128,24 @@ def run_calibration(profile: CalibrationProfile, pixel_spacing_mm=None) -> Calib
     except PhantomError as exc:
         raise CalibrationRefused(f"phantom definition refused: {exc}") from None
     suffix = Path(profile.image_file.name).suffix or ".img"
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / f"phantom{suffix}"
-        with default_storage.open(profile.image_file.name, "rb") as src:
-            local.write_bytes(src.read())
-        try:
-            loaded = read_image(local)
-        except ImageReadError as exc:
-            raise CalibrationRefused(str(exc)) from None
-    spacing = tuple(pixel_spacing_mm) if pixel_spacing_mm else loaded.spacing
-    if spacing is None:
-        raise CalibrationRefused("the phantom image has no pixel spacing and none was given")
     carm = profile.carm
-    # The device's stored mirroring/rotation is undone first, exactly as for its X-rays,
-    # so the profile maps images as the viewer at the source sees them.
+    with default_storage.open(profile.image_file.name, "rb") as src:
+        raw = src.read()
+    # The device's stored mirroring/rotation is undone at reading, exactly as for its
+    # X-rays, so the profile maps images as the viewer at the source sees them.
     try:
-        pixels = reorient(
-            np.asarray(loaded.pixels),
+        loaded = read_xray(
+            raw,
             flip_horizontal=carm.flip_horizontal,
             flip_vertical=carm.flip_vertical,
             rotate_deg=int(carm.rotate_deg),
         )
     except ValueError as exc:
         raise CalibrationRefused(str(exc)) from None
+    spacing = tuple(pixel_spacing_mm) if pixel_spacing_mm else loaded.geometry.get("pixel_spacing_mm")
+    if not spacing:
+        raise CalibrationRefused("the phantom image has no pixel spacing and none was given")
+    pixels = np.asarray(loaded.pixels)
     metadata = {
         "device": carm.name,
         "primary_angle_deg": profile.primary_angle_deg,

@@ -9,6 +9,7 @@ from django.core.management import call_command
 @pytest.mark.slow
 def test_load_demo_is_complete_and_idempotent(db, capsys):
     from calibration.models import CalibrationProfile
+    from webapp.planning.models import Plan
     from webapp.records.models import CArm, CTStudy, Patient, XrayImage
 
     call_command("load_demo")
@@ -23,6 +24,7 @@ def test_load_demo_is_complete_and_idempotent(db, capsys):
     study = CTStudy.objects.get()
     assert study.status == "ready" and study.shape == [112, 101, 122]
     assert CalibrationProfile.objects.filter(status="active").count() == 2
+    assert Plan.objects.count() == 1
     for xray in XrayImage.objects.all():
         assert xray.dewarped_file, xray.description
         assert xray.dewarp_info["dewarped"]

@@ -139,3 +139,19 @@ def demo_xrays(patient: Patient, study: CTStudy, carm: CArm, user) -> list[XrayI
         dewarp_xray(xray)
         made.append(xray)
     return made
+
+
+def demo_plan(patient: Patient, user):
+    """An (empty) two-view plan on the demo AP and lateral shots, ready for picking."""
+    from webapp.planning.models import Plan
+    from webapp.planning.services import create_plan
+
+    name = "Demo plan: sacroiliac screw"
+    existing = Plan.objects.filter(patient=patient, name=name).first()
+    if existing is not None:
+        return None
+    ap = patient.xrays.filter(description=DEMO_SHOTS[0][0]).first()
+    lateral = patient.xrays.filter(description=DEMO_SHOTS[1][0]).first()
+    if ap is None or lateral is None:
+        return None
+    return create_plan(patient, user, name, ap, lateral)

@@ -80,6 +80,8 @@ class Command(BaseCommand):
                               f"residual RMS {profile.rms_mm:.3f} mm")
         for xray in demo.demo_xrays(patient, study, carm, users["surgeon"]):
             self.stdout.write(f"simulated C-arm shot '{xray.description}'")
+        if demo.demo_plan(patient, users["surgeon"]) is not None:
+            self.stdout.write("created an empty two-view demo plan")
 
     def _demo_ct(self, patient: Patient, user: User):
         from webapp.records.ct_import import ImportRefused, import_ct_study
