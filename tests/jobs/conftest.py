@@ -23,21 +23,61 @@ def wait_for(
         time.sleep(interval)
 
 
-@pytest.fixture
-def broker_ready(settings, monkeypatch) -> None:
-    """The filesystem broker needs its folders; Redis (CI) needs nothing.
+def _forget_broker_connections(app) -> None:
+    """Make the app build new connections (and producer pools) from its current conf."""
+    app._pool = None
+    app.amqp._producer_pool = None
 
-    kombu's filesystem transport keeps its exchange tables in ``control_folder``, by default
-    ``./control`` relative to the working directory: run from the broker folder so the tests
-    do not litter the repository."""
+
+_SESSION_VAR_DIR: list[Path] = []
+
+
+def _jobs_var_dir(tmp_path_factory) -> Path | None:
+    """With the filesystem broker: a private ``ORTHOFUSE_VAR_DIR`` for this test session, so
+    that test sessions running side by side on one machine never see each other's messages."""
+    from django.conf import settings
+
     if not settings.CELERY_BROKER_URL.startswith("filesystem"):
+        return None
+    if not _SESSION_VAR_DIR:
+        var_dir = tmp_path_factory.mktemp("jobs-var")
+        for sub in ("out", "processed", "control"):
+            (var_dir / "broker" / sub).mkdir(parents=True)
+        _SESSION_VAR_DIR.append(var_dir)
+    return _SESSION_VAR_DIR[0]
+
+
+@pytest.fixture
+def broker_ready(tmp_path_factory, monkeypatch) -> Iterator[None]:
+    """A broker that works and belongs to this test session.
+
+    Redis (CI) needs nothing. The filesystem broker gets folders in the session's private var
+    folder; worker subprocesses find them through ``ORTHOFUSE_VAR_DIR`` (set here) and, since
+    kombu keeps its exchange tables in ``./control`` unless told otherwise, the test runs from
+    the broker folder (which also keeps ``control/`` out of the repository)."""
+    var_dir = _jobs_var_dir(tmp_path_factory)
+    if var_dir is None:
+        yield
         return
-    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
-        if options.get(key):
-            Path(options[key]).mkdir(parents=True, exist_ok=True)
-    if not options.get("control_folder"):
-        monkeypatch.chdir(Path(options["data_folder_in"]).parent)
+    from webapp.celery import app
+
+    broker = var_dir / "broker"
+    configured = app.conf.broker_transport_options
+    app.conf.broker_transport_options = {
+        **(configured or {}),
+        "data_folder_in": str(broker / "out"),
+        "data_folder_out": str(broker / "out"),
+        "processed_folder": str(broker / "processed"),
+        "control_folder": str(broker / "control"),
+    }
+    _forget_broker_connections(app)
+    monkeypatch.chdir(broker)
+    monkeypatch.setenv("ORTHOFUSE_VAR_DIR", str(var_dir))
+    try:
+        yield
+    finally:
+        app.conf.broker_transport_options = configured
+        _forget_broker_connections(app)
 
 
 @pytest.fixture

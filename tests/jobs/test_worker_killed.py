@@ -47,7 +47,8 @@ def _start_worker(queue: str, log_path: Path, *, stale_after_s: float = 600.0) -
         os.environ,
         DATABASE_URL=_database_url(),
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-        ORTHOFUSE_VAR_DIR=str(settings.VAR_DIR),
+        # the broker_ready fixture may have pointed this at the session's own broker folders
+        ORTHOFUSE_VAR_DIR=os.environ.get("ORTHOFUSE_VAR_DIR", str(settings.VAR_DIR)),
         ORTHOFUSE_JOB_HEARTBEAT_S="0.2",
         ORTHOFUSE_JOB_STALE_AFTER_S=str(stale_after_s),
         PYTHONUNBUFFERED="1",
