@@ -104,7 +104,7 @@ class DrrRenderer:
         bone = bone_mask if bone_mask is not None else (array >= self.bone_threshold_hu)
         mu_bone = np.where(bone, mu, np.float32(0.0))
         if max_points_per_chunk is None:
-            max_points_per_chunk = (1 << 26) if self.device.type == "cuda" else (1 << 18)
+            max_points_per_chunk = (1 << 26) if self.device.type == "cuda" else (1 << 22)
         self.max_points_per_chunk = int(max_points_per_chunk)
 
         self._mu = torch.as_tensor(mu, dtype=dtype, device=self.device)[None, None].contiguous()
@@ -284,7 +284,7 @@ class DrrRenderer:
         tn_flat = t_near.reshape(-1)
         st_flat = step.reshape(-1)
         n_rays = B * R
-        chunk = max(1, 8 * self.max_points_per_chunk // samples_per_ray)
+        chunk = max(1, self.max_points_per_chunk // samples_per_ray)
         pieces = []
         for start in range(0, n_rays, chunk):
             sl = slice(start, min(start + chunk, n_rays))

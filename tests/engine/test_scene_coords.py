@@ -42,14 +42,15 @@ def _box_sdf(lo, hi):
     return sdf
 
 
+@pytest.mark.parametrize("method", ["planes", "steps"])
 @pytest.mark.parametrize("lao, cra", [(0.0, 0.0), (40.0, 15.0), (-75.0, -20.0)])
-def test_sphere_entry_exit_on_surface(lao, cra):
+def test_sphere_entry_exit_on_surface(lao, cra, method):
     center = np.array([2.0, -3.0, 1.5])
     radius = 14.0
     vol = _volume_from_sdf(_sphere_sdf(center, radius))
     cam = Camera.from_geometry(48, 48, 1000.0, 1.0, 1.0)
     T = carm_pose(lao, cra, 600.0, [0.0, 0.0, 0.0])
-    sc = scene_coordinates(vol, cam, T, bone_threshold_hu=THRESHOLD)
+    sc = scene_coordinates(vol, cam, T, bone_threshold_hu=THRESHOLD, method=method)
     entry, exit_, mask = sc.numpy()
     assert entry.shape == (48, 48, 3) and mask.dtype == bool
     # analytic hit mask: distance of the ray to the centre
@@ -69,15 +70,17 @@ def test_sphere_entry_exit_on_surface(lao, cra):
     assert np.isnan(entry[~mask]).all()
 
 
-def test_box_entry_exit_on_surface_batched():
+@pytest.mark.parametrize("method", ["planes", "steps"])
+def test_box_entry_exit_on_surface_batched(method):
     lo, hi = np.array([-12.0, -9.0, -15.0]), np.array([10.0, 11.0, 8.0])
     sdf = _box_sdf(lo, hi)
     vol = _volume_from_sdf(sdf)
     cam = Camera.from_geometry(40, 40, 1000.0, 1.2, 1.2)
-    Ts = np.stack([carm_pose(a, b, 600.0, [0.0, 0.0, 0.0]) for a, b in ((0, 0), (30, -10))])
-    sc = scene_coordinates(vol, cam, Ts, bone_threshold_hu=THRESHOLD)
+    views = ((0, 0), (30, -10), (90, 0))  # different marching axes in one batch
+    Ts = np.stack([carm_pose(a, b, 600.0, [0.0, 0.0, 0.0]) for a, b in views])
+    sc = scene_coordinates(vol, cam, Ts, bone_threshold_hu=THRESHOLD, method=method)
     entry, exit_, mask = sc.numpy()
-    assert entry.shape == (2, 40, 40, 3)
+    assert entry.shape == (3, 40, 40, 3)
     assert mask.sum() > 200
     for pts in (entry, exit_):
         p = pts[mask]
