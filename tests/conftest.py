@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures shared by every area: Playwright/Chromium pages on the live server.
+pytest_plugins = ["tests.fixtures_browser"]
+
 SHARED_DATA = Path(
     os.environ.get("ORTHOFUSE_SHARED_DATA")
     or Path(__file__).resolve().parent.parent.parent / "shared" / "data"

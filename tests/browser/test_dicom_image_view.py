@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.browser.conftest import canvas_pixels
 from tests.browser.volumes import affine_for, phantom_hu, save_study
 from tests.conftest import shared_path
+from tests.fixtures_browser import canvas_pixels
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -121,7 +121,7 @@ def test_surgeon_plans_by_clicking_saves_reloads_exports(
         assert np.linalg.norm(np.array(picks[end]["view1"]) - uv1[row]) < 1.0
 
     # the epipolar line of the entry pick is drawn on view 2 in the trajectory colour
-    from tests.browser.conftest import canvas_pixels
+    from tests.fixtures_browser import canvas_pixels
 
     _scroll_to_views(page)
     dpr = page.evaluate("() => window.devicePixelRatio")

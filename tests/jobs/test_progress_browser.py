@@ -5,13 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from tests.browser import conftest as browser_fixtures
 from webapp.jobs.models import Job
-
-# the browser area's fixtures (headless Chromium, logged-in page, live-server URLs)
-browser = browser_fixtures.browser
-login_page = browser_fixtures.login_page
-page_url = browser_fixtures.page_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

@@ -1,4 +1,4 @@
-"""Browser-test fixtures: Playwright driving Debian's Chromium against pytest-django's
+"""Browser-test fixtures (registered for the whole suite by tests/conftest.py): Playwright driving Debian's Chromium against pytest-django's
 live_server.
 
 Fixtures for other areas to reuse:
@@ -28,7 +28,7 @@ import pytest
 # inside one unless told it is safe (tests only).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "static" / "dist"
 CHROMIUM_ARGS = [
     "--headless",
