@@ -7,7 +7,9 @@ milliseconds per DRR (median of ``--repeat`` timed renders after one warm-up, di
 the batch size), the speed ratio (nanodrr time / our time) and the normalised
 cross-correlation (NCC) between the images. Image quality of each renderer is also
 measured against a high-sample reference (our "rays" scheme with 1024 samples per ray) at
-the sizes up to ``--quality-max-size``. Prints a table and writes JSON (default
+the sizes up to ``--quality-max-size``. nanodrr is timed twice: with ``--samples-per-ray``
+and with the number of samples our planes scheme actually took ("nano@spr"), the
+equal-sampling comparison. Prints a table and writes JSON (default
 ``bench_out/bench_drr.json``, atomic write).
 """
 
@@ -178,6 +180,18 @@ class Command(BaseCommand):
                         source_to_detector_mm=1000.0,
                         samples_per_ray=opts["samples"],
                     )
+                    # nanodrr with as many samples per ray as our planes scheme takes
+                    with torch.no_grad():
+                        ours.render(Ts[:1], K, size, size, samples_per_ray=opts["samples"])
+                    renders["nanodrr_same_samples"] = partial(
+                        ref.render,
+                        Ts,
+                        K,
+                        size,
+                        size,
+                        source_to_detector_mm=1000.0,
+                        samples_per_ray=max(2, ours.last_samples_per_ray),
+                    )
                 ms_of, images = _time_round_robin(renders, opts["repeat"], batch, sync)
                 ms, img = ms_of["ours"], images["ours"]
                 used = ours.last_samples_per_ray
@@ -202,6 +216,9 @@ class Command(BaseCommand):
                             "ratio_nanodrr_over_ours_rays": ms_ref / ms_rays,
                             "ncc_ours_vs_nanodrr": _ncc(img, img_ref),
                             "ncc_ours_rays_vs_nanodrr": _ncc(img_rays, img_ref),
+                            "nanodrr_same_samples_ms": ms_of["nanodrr_same_samples"],
+                            "ratio_nanodrr_same_samples_over_ours": ms_of["nanodrr_same_samples"]
+                            / ms,
                         }
                     )
                 if size <= opts["quality_max"]:
@@ -219,6 +236,11 @@ class Command(BaseCommand):
                         row["quality_vs_rays1024"]["nanodrr"] = {
                             "ncc": _ncc(img_ref, hq),
                             "mean_rel_err_pct": _rel_err(img_ref, hq),
+                        }
+                        img_same = images["nanodrr_same_samples"]
+                        row["quality_vs_rays1024"]["nanodrr_same_samples"] = {
+                            "ncc": _ncc(img_same, hq),
+                            "mean_rel_err_pct": _rel_err(img_same, hq),
                         }
                 rows.append(row)
                 self._print_row(row)
@@ -256,15 +278,19 @@ class Command(BaseCommand):
         if not self._header_printed:
             self.stdout.write(
                 f"{'device':<6} {'size':>5} {'batch':>5} {'ours ms':>9} {'(spr)':>6} "
-                f"{'rays ms':>9} {'nanodrr ms':>11} {'ratio':>7} {'NCC':>9}"
+                f"{'rays ms':>9} {'nanodrr ms':>11} {'ratio':>7} {'NCC':>9} "
+                f"{'nano@spr ms':>12} {'ratio':>7}"
             )
             self._header_printed = True
         nano = row.get("nanodrr_ms")
         nano_txt = f"{nano:.1f}" if nano is not None else "n/a"
         ratio_txt = f"{row['ratio_nanodrr_over_ours']:.2f}x" if nano is not None else "n/a"
         ncc_txt = f"{row['ncc_ours_vs_nanodrr']:.6f}" if nano is not None else "n/a"
+        same = row.get("nanodrr_same_samples_ms")
+        same_txt = f"{same:.1f}" if same is not None else "n/a"
+        same_ratio = f"{same / row['ours_ms']:.2f}x" if same is not None else "n/a"
         self.stdout.write(
             f"{row['device']:<6} {row['size']:>5} {row['batch']:>5} {row['ours_ms']:>9.1f} "
             f"{row['ours_samples_per_ray']:>6} {row['ours_rays_ms']:>9.1f} "
-            f"{nano_txt:>11} {ratio_txt:>7} {ncc_txt:>9}"
+            f"{nano_txt:>11} {ratio_txt:>7} {ncc_txt:>9} {same_txt:>12} {same_ratio:>7}"
         )
