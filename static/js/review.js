@@ -2,7 +2,8 @@
  * Review page (templates/review/registration.html): clicking the registered X-ray picks a
  * 2D landmark (pixel centre convention: u = column, v = row, top-left pixel centre at
  * (0, 0), in pixels of the registered image); "Use CT viewer position" copies the CT
- * viewer's focal point (LPS mm, where the crosshairs were clicked) into x, y, z.
+ * viewer's current point (LPS mm: where its axial, coronal and sagittal planes meet, i.e.
+ * where the crosshairs were last clicked) into x, y, z.
  * Saved landmarks are drawn as circles, the pending pick as a cross.
  * Test hook: window.OrthoFuseReview = { pick(u, v), picked }.
  */
@@ -81,9 +82,14 @@
           fromCt.textContent = "CT viewer not ready";
           return;
         }
-        var view = hook.viewer.views[0];
-        var cam = hook.viewer.engine.getViewport(view.viewportId).getCamera();
-        var p = cam.focalPoint;
+        var v = hook.viewer;
+        // the point where the three planes meet (a crosshairs click moves the other two
+        // planes through the clicked point): x of sagittal, y of coronal, z of axial
+        var focal = {};
+        v.views.forEach(function (view) {
+          focal[view.name] = v.engine.getViewport(view.viewportId).getCamera().focalPoint;
+        });
+        var p = [focal.sagittal[0], focal.coronal[1], focal.axial[2]];
         document.getElementById("lm-x").value = p[0].toFixed(1);
         document.getElementById("lm-y").value = p[1].toFixed(1);
         document.getElementById("lm-z").value = p[2].toFixed(1);

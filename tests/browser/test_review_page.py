@@ -61,3 +61,30 @@ def test_reviewer_accepts_a_registration_and_sees_it_on_the_dashboard(login_page
     assert page.locator("#chart-stages .main-svg").count() > 0
     errors = [e for e in page.console_errors if "ct_viewer" not in e]
     assert errors == []
+
+
+@pytest.mark.browser
+def test_landmark_from_an_xray_click_and_the_ct_viewer(login_page, page_url, make_user, team_a, patient_a,
+                                                       built_frontend):
+    from registration.engine.camera import project
+    from tests.review.helpers import camera, true_pose
+
+    reviewer = make_user("reviewer_a", "Reviewer", team=team_a)
+    study = tiny_study(patient_a)
+    reg = finished_registration(simulated_xray(patient_a), study)
+    page = login_page(reviewer)
+    page.goto(page_url("review:registration", reg.pk))
+    page.wait_for_function("() => window.orthofuseViewer && window.orthofuseViewer.ready")
+    point = [12.0, -6.0, 18.0]
+    page.evaluate("(p) => window.orthofuseViewer.centreOn(p)", point)
+    page.click("#lm-from-ct")
+    got = [float(page.input_value(sel)) for sel in ("#lm-x", "#lm-y", "#lm-z")]
+    assert got == pytest.approx(point, abs=0.05)
+    # pick the exact projection of that point on the X-ray: zero projected error
+    uv = project([point], camera().K, true_pose())[0]
+    page.evaluate("(uv) => window.OrthoFuseReview.pick(uv[0], uv[1])", [float(uv[0]), float(uv[1])])
+    page.click("#lm-submit")
+    page.wait_for_selector("#landmark-table")
+    lm = reg.landmarks.get()
+    assert lm.error_px < 0.2  # rounding of the form fields to 0.1 px / 0.1 mm
+    assert page.locator("#reg-marks circle.saved").count() == 1

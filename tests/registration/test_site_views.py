@@ -140,3 +140,19 @@ def test_api_lists_reviews_and_landmarks(client, scene, make_user, team_a):
     assert lm.json()["error_mm_at_detector"] == pytest.approx(3.6, abs=1e-6)
     models = client.get(f"/api/registration-models/?study={scene['study'].pk}").json()
     assert models["count"] == 1 and models["results"][0]["status"] == "ready"
+
+
+def test_record_page_panels_render_the_buttons(scene):
+    """The partials the CT-study and X-ray pages include: buttons for surgeons only."""
+    from django.template.loader import render_to_string
+
+    html = render_to_string("registration_site/_study_panel.html", {"study": scene["study"], "is_surgeon": True})
+    assert reverse("registration:study-prepare", args=[scene["study"].pk]) in html
+    assert reverse("registration:model-detail", args=[scene["model"].pk]) in html
+    assert "Prepare for registration" in html
+    html = render_to_string("registration_site/_xray_panel.html", {"xray": scene["xray"], "is_surgeon": True})
+    assert reverse("registration:xray-register", args=[scene["xray"].pk]) in html
+    assert reverse("registration:registration-detail", args=[scene["reg"].pk]) in html
+    assert "true mTRE 0.80 mm" in html
+    html = render_to_string("registration_site/_xray_panel.html", {"xray": scene["xray"], "is_surgeon": False})
+    assert reverse("registration:xray-register", args=[scene["xray"].pk]) not in html

@@ -65,6 +65,7 @@ def dashboard_data(request: HttpRequest) -> JsonResponse:
     _require_reviewer(request.user)
     _form, filters = _filters(request)
     rows = [registration_row(r) for r in filter_registrations(request.user, filters)[:2000]]
+    record(request, "view", detail=f"review dashboard data ({len(rows)} rows) {filters}"[:500])
     return JsonResponse({"rows": rows, "summary": summary(rows)})
 
 
