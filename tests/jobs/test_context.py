@@ -32,6 +32,28 @@ def test_progress_writes_are_throttled_but_never_lost(running):
     assert Job.objects.get(pk=running.pk).progress == 1.0
 
 
+def test_heartbeat_writes_progress_that_throttling_held_back(running):
+    ctx = JobContext(running, attempt=1, min_interval_s=3600)
+    ctx.progress(0.1, "loading")
+    ctx.progress(0.4, "training (long silent step)")  # held back
+    ctx.beat()  # the heartbeat thread's tick
+    stored = Job.objects.get(pk=running.pk)
+    assert (stored.progress, stored.message) == (0.4, "training (long silent step)")
+
+
+def test_heartbeat_never_overwrites_a_newer_write(running):
+    ctx = JobContext(running, attempt=1, min_interval_s=3600)
+    ctx.progress(0.1, "one")
+    ctx.progress(0.2, "two")  # held back
+    # as if the handler's thread wrote newer values between the heartbeat's snapshot and
+    # its write: the row no longer shows what the heartbeat expects
+    Job.objects.filter(pk=running.pk).update(progress=0.3, message="three")
+    ctx.beat()
+    stored = Job.objects.get(pk=running.pk)
+    assert (stored.progress, stored.message) == (0.3, "three")
+    assert stored.heartbeat_at is not None
+
+
 def test_progress_is_clamped_and_live_data_merges(running):
     ctx = JobContext(running, attempt=1, min_interval_s=0)
     ctx.progress(-0.5, data={"loss": [3.0]})

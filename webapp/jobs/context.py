@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +44,10 @@ class JobContext:
         )
         self._last_write = -math.inf
         self._dirty = False
+        # progress() runs in the handler's thread, beat() in the heartbeat thread. The lock
+        # guards these attributes only; it is never held during a database write.
+        self._lock = threading.Lock()
+        self._written = (job.progress, job.message)  # what the row shows now
 
     @property
     def params(self) -> dict[str, Any]:
@@ -69,27 +74,58 @@ class JobContext:
         value = float(fraction)
         if not math.isfinite(value):
             raise ValueError(f"progress must be a finite number, got {fraction!r}")
-        self.job.progress = min(1.0, max(0.0, value))
-        if message:
-            self.job.message = str(message)[:500]
         if data:
             json.dumps(data, allow_nan=False)  # refuse non-JSON early, where the bug is
-            self.job.live = {**(self.job.live or {}), **data}
-        self._dirty = True
-        now = time.monotonic()
-        if force or self.job.progress >= 1.0 or now - self._last_write >= self._min_interval_s:
+        with self._lock:
+            self.job.progress = min(1.0, max(0.0, value))
+            if message:
+                self.job.message = str(message)[:500]
+            if data:
+                self.job.live = {**(self.job.live or {}), **data}
+            self._dirty = True
+            due = time.monotonic() - self._last_write >= self._min_interval_s
+        if force or due or self.job.progress >= 1.0:
             self.flush()
+
+    def _pending_fields(self) -> dict[str, Any]:
+        """Under ``self._lock``: the fields to write, and nothing pending afterwards."""
+        fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
+        if self._dirty:
+            fields.update(
+                progress=self.job.progress, message=self.job.message, live=dict(self.job.live or {})
+            )
+        self._dirty = False
+        return fields
 
     def flush(self) -> None:
         """Write pending progress now and check for cancellation."""
-        fields = {"heartbeat_at": timezone.now()}
-        if self._dirty:
-            fields.update(progress=self.job.progress, message=self.job.message, live=self.job.live)
+        with self._lock:
+            fields = self._pending_fields()
         updated = self._owned().filter(cancel_requested=False).update(**fields)
         self._last_write = time.monotonic()
-        self._dirty = False
         if not updated:
             self._raise_why_not()
+        if "progress" in fields:
+            with self._lock:
+                self._written = (fields["progress"], fields["message"])
+
+    def beat(self) -> None:
+        """Heartbeat (from the heartbeat thread): touch ``heartbeat_at`` and write progress that
+        throttling held back, so a long silent step still shows its latest message. The held-back
+        values are written only if the row still shows what was last written, so an older
+        snapshot never overwrites a newer write from the handler's thread."""
+        with self._lock:
+            fields = self._pending_fields()
+            expected = self._written
+        rows = self._owned()
+        if "progress" in fields:
+            if rows.filter(progress=expected[0], message=expected[1]).update(**fields):
+                with self._lock:
+                    self._written = (fields["progress"], fields["message"])
+                return
+            with self._lock:
+                self._dirty = True  # written meanwhile or raced: the next flush writes it
+        rows.update(heartbeat_at=fields["heartbeat_at"])
 
     def check_cancelled(self) -> None:
         """Raise :class:`JobCancelled` if the user asked to cancel (one cheap query)."""

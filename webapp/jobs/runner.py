@@ -61,14 +61,14 @@ def one_line(exc: BaseException) -> str:
 
 
 class _Heartbeat:
-    """Touches ``heartbeat_at`` every few seconds from a thread while the handler runs, so a
-    live worker is told apart from a dead one even during long silent steps."""
+    """Calls ``ctx.beat()`` every few seconds from a thread while the handler runs, so a live
+    worker is told apart from a dead one even during long silent steps."""
 
-    def __init__(self, job_id: int, attempt: int, interval_s: float) -> None:
-        self.job_id, self.attempt, self.interval_s = job_id, attempt, interval_s
+    def __init__(self, ctx: JobContext, interval_s: float) -> None:
+        self.ctx, self.interval_s = ctx, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, name=f"job-{job_id}-heartbeat", daemon=True
+            target=self._run, name=f"job-{ctx.job.pk}-heartbeat", daemon=True
         )
 
     def __enter__(self) -> _Heartbeat:
@@ -83,11 +83,9 @@ class _Heartbeat:
         try:
             while not self._stop.wait(self.interval_s):
                 try:
-                    Job.objects.filter(
-                        pk=self.job_id, status=Job.Status.RUNNING, attempts=self.attempt
-                    ).update(heartbeat_at=timezone.now())
+                    self.ctx.beat()
                 except Exception as exc:  # noqa: BLE001 - keep beating through DB hiccups
-                    log.warning("job %s heartbeat failed: %s", self.job_id, one_line(exc))
+                    log.warning("job %s heartbeat failed: %s", self.ctx.job.pk, one_line(exc))
         finally:
             connections.close_all()  # this thread's connections only
 
@@ -243,7 +241,7 @@ def execute_job(job_id: int, *, worker: str | None = None) -> str:
     ctx = JobContext(job, attempt)
     log.info("job %s (%s) attempt %s started on %s", job.pk, job.kind, attempt, job.worker)
     try:
-        with _Heartbeat(job.pk, attempt, heartbeat_interval_s()):
+        with _Heartbeat(ctx, heartbeat_interval_s()):
             result = _json_result(spec.handler(job, ctx))
     except JobSuperseded as exc:
         log.warning("%s", exc)
