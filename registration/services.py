@@ -523,6 +523,28 @@ def mark_failed(row, message: str, status=None) -> None:
     type(row).objects.filter(pk=row.pk).update(**fields)
 
 
+def settle_if_job_ended(row) -> None:
+    """A model still ``training`` or a registration still ``running`` whose job has ended
+    (never published, killed, cancelled while queued) takes the job's outcome."""
+    job = row.job
+    if job is None or job.status not in ("failed", "cancelled", "succeeded"):
+        return
+    if isinstance(row, RegistrationModel) and row.status == RegistrationModel.Status.TRAINING:
+        row.refresh_from_db(fields=["status"])
+        if row.status == RegistrationModel.Status.TRAINING and job.status != "succeeded":
+            status = RegistrationModel.Status.CANCELLED if job.status == "cancelled" else RegistrationModel.Status.FAILED
+            RegistrationModel.objects.filter(pk=row.pk, status=RegistrationModel.Status.TRAINING).update(status=status)
+            row.status = status
+    elif isinstance(row, Registration) and row.status == Registration.Status.RUNNING:
+        row.refresh_from_db(fields=["status", "message"])
+        if row.status == Registration.Status.RUNNING and job.status != "succeeded":
+            message = (job.error_line or f"the job was {job.status}")[:500]
+            Registration.objects.filter(pk=row.pk, status=Registration.Status.RUNNING).update(
+                status=Registration.Status.FAILED, message=message
+            )
+            row.status, row.message = Registration.Status.FAILED, message
+
+
 # --------------------------------------------------------------------------- review
 
 

@@ -16,7 +16,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from registration.forms import PrepareForm
 from registration.models import Registration, RegistrationModel
-from registration.services import RegistrationRefused, start_registration, start_training
+from registration.services import (
+    RegistrationRefused,
+    settle_if_job_ended,
+    start_registration,
+    start_training,
+)
 from webapp.core.audit import record
 from webapp.core.roles import REVIEWER, SURGEON, has_role
 from webapp.records.access import get_visible_or_404
@@ -62,6 +67,7 @@ def study_prepare(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
     model = _model(request, pk)
+    settle_if_job_ended(model)
     record(request, "view", patient=model.study.patient, obj=model, detail="registration model page")
     return render(request, "registration_site/model_detail.html", {
         "model": model, "study": model.study, "patient": model.study.patient,
@@ -92,6 +98,7 @@ def model_payload(model: RegistrationModel) -> dict:
 def model_curve(request: HttpRequest, pk: int) -> JsonResponse:
     """The loss curve and status the training page polls."""
     model = _model(request, pk)
+    settle_if_job_ended(model)
     return JsonResponse(model_payload(model))
 
 
@@ -145,6 +152,7 @@ def registration_context(request, reg: Registration) -> dict:
 @login_required
 def registration_detail(request: HttpRequest, pk: int) -> HttpResponse:
     reg = _registration(request, pk)
+    settle_if_job_ended(reg)
     record(request, "view", patient=reg.xray.patient, obj=reg, detail="registration page")
     return render(request, "registration_site/registration_detail.html", registration_context(request, reg))
 

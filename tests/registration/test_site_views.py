@@ -156,3 +156,21 @@ def test_record_page_panels_render_the_buttons(scene):
     assert "true mTRE 0.80 mm" in html
     html = render_to_string("registration_site/_xray_panel.html", {"xray": scene["xray"], "is_surgeon": False})
     assert reverse("registration:xray-register", args=[scene["xray"].pk]) not in html
+
+
+def test_rows_whose_job_ended_without_them_are_settled(client, scene, surgeon_a):
+    """A job that could not be published (or was killed) leaves no row running forever."""
+    from registration.models import Registration, RegistrationModel
+    from webapp.jobs.models import Job
+
+    job = Job.objects.create(kind="register_xray", queue="gpu", status=Job.Status.FAILED,
+                             error="could not reach the job queue: ConnectionError: refused")
+    reg = Registration.objects.create(xray=scene["xray"], study=scene["study"], model=scene["model"], job=job)
+    tjob = Job.objects.create(kind="train_registration_model", queue="gpu", status=Job.Status.CANCELLED)
+    model = RegistrationModel.objects.create(study=scene["study"], job=tjob)
+    client.force_login(surgeon_a)
+    page = client.get(reverse("registration:registration-detail", args=[reg.pk])).content.decode()
+    assert "could not reach the job queue" in page
+    reg.refresh_from_db()
+    assert reg.status == "failed"
+    assert client.get(reverse("registration:model-curve", args=[model.pk])).json()["status"] == "cancelled"
