@@ -12,10 +12,18 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from registration.models import LandmarkPair, Registration, RegistrationModel
-from registration.services import RegistrationRefused, add_landmark, review_registration
+from registration.services import (
+    PRESETS,
+    RegistrationRefused,
+    add_landmark,
+    review_registration,
+    start_registration,
+    start_training,
+)
 from webapp.core.audit import record
-from webapp.core.roles import REVIEWER, has_role
-from webapp.records.access import scope
+from webapp.core.roles import REVIEWER, SURGEON, has_role
+from webapp.records.access import get_visible_or_404, scope
+from webapp.records.models import CTStudy, XrayImage
 
 
 class LandmarkSerializer(serializers.ModelSerializer):
@@ -43,6 +51,20 @@ class RegistrationSerializer(serializers.ModelSerializer):
 class ReviewSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=[Registration.Review.ACCEPTED, Registration.Review.REJECTED])
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class StartRegistrationSerializer(serializers.Serializer):
+    xray = serializers.IntegerField(min_value=1)
+
+
+class StartTrainingSerializer(serializers.Serializer):
+    study = serializers.IntegerField(min_value=1)
+    preset = serializers.ChoiceField(choices=list(PRESETS), default="quick")
+
+
+def _require_surgeon(user) -> None:
+    if not has_role(user, SURGEON):
+        raise PermissionDenied("Only surgeons start training and registrations.")
 
 
 class RegistrationModelSerializer(serializers.ModelSerializer):
@@ -74,6 +96,20 @@ class RegistrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         if params.get("review_status"):
             rows = rows.filter(review_status=params["review_status"])
         return rows.order_by("-created_at", "-id")
+
+    @extend_schema(request=StartRegistrationSerializer, responses={202: RegistrationSerializer})
+    def create(self, request, *args, **kwargs):
+        """Start registering an X-ray (surgeons): the latest ready model of its patient's CT."""
+        ser = StartRegistrationSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        xray = get_visible_or_404(XrayImage.objects.select_related("patient"), request.user,
+                                  pk=ser.validated_data["xray"])
+        _require_surgeon(request.user)
+        try:
+            reg = start_registration(xray, user=request.user, request=request)
+        except RegistrationRefused as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+        return Response(self.get_serializer(reg).data, status=status.HTTP_202_ACCEPTED)
 
     def retrieve(self, request, *args, **kwargs):
         reg = self.get_object()
@@ -114,8 +150,9 @@ class RegistrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         return Response(LandmarkSerializer(pair).data, status=status.HTTP_201_CREATED)
 
 
-class RegistrationModelViewSet(viewsets.ReadOnlyModelViewSet):
-    """Registration models of visible patients' CT studies (``?study=``)."""
+class RegistrationModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Registration models of visible patients' CT studies (``?study=``); POST starts
+    training one (surgeons)."""
 
     serializer_class = RegistrationModelSerializer
 
@@ -128,3 +165,16 @@ class RegistrationModelViewSet(viewsets.ReadOnlyModelViewSet):
                 return rows.none()
             rows = rows.filter(study_id=int(study))
         return rows.order_by("-created_at", "-id")
+
+    @extend_schema(request=StartTrainingSerializer, responses={202: RegistrationModelSerializer})
+    def create(self, request, *args, **kwargs):
+        ser = StartTrainingSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        study = get_visible_or_404(CTStudy.objects.select_related("patient"), request.user,
+                                   pk=ser.validated_data["study"])
+        _require_surgeon(request.user)
+        try:
+            model = start_training(study, ser.validated_data["preset"], user=request.user, request=request)
+        except RegistrationRefused as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+        return Response(self.get_serializer(model).data, status=status.HTTP_202_ACCEPTED)

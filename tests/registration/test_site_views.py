@@ -174,3 +174,27 @@ def test_rows_whose_job_ended_without_them_are_settled(client, scene, surgeon_a)
     reg.refresh_from_db()
     assert reg.status == "failed"
     assert client.get(reverse("registration:model-curve", args=[model.pk])).json()["status"] == "cancelled"
+
+
+def test_api_starts_training_and_registration(client, scene, surgeon_a, make_user, team_a, team_b,
+                                              django_capture_on_commit_callbacks):
+    from registration.models import Registration, RegistrationModel
+
+    client.force_login(surgeon_a)
+    with django_capture_on_commit_callbacks(execute=False):
+        r = client.post("/api/registrations/", {"xray": scene["xray"].pk}, content_type="application/json")
+        assert r.status_code == 202 and r.json()["status"] == "running"
+        t = client.post("/api/registration-models/", {"study": scene["study"].pk, "preset": "standard"},
+                        content_type="application/json")
+        assert t.status_code == 202 and t.json()["status"] == "training" and t.json()["preset"] == "standard"
+    bad = client.post("/api/registration-models/", {"study": scene["study"].pk, "preset": "huge"},
+                      content_type="application/json")
+    assert bad.status_code == 400
+    reviewer = make_user("reviewer_a", "Reviewer", team=team_a)
+    client.force_login(reviewer)
+    assert client.post("/api/registrations/", {"xray": scene["xray"].pk},
+                       content_type="application/json").status_code == 403
+    client.force_login(make_user("surgeon_b2", "Surgeon", team=team_b))
+    assert client.post("/api/registrations/", {"xray": scene["xray"].pk},
+                       content_type="application/json").status_code == 404
+    assert Registration.objects.count() == 2 and RegistrationModel.objects.count() == 2

@@ -132,3 +132,19 @@ def test_surgeon_gets_403_on_review_pages(client, data, surgeon_a):
                 reverse("review:patient", args=[data["patient_a"].pk]),
                 reverse("review:registration", args=[data["a"][0].pk])):
         assert client.get(url).status_code == 403, url
+
+
+def test_landmark_can_be_removed(client, data, reviewer_a):
+    from registration.services import add_landmark
+    from webapp.core.models import AuditEvent
+
+    reg = data["a"][0]
+    pair = add_landmark(reg, reviewer_a, 30.0, 30.0, (0.0, 0.0, 0.0))
+    other = add_landmark(data["b"], reviewer_a, 30.0, 30.0, (0.0, 0.0, 0.0))
+    client.force_login(reviewer_a)
+    # another team's registration: 404, its landmark stays
+    r = client.post(reverse("review:landmark-delete", args=[data["b"].pk, other.pk]))
+    assert r.status_code == 404
+    client.post(reverse("review:landmark-delete", args=[reg.pk, pair.pk]))
+    assert not reg.landmarks.exists() and data["b"].landmarks.filter(pk=other.pk).exists()
+    assert AuditEvent.objects.filter(action="delete", object_type="LandmarkPair", object_id=str(pair.pk)).exists()

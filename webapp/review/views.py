@@ -165,3 +165,17 @@ def landmark_add(request: HttpRequest, pk: int) -> HttpResponse:
             f"{pair.error_mm_at_detector:.2f} mm at the detector."
         )
     return redirect("review:registration", reg.pk)
+
+
+@login_required
+@require_POST
+def landmark_delete(request: HttpRequest, pk: int, landmark_pk: int) -> HttpResponse:
+    reg = _registration(request, pk)
+    _require_reviewer(request.user)
+    pair = reg.landmarks.filter(pk=landmark_pk).first()
+    if pair is not None:
+        record(request, "delete", patient=reg.xray.patient, obj=pair,
+               detail=f"landmark removed from registration {reg.pk}")
+        pair.delete()
+        messages.info(request, "Landmark removed.")
+    return redirect("review:registration", reg.pk)
