@@ -29,7 +29,17 @@ from webapp.records.models import CTStudy, XrayImage
 class LandmarkSerializer(serializers.ModelSerializer):
     class Meta:
         model = LandmarkPair
-        fields = ["id", "u_px", "v_px", "x_mm", "y_mm", "z_mm", "error_px", "error_mm_at_detector", "created_at"]
+        fields = [
+            "id",
+            "u_px",
+            "v_px",
+            "x_mm",
+            "y_mm",
+            "z_mm",
+            "error_px",
+            "error_mm_at_detector",
+            "created_at",
+        ]
         read_only_fields = ["id", "error_px", "error_mm_at_detector", "created_at"]
 
 
@@ -41,15 +51,36 @@ class RegistrationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Registration
         fields = [
-            "id", "patient", "xray", "study", "model", "status", "message", "T_cam_from_world", "camera",
-            "quality", "stages", "seconds", "n_correspondences", "n_inliers", "similarity", "job",
-            "created_at", "review_status", "review_comment", "reviewed_by", "reviewed_at", "landmarks",
+            "id",
+            "patient",
+            "xray",
+            "study",
+            "model",
+            "status",
+            "message",
+            "T_cam_from_world",
+            "camera",
+            "quality",
+            "stages",
+            "seconds",
+            "n_correspondences",
+            "n_inliers",
+            "similarity",
+            "job",
+            "created_at",
+            "review_status",
+            "review_comment",
+            "reviewed_by",
+            "reviewed_at",
+            "landmarks",
         ]
         read_only_fields = fields
 
 
 class ReviewSerializer(serializers.Serializer):
-    decision = serializers.ChoiceField(choices=[Registration.Review.ACCEPTED, Registration.Review.REJECTED])
+    decision = serializers.ChoiceField(
+        choices=[Registration.Review.ACCEPTED, Registration.Review.REJECTED]
+    )
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
@@ -72,19 +103,34 @@ class RegistrationModelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RegistrationModel
-        fields = ["id", "patient", "study", "preset", "status", "model_json", "training_curve", "job", "created_at"]
+        fields = [
+            "id",
+            "patient",
+            "study",
+            "preset",
+            "status",
+            "model_json",
+            "training_curve",
+            "job",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
-class RegistrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class RegistrationViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Registrations of visible patients (``?patient=``, ``?status=``, ``?review_status=``)."""
 
     serializer_class = RegistrationSerializer
 
     def get_queryset(self):
         rows = scope(
-            Registration.objects.select_related("xray", "reviewed_by").prefetch_related("landmarks"),
-            self.request.user, patient_path="xray__patient",
+            Registration.objects.select_related("xray", "reviewed_by").prefetch_related(
+                "landmarks"
+            ),
+            self.request.user,
+            patient_path="xray__patient",
         )
         params = self.request.query_params
         if params.get("patient"):
@@ -102,8 +148,9 @@ class RegistrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         """Start registering an X-ray (surgeons): the latest ready model of its patient's CT."""
         ser = StartRegistrationSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        xray = get_visible_or_404(XrayImage.objects.select_related("patient"), request.user,
-                                  pk=ser.validated_data["xray"])
+        xray = get_visible_or_404(
+            XrayImage.objects.select_related("patient"), request.user, pk=ser.validated_data["xray"]
+        )
         _require_surgeon(request.user)
         try:
             reg = start_registration(xray, user=request.user, request=request)
@@ -129,8 +176,13 @@ class RegistrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         ser = ReviewSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         try:
-            review_registration(reg, request.user, ser.validated_data["decision"],
-                                ser.validated_data.get("comment", ""), request=request)
+            review_registration(
+                reg,
+                request.user,
+                ser.validated_data["decision"],
+                ser.validated_data.get("comment", ""),
+                request=request,
+            )
         except RegistrationRefused as exc:
             raise ValidationError({"detail": str(exc)}) from None
         return Response(self.get_serializer(reg).data)
@@ -143,8 +195,14 @@ class RegistrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         ser.is_valid(raise_exception=True)
         d = ser.validated_data
         try:
-            pair = add_landmark(reg, request.user, d["u_px"], d["v_px"], (d["x_mm"], d["y_mm"], d["z_mm"]),
-                                request=request)
+            pair = add_landmark(
+                reg,
+                request.user,
+                d["u_px"],
+                d["v_px"],
+                (d["x_mm"], d["y_mm"], d["z_mm"]),
+                request=request,
+            )
         except RegistrationRefused as exc:
             raise ValidationError({"detail": str(exc)}) from None
         return Response(LandmarkSerializer(pair).data, status=status.HTTP_201_CREATED)
@@ -157,8 +215,11 @@ class RegistrationModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelVi
     serializer_class = RegistrationModelSerializer
 
     def get_queryset(self):
-        rows = scope(RegistrationModel.objects.select_related("study"), self.request.user,
-                     patient_path="study__patient")
+        rows = scope(
+            RegistrationModel.objects.select_related("study"),
+            self.request.user,
+            patient_path="study__patient",
+        )
         study = self.request.query_params.get("study")
         if study:
             if not study.isdigit():
@@ -170,11 +231,14 @@ class RegistrationModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelVi
     def create(self, request, *args, **kwargs):
         ser = StartTrainingSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        study = get_visible_or_404(CTStudy.objects.select_related("patient"), request.user,
-                                   pk=ser.validated_data["study"])
+        study = get_visible_or_404(
+            CTStudy.objects.select_related("patient"), request.user, pk=ser.validated_data["study"]
+        )
         _require_surgeon(request.user)
         try:
-            model = start_training(study, ser.validated_data["preset"], user=request.user, request=request)
+            model = start_training(
+                study, ser.validated_data["preset"], user=request.user, request=request
+            )
         except RegistrationRefused as exc:
             raise ValidationError({"detail": str(exc)}) from None
         return Response(self.get_serializer(model).data, status=status.HTTP_202_ACCEPTED)

@@ -16,7 +16,9 @@ class ReviewForm(forms.Form):
     decision = forms.ChoiceField(
         choices=[(Registration.Review.ACCEPTED, "Accept"), (Registration.Review.REJECTED, "Reject")]
     )
-    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    comment = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
 
 
 class LandmarkForm(forms.Form):

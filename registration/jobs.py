@@ -18,10 +18,19 @@ from registration.services import (
 from webapp.jobs.registry import JobCancelled, JobError, register
 
 
-@register("train_registration_model", queue="gpu", soft_time_limit=11 * 3600, max_attempts=1,
-          label="Registration model training")
+@register(
+    "train_registration_model",
+    queue="gpu",
+    soft_time_limit=11 * 3600,
+    max_attempts=1,
+    label="Registration model training",
+)
 def train_registration_model(job, ctx) -> dict:
-    model = RegistrationModel.objects.select_related("study__patient").filter(pk=job.params.get("model_id")).first()
+    model = (
+        RegistrationModel.objects.select_related("study__patient")
+        .filter(pk=job.params.get("model_id"))
+        .first()
+    )
     if model is None:
         raise JobError("the registration model no longer exists")
     if model.status == RegistrationModel.Status.READY:

@@ -137,7 +137,9 @@ def latest_ready_model(study: CTStudy) -> RegistrationModel | None:
     return study.registration_models.filter(status=RegistrationModel.Status.READY).first()
 
 
-def start_training(study: CTStudy, preset: str = "quick", *, user=None, request=None) -> RegistrationModel:
+def start_training(
+    study: CTStudy, preset: str = "quick", *, user=None, request=None
+) -> RegistrationModel:
     """Create a RegistrationModel (status training) for ``study`` and queue its training job
     (kind ``train_registration_model``, gpu queue). When a model of the same preset is
     already training for the study, that one is returned (no second job)."""
@@ -147,7 +149,9 @@ def start_training(study: CTStudy, preset: str = "quick", *, user=None, request=
         raise RegistrationRefused(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
     if study.status != CTStudy.Status.READY or not study.volume_file:
         raise RegistrationRefused("the CT study is not ready (no stored volume)")
-    running = study.registration_models.filter(status=RegistrationModel.Status.TRAINING, preset=preset).first()
+    running = study.registration_models.filter(
+        status=RegistrationModel.Status.TRAINING, preset=preset
+    ).first()
     if running is not None:
         return running
     with transaction.atomic():
@@ -162,8 +166,14 @@ def start_training(study: CTStudy, preset: str = "quick", *, user=None, request=
         )
         model.job = job
         model.save(update_fields=["storage_prefix", "job"])
-        audit.record(request, "create", patient=study.patient, obj=model,
-                     detail=f"registration model ({preset}) training started", user=user)
+        audit.record(
+            request,
+            "create",
+            patient=study.patient,
+            obj=model,
+            detail=f"registration model ({preset}) training started",
+            user=user,
+        )
     return model
 
 
@@ -197,7 +207,9 @@ def delete_model_files(model: RegistrationModel) -> None:
             default_storage.delete(key)
 
 
-def run_training(model: RegistrationModel, report: Callable[[float, str, dict | None], None]) -> dict:
+def run_training(
+    model: RegistrationModel, report: Callable[[float, str, dict | None], None]
+) -> dict:
     """Train ``model`` (worker side) and store it. ``report(fraction, message, point)`` is
     called on progress (and may raise to cancel); ``point`` is a new loss-curve point
     ``{step, loss, loss_ema, median_error_mm, seconds}`` or None. Raises
@@ -220,7 +232,9 @@ def run_training(model: RegistrationModel, report: Callable[[float, str, dict | 
         steps = max(int(info.get("steps") or 1), 1)
         if info.get("phase") == "simulating":
             frac = 0.1 * info.get("simulated", 0) / max(info.get("pool", 1), 1)
-            report(frac, f"simulating training X-rays {info.get('simulated')}/{info.get('pool')}", None)
+            report(
+                frac, f"simulating training X-rays {info.get('simulated')}/{info.get('pool')}", None
+            )
             return None
         point = {
             "step": int(info["step"]),
@@ -239,7 +253,9 @@ def run_training(model: RegistrationModel, report: Callable[[float, str, dict | 
         return None
 
     try:
-        result = train_model(volume, camera, preset=preset, seed=0, device=device, progress=progress)
+        result = train_model(
+            volume, camera, preset=preset, seed=0, device=device, progress=progress
+        )
     except NoBoneError as exc:
         raise RegistrationRefused(_one_line(exc)) from None
     meta = result.meta
@@ -276,14 +292,18 @@ def start_registration(xray: XrayImage, *, user=None, request=None) -> Registrat
     from webapp.jobs.services import submit_job
 
     model = (
-        RegistrationModel.objects.filter(study__patient=xray.patient, status=RegistrationModel.Status.READY)
+        RegistrationModel.objects.filter(
+            study__patient=xray.patient, status=RegistrationModel.Status.READY
+        )
         .select_related("study")
         .first()
     )
     if model is None:
         raise RegistrationRefused("no trained model for this patient's CT: prepare one first")
     with transaction.atomic():
-        reg = Registration.objects.create(xray=xray, study=model.study, model=model, created_by=user)
+        reg = Registration.objects.create(
+            xray=xray, study=model.study, model=model, created_by=user
+        )
         job = submit_job(
             "register_xray",
             params={"registration_id": reg.pk},
@@ -294,8 +314,14 @@ def start_registration(xray: XrayImage, *, user=None, request=None) -> Registrat
         reg.job = job
         reg.message = "waiting for a worker"
         reg.save(update_fields=["job", "message"])
-        audit.record(request, "create", patient=xray.patient, obj=reg,
-                     detail=f"registration of X-ray {xray.pk} to CT {model.study_id} started", user=user)
+        audit.record(
+            request,
+            "create",
+            patient=xray.patient,
+            obj=reg,
+            detail=f"registration of X-ray {xray.pk} to CT {model.study_id} started",
+            user=user,
+        )
     return reg
 
 
@@ -356,7 +382,9 @@ def header_initial_pose(xray: XrayImage, model_meta: dict) -> np.ndarray | None:
     centre = model_meta.get("normalisation", {}).get("centre_lps_mm")
     if not centre:
         return None
-    return carm_pose(float(xray.primary_angle_deg), float(xray.secondary_angle_deg), float(sip), centre)
+    return carm_pose(
+        float(xray.primary_angle_deg), float(xray.secondary_angle_deg), float(sip), centre
+    )
 
 
 def true_target_error(volume, model_meta: dict, T_est: np.ndarray, T_true) -> dict:
@@ -378,8 +406,9 @@ def true_target_error(volume, model_meta: dict, T_est: np.ndarray, T_true) -> di
     }
 
 
-def render_pictures(volume, bone_threshold_hu: float, prepared: PreparedXray, T: np.ndarray,
-                    polarity: str) -> tuple[bytes, bytes]:
+def render_pictures(
+    volume, bone_threshold_hu: float, prepared: PreparedXray, T: np.ndarray, polarity: str
+) -> tuple[bytes, bytes]:
     """(overlay PNG, DRR PNG) at pose ``T``: CT bone edges in green (full opacity; the page
     blends it over the X-ray) and the DRR shown like the X-ray (bone dark for a bone-dark
     image)."""
@@ -390,8 +419,15 @@ def render_pictures(volume, bone_threshold_hu: float, prepared: PreparedXray, T:
 
     renderer = DrrRenderer(volume, bone_threshold_hu=bone_threshold_hu)
     invert = prepared.photometric.upper() == "MONOCHROME1"
-    overlay = bone_overlay_png(prepared.pixels, renderer, prepared.camera, T, opacity=1.0,
-                               samples_per_ray=128, invert=invert)
+    overlay = bone_overlay_png(
+        prepared.pixels,
+        renderer,
+        prepared.camera,
+        T,
+        opacity=1.0,
+        samples_per_ray=128,
+        invert=invert,
+    )
     drr = renderer.render_numpy(prepared.camera, T, samples_per_ray=128)
     shown = display_image(drr, invert=(polarity == "bone_dark"))
     ok, buf = cv2.imencode(".png", shown)
@@ -406,7 +442,9 @@ def xray_display_png(pixels: np.ndarray, photometric: str) -> bytes:
 
     from registration.engine.overlay import display_image
 
-    ok, buf = cv2.imencode(".png", display_image(pixels, invert=photometric.upper() == "MONOCHROME1"))
+    ok, buf = cv2.imencode(
+        ".png", display_image(pixels, invert=photometric.upper() == "MONOCHROME1")
+    )
     if not ok:
         raise RegistrationRefused("could not encode the X-ray picture")
     return buf.tobytes()
@@ -459,10 +497,16 @@ def run_registration(reg: Registration, report: Callable[[float, str], None]) ->
             li = np.zeros(prepared.pixels.shape, np.float32)
             valid = np.ones(prepared.pixels.shape, bool)
         else:
-            li, valid = line_integral_from_pixels(prepared.pixels, prepared.photometric,
-                                                  bits_stored=prepared.bits_stored, polarity=polarity)
+            li, valid = line_integral_from_pixels(
+                prepared.pixels,
+                prepared.photometric,
+                bits_stored=prepared.bits_stored,
+                polarity=polarity,
+            )
         try:
-            attempt = register(volume, model, li, valid, prepared.camera, T_init=T_init, options=options)
+            attempt = register(
+                volume, model, li, valid, prepared.camera, T_init=T_init, options=options
+            )
         except ValueError as exc:
             raise RegistrationRefused(f"cannot register the X-ray: {_one_line(exc)}") from None
         if res is not None:
@@ -472,11 +516,16 @@ def run_registration(reg: Registration, report: Callable[[float, str], None]) ->
         if res.status == "ok" or blank or failed_stage not in ("network", "pnp", "pose"):
             break
     out = res.to_json()
-    stages = {"prepare": {"seconds": round(prep_s, 4), "dewarped": prepared.dewarped},
-              "load": {"seconds": round(load_s, 4)}, **out["stages"]}
+    stages = {
+        "prepare": {"seconds": round(prep_s, 4), "dewarped": prepared.dewarped},
+        "load": {"seconds": round(load_s, 4)},
+        **out["stages"],
+    }
     stages.setdefault("preprocess", {"seconds": 0.0})["polarity"] = used
     quality = {
-        "inlier_ratio": round(res.n_inliers / res.n_correspondences, 4) if res.n_correspondences else 0.0,
+        "inlier_ratio": round(res.n_inliers / res.n_correspondences, 4)
+        if res.n_correspondences
+        else 0.0,
         "similarity": out["similarity"],
         "median_uncertainty_mm": out["stages"].get("network", {}).get("median_uncertainty_mm"),
         "bone_in_view_fraction": out["stages"].get("quality", {}).get("bone_in_view_fraction"),
@@ -488,11 +537,15 @@ def run_registration(reg: Registration, report: Callable[[float, str], None]) ->
     if res.status == "ok":
         report(0.85, "rendering the overlay and the DRR")
         t_pic = time.perf_counter()
-        overlay, drr = render_pictures(volume, model.bone_threshold_hu, prepared, res.T_cam_from_world, used)
+        overlay, drr = render_pictures(
+            volume, model.bone_threshold_hu, prepared, res.T_cam_from_world, used
+        )
         stages["render"] = {"seconds": round(time.perf_counter() - t_pic, 4)}
         gt = reg.xray.ground_truth or {}
         if gt.get("T_cam_from_world"):
-            quality.update(true_target_error(volume, model.meta, res.T_cam_from_world, gt["T_cam_from_world"]))
+            quality.update(
+                true_target_error(volume, model.meta, res.T_cam_from_world, gt["T_cam_from_world"])
+            )
     with transaction.atomic():
         reg.status = Registration.Status.OK if res.status == "ok" else Registration.Status.FAILED
         reg.message = (out["message"] or res.status)[:500]
@@ -511,8 +564,13 @@ def run_registration(reg: Registration, report: Callable[[float, str], None]) ->
             reg.overlay_file.save("overlay.png", ContentFile(overlay), save=False)
             reg.drr_file.save("drr.png", ContentFile(drr), save=False)
         reg.save()
-    return {"registration_id": reg.pk, "status": reg.status, "message": reg.message,
-            "seconds": reg.seconds, "true_mtre_mm": quality.get("true_mtre_mm")}
+    return {
+        "registration_id": reg.pk,
+        "status": reg.status,
+        "message": reg.message,
+        "seconds": reg.seconds,
+        "true_mtre_mm": quality.get("true_mtre_mm"),
+    }
 
 
 def mark_failed(row, message: str, status=None) -> None:
@@ -532,8 +590,14 @@ def settle_if_job_ended(row) -> None:
     if isinstance(row, RegistrationModel) and row.status == RegistrationModel.Status.TRAINING:
         row.refresh_from_db(fields=["status"])
         if row.status == RegistrationModel.Status.TRAINING and job.status != "succeeded":
-            status = RegistrationModel.Status.CANCELLED if job.status == "cancelled" else RegistrationModel.Status.FAILED
-            RegistrationModel.objects.filter(pk=row.pk, status=RegistrationModel.Status.TRAINING).update(status=status)
+            status = (
+                RegistrationModel.Status.CANCELLED
+                if job.status == "cancelled"
+                else RegistrationModel.Status.FAILED
+            )
+            RegistrationModel.objects.filter(
+                pk=row.pk, status=RegistrationModel.Status.TRAINING
+            ).update(status=status)
             row.status = status
     elif isinstance(row, Registration) and row.status == Registration.Status.RUNNING:
         row.refresh_from_db(fields=["status", "message"])
@@ -548,7 +612,9 @@ def settle_if_job_ended(row) -> None:
 # --------------------------------------------------------------------------- review
 
 
-def review_registration(reg: Registration, user, decision: str, comment: str = "", request=None) -> Registration:
+def review_registration(
+    reg: Registration, user, decision: str, comment: str = "", request=None
+) -> Registration:
     """Accept or reject ``reg`` with a comment (reviewers only; checked by the caller)."""
     if decision not in (Registration.Review.ACCEPTED, Registration.Review.REJECTED):
         raise RegistrationRefused("the decision must be 'accepted' or 'rejected'")
@@ -561,8 +627,14 @@ def review_registration(reg: Registration, user, decision: str, comment: str = "
     reg.reviewed_by = user
     reg.reviewed_at = timezone.now()
     reg.save(update_fields=["review_status", "review_comment", "reviewed_by", "reviewed_at"])
-    audit.record(request, "update", patient=reg.xray.patient, obj=reg,
-                 detail=f"registration {decision}: {comment.strip()[:200]}", user=user)
+    audit.record(
+        request,
+        "update",
+        patient=reg.xray.patient,
+        obj=reg,
+        detail=f"registration {decision}: {comment.strip()[:200]}",
+        user=user,
+    )
     return reg
 
 
@@ -584,19 +656,36 @@ def landmark_error(reg: Registration, u_px: float, v_px: float, xyz_mm) -> tuple
     return math.hypot(du, dv), math.hypot(du * sx, dv * sy)
 
 
-def add_landmark(reg: Registration, user, u_px: float, v_px: float, xyz_mm, request=None) -> LandmarkPair:
+def add_landmark(
+    reg: Registration, user, u_px: float, v_px: float, xyz_mm, request=None
+) -> LandmarkPair:
     values = [float(u_px), float(v_px), *[float(x) for x in xyz_mm]]
     if len(values) != 5 or not all(math.isfinite(x) for x in values):
         raise RegistrationRefused("a landmark needs finite u, v (px) and x, y, z (LPS mm)")
     cam = reg.camera or {}
     W, H = cam.get("width", 0), cam.get("height", 0)
     if not (-0.5 <= values[0] <= W - 0.5 and -0.5 <= values[1] <= H - 0.5):
-        raise RegistrationRefused(f"the 2D landmark ({values[0]:.1f}, {values[1]:.1f}) px is outside the {W}x{H} image")
+        raise RegistrationRefused(
+            f"the 2D landmark ({values[0]:.1f}, {values[1]:.1f}) px is outside the {W}x{H} image"
+        )
     err_px, err_mm = landmark_error(reg, values[0], values[1], values[2:])
     pair = LandmarkPair.objects.create(
-        registration=reg, u_px=values[0], v_px=values[1], x_mm=values[2], y_mm=values[3], z_mm=values[4],
-        error_px=err_px, error_mm_at_detector=err_mm, created_by=user,
+        registration=reg,
+        u_px=values[0],
+        v_px=values[1],
+        x_mm=values[2],
+        y_mm=values[3],
+        z_mm=values[4],
+        error_px=err_px,
+        error_mm_at_detector=err_mm,
+        created_by=user,
     )
-    audit.record(request, "create", patient=reg.xray.patient, obj=pair,
-                 detail=f"landmark on registration {reg.pk}: {err_px:.2f} px", user=user)
+    audit.record(
+        request,
+        "create",
+        patient=reg.xray.patient,
+        obj=pair,
+        detail=f"landmark on registration {reg.pk}: {err_px:.2f} px",
+        user=user,
+    )
     return pair

@@ -35,15 +35,21 @@ def can_operate(user) -> bool:
 
 def _model(request, pk: int) -> RegistrationModel:
     return get_visible_or_404(
-        RegistrationModel.objects.select_related("study__patient", "job"), request.user,
-        patient_path="study__patient", pk=pk,
+        RegistrationModel.objects.select_related("study__patient", "job"),
+        request.user,
+        patient_path="study__patient",
+        pk=pk,
     )
 
 
 def _registration(request, pk: int) -> Registration:
     return get_visible_or_404(
-        Registration.objects.select_related("xray__patient", "study", "model", "job", "reviewed_by"),
-        request.user, patient_path="xray__patient", pk=pk,
+        Registration.objects.select_related(
+            "xray__patient", "study", "model", "job", "reviewed_by"
+        ),
+        request.user,
+        patient_path="xray__patient",
+        pk=pk,
     )
 
 
@@ -68,12 +74,20 @@ def study_prepare(request: HttpRequest, pk: int) -> HttpResponse:
 def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
     model = _model(request, pk)
     settle_if_job_ended(model)
-    record(request, "view", patient=model.study.patient, obj=model, detail="registration model page")
-    return render(request, "registration_site/model_detail.html", {
-        "model": model, "study": model.study, "patient": model.study.patient,
-        "can_operate": can_operate(request.user),
-        "registrations": model.registrations.select_related("xray")[:50],
-    })
+    record(
+        request, "view", patient=model.study.patient, obj=model, detail="registration model page"
+    )
+    return render(
+        request,
+        "registration_site/model_detail.html",
+        {
+            "model": model,
+            "study": model.study,
+            "patient": model.study.patient,
+            "can_operate": can_operate(request.user),
+            "registrations": model.registrations.select_related("xray")[:50],
+        },
+    )
 
 
 def model_payload(model: RegistrationModel) -> dict:
@@ -113,7 +127,9 @@ def model_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     if model.status == RegistrationModel.Status.TRAINING and model.job is not None:
         job = cancel_job(model.job, request.user, request=request)
         if job.status == job.Status.CANCELLED:
-            RegistrationModel.objects.filter(pk=model.pk).update(status=RegistrationModel.Status.CANCELLED)
+            RegistrationModel.objects.filter(pk=model.pk).update(
+                status=RegistrationModel.Status.CANCELLED
+            )
         messages.info(request, "Training cancel requested.")
     return redirect("registration:model-detail", model.pk)
 
@@ -121,7 +137,9 @@ def model_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def xray_register(request: HttpRequest, pk: int) -> HttpResponse:
-    xray = get_visible_or_404(XrayImage.objects.select_related("patient", "carm"), request.user, pk=pk)
+    xray = get_visible_or_404(
+        XrayImage.objects.select_related("patient", "carm"), request.user, pk=pk
+    )
     if not can_operate(request.user):
         raise PermissionDenied("only surgeons start registrations")
     try:
@@ -136,12 +154,17 @@ def registration_context(request, reg: Registration) -> dict:
     xray = reg.xray
     stages = [
         (name, info.get("seconds"), {k: v for k, v in info.items() if k != "seconds"})
-        for name, info in (reg.stages or {}).items() if isinstance(info, dict)
+        for name, info in (reg.stages or {}).items()
+        if isinstance(info, dict)
     ]
     gt = xray.ground_truth or {}
     return {
-        "reg": reg, "xray": xray, "patient": xray.patient, "study": reg.study,
-        "stages": stages, "quality": reg.quality or {},
+        "reg": reg,
+        "xray": xray,
+        "patient": xray.patient,
+        "study": reg.study,
+        "stages": stages,
+        "quality": reg.quality or {},
         "has_ground_truth": bool(gt.get("T_cam_from_world")),
         "pose_rows": reg.T_cam_from_world or [],
         "is_reviewer": has_role(request.user, REVIEWER),
@@ -154,7 +177,9 @@ def registration_detail(request: HttpRequest, pk: int) -> HttpResponse:
     reg = _registration(request, pk)
     settle_if_job_ended(reg)
     record(request, "view", patient=reg.xray.patient, obj=reg, detail="registration page")
-    return render(request, "registration_site/registration_detail.html", registration_context(request, reg))
+    return render(
+        request, "registration_site/registration_detail.html", registration_context(request, reg)
+    )
 
 
 @login_required
@@ -185,14 +210,21 @@ def registration_image(request: HttpRequest, pk: int, which: str) -> HttpRespons
         if reg.status != Registration.Status.OK:
             raise Http404("not registered")
         try:
-            prepared = prepare_xray(reg.xray) if reg.xray.dewarped_file or not (
-                reg.xray.carm and reg.xray.carm.needs_dewarping) else None
+            prepared = (
+                prepare_xray(reg.xray)
+                if reg.xray.dewarped_file or not (reg.xray.carm and reg.xray.carm.needs_dewarping)
+                else None
+            )
             if prepared is None:
                 raise RegistrationRefused("the dewarped image is missing")
             data = xray_display_png(prepared.pixels, prepared.photometric)
         except RegistrationRefused as exc:
-            return HttpResponse(f"Picture unavailable: {exc}", status=422, content_type="text/plain")
-    record(request, "view", patient=reg.xray.patient, obj=reg, detail=f"registration picture ({which})")
+            return HttpResponse(
+                f"Picture unavailable: {exc}", status=422, content_type="text/plain"
+            )
+    record(
+        request, "view", patient=reg.xray.patient, obj=reg, detail=f"registration picture ({which})"
+    )
     response = HttpResponse(data, content_type="image/png")
     response["Cache-Control"] = "private, no-store"
     return response

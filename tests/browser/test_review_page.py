@@ -11,8 +11,9 @@ from tests.review.helpers import finished_registration, simulated_xray, tiny_stu
 
 
 @pytest.mark.browser
-def test_reviewer_accepts_a_registration_and_sees_it_on_the_dashboard(login_page, page_url, make_user,
-                                                                      team_a, patient_a):
+def test_reviewer_accepts_a_registration_and_sees_it_on_the_dashboard(
+    login_page, page_url, make_user, team_a, patient_a
+):
     from registration.models import Registration
 
     reviewer = make_user("reviewer_a", "Reviewer", team=team_a)
@@ -64,8 +65,9 @@ def test_reviewer_accepts_a_registration_and_sees_it_on_the_dashboard(login_page
 
 
 @pytest.mark.browser
-def test_landmark_from_an_xray_click_and_the_ct_viewer(login_page, page_url, make_user, team_a, patient_a,
-                                                       built_frontend):
+def test_landmark_from_an_xray_click_and_the_ct_viewer(
+    login_page, page_url, make_user, team_a, patient_a, built_frontend
+):
     from registration.engine.camera import project
     from tests.review.helpers import camera, true_pose
 

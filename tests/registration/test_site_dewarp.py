@@ -32,7 +32,9 @@ def test_intensifier_shot_is_dewarped_then_registered(patient_a, surgeon_a, make
     xray.dewarp_info = {}
     xray.save()
 
-    model = RegistrationModel.objects.create(study=study, preset="quick", storage_prefix="registration-models/t")
+    model = RegistrationModel.objects.create(
+        study=study, preset="quick", storage_prefix="registration-models/t"
+    )
     points = []
     run_training(model, lambda f, m, p: points.append(p) if p else None)
     model.refresh_from_db()
@@ -40,7 +42,9 @@ def test_intensifier_shot_is_dewarped_then_registered(patient_a, surgeon_a, make
     profile = profile_for_xray(xray).profile
     assert profile is not None and profile in profiles
     # the training camera is the calibrated one of the patient's C-arm
-    np.testing.assert_allclose(np.asarray(model.model_json["camera"]["K"]), np.asarray(profile.data["K"]), atol=1e-9)
+    np.testing.assert_allclose(
+        np.asarray(model.model_json["camera"]["K"]), np.asarray(profile.data["K"]), atol=1e-9
+    )
 
     reg = Registration.objects.create(xray=xray, study=study, model=model)
     messages = []
@@ -50,7 +54,9 @@ def test_intensifier_shot_is_dewarped_then_registered(patient_a, surgeon_a, make
     assert xray.dewarped_file and default_storage.exists(xray.dewarped_file.name)
     assert xray.dewarp_info["dewarped"] is True
     assert reg.stages["prepare"]["dewarped"] is True
-    np.testing.assert_allclose(np.asarray(reg.camera["K"]), np.asarray(profile.data["K"]), atol=1e-9)
+    np.testing.assert_allclose(
+        np.asarray(reg.camera["K"]), np.asarray(profile.data["K"]), atol=1e-9
+    )
     assert reg.status in (Registration.Status.OK, Registration.Status.FAILED)
     assert reg.message
     if reg.status == Registration.Status.OK:

@@ -151,7 +151,11 @@ def test_training_is_cancellable(monkeypatch, patient_a, surgeon_a):
     _wait_model(model, timeout=60)
     assert model.status == RegistrationModel.Status.CANCELLED
     job = Job.objects.get(pk=model.job_id)
-    wait_for(lambda: Job.objects.get(pk=job.pk).status == Job.Status.CANCELLED, timeout=30, what="job cancelled")
+    wait_for(
+        lambda: Job.objects.get(pk=job.pk).status == Job.Status.CANCELLED,
+        timeout=30,
+        what="job cancelled",
+    )
 
 
 @pytest.mark.worker

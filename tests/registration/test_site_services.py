@@ -28,12 +28,16 @@ def test_register_without_a_trained_model_is_refused(scene, surgeon_a):
 
     study, xray = scene
     RegistrationModel.objects.create(study=study, status=RegistrationModel.Status.TRAINING)
-    with pytest.raises(RegistrationRefused, match="no trained model for this patient's CT: prepare one first"):
+    with pytest.raises(
+        RegistrationRefused, match="no trained model for this patient's CT: prepare one first"
+    ):
         start_registration(xray, user=surgeon_a)
     assert not Registration.objects.exists()
 
 
-def test_start_training_refuses_unknown_preset_and_reuses_a_running_one(scene, surgeon_a, django_capture_on_commit_callbacks):
+def test_start_training_refuses_unknown_preset_and_reuses_a_running_one(
+    scene, surgeon_a, django_capture_on_commit_callbacks
+):
     from registration.models import RegistrationModel
     from registration.services import RegistrationRefused, start_training
     from webapp.jobs.models import Job
@@ -78,8 +82,16 @@ def test_camera_prefers_the_active_calibration_profile(scene, make_user):
     carm = CArm.objects.create(name="flat", detector_type=CArm.DetectorType.FLAT_PANEL)
     K = [[300.0, 0.0, 30.0], [0.0, 300.0, 33.0], [0.0, 0.0, 1.0]]
     CalibrationProfile.objects.create(
-        carm=carm, version=1, status=CalibrationProfile.Status.ACTIVE,
-        data={"K": K, "width": 64, "height": 64, "pixel_spacing_mm": [3.6, 3.6], "source_mm": [0, 0, -1080.0]},
+        carm=carm,
+        version=1,
+        status=CalibrationProfile.Status.ACTIVE,
+        data={
+            "K": K,
+            "width": 64,
+            "height": 64,
+            "pixel_spacing_mm": [3.6, 3.6],
+            "source_mm": [0, 0, -1080.0],
+        },
     )
     xray.carm = carm
     xray.save()
@@ -138,5 +150,11 @@ def test_review_decisions(scene, make_user):
         review_registration(reg, reviewer, "rejected", "  ")
     review_registration(reg, reviewer, "accepted", "edges match")
     reg.refresh_from_db()
-    assert (reg.review_status, reg.review_comment, reg.reviewed_by) == ("accepted", "edges match", reviewer)
-    assert AuditEvent.objects.filter(object_type="Registration", object_id=str(reg.pk), action="update").exists()
+    assert (reg.review_status, reg.review_comment, reg.reviewed_by) == (
+        "accepted",
+        "edges match",
+        reviewer,
+    )
+    assert AuditEvent.objects.filter(
+        object_type="Registration", object_id=str(reg.pk), action="update"
+    ).exists()

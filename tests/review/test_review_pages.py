@@ -57,23 +57,43 @@ def test_review_page_decide_and_landmark_forms(client, data, reviewer_a):
     page = client.get(reverse("review:registration", args=[reg.pk]))
     assert page.status_code == 200
     html = page.content.decode()
-    assert 'id="review-form"' in html and 'id="landmark-form"' in html and 'id="overlay-toggle"' in html
+    assert (
+        'id="review-form"' in html
+        and 'id="landmark-form"' in html
+        and 'id="overlay-toggle"' in html
+    )
 
-    r = client.post(reverse("review:decide", args=[reg.pk]), {"decision": "rejected", "comment": ""}, follow=True)
+    r = client.post(
+        reverse("review:decide", args=[reg.pk]),
+        {"decision": "rejected", "comment": ""},
+        follow=True,
+    )
     assert "say why the registration is rejected" in r.content.decode()
     reg.refresh_from_db()
     assert reg.review_status == "pending"
-    client.post(reverse("review:decide", args=[reg.pk]), {"decision": "rejected", "comment": "femur 3 mm off"})
+    client.post(
+        reverse("review:decide", args=[reg.pk]),
+        {"decision": "rejected", "comment": "femur 3 mm off"},
+    )
     reg.refresh_from_db()
-    assert (reg.review_status, reg.review_comment, reg.reviewed_by) == ("rejected", "femur 3 mm off", reviewer_a)
+    assert (reg.review_status, reg.review_comment, reg.reviewed_by) == (
+        "rejected",
+        "femur 3 mm off",
+        reviewer_a,
+    )
 
     uv = project(np.array([[5.0, -5.0, 10.0]]), camera().K, true_pose())[0]
-    r = client.post(reverse("review:landmark-add", args=[reg.pk]),
-                    {"u_px": uv[0], "v_px": uv[1] + 2.0, "x_mm": 5, "y_mm": -5, "z_mm": 10}, follow=True)
+    r = client.post(
+        reverse("review:landmark-add", args=[reg.pk]),
+        {"u_px": uv[0], "v_px": uv[1] + 2.0, "x_mm": 5, "y_mm": -5, "z_mm": 10},
+        follow=True,
+    )
     assert "projected error 2.00 px, 7.20 mm at the detector" in r.content.decode()
     lm = reg.landmarks.get()
     assert lm.error_px == pytest.approx(2.0, abs=1e-6)
-    r = client.post(reverse("review:landmark-add", args=[reg.pk]), {"u_px": "a", "v_px": 1}, follow=True)
+    r = client.post(
+        reverse("review:landmark-add", args=[reg.pk]), {"u_px": "a", "v_px": 1}, follow=True
+    )
     assert "as numbers" in r.content.decode()
     assert reg.landmarks.count() == 1
 
@@ -95,9 +115,13 @@ def test_dashboard_summary_and_filters(client, data, reviewer_a):
     js = client.get(reverse("review:dashboard-data") + "?review=accepted").json()
     assert [r["registration_id"] for r in js["rows"]] == [reviewed.pk]
     tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
-    assert client.get(reverse("review:dashboard-data") + f"?date_from={tomorrow}").json()["rows"] == []
+    assert (
+        client.get(reverse("review:dashboard-data") + f"?date_from={tomorrow}").json()["rows"] == []
+    )
     # another team's patient id filters to nothing rather than revealing rows
-    js = client.get(reverse("review:dashboard-data") + f"?patient={data['b'].xray.patient_id}").json()
+    js = client.get(
+        reverse("review:dashboard-data") + f"?patient={data['b'].xray.patient_id}"
+    ).json()
     assert js["rows"] == []
 
 
@@ -106,7 +130,7 @@ def test_csv_export_content_and_audit(client, data, reviewer_a):
     from webapp.review.services import CSV_COLUMNS
 
     reg = data["a"][0]
-    reg.review_comment = "=HYPERLINK(\"http://x\")"
+    reg.review_comment = '=HYPERLINK("http://x")'
     reg.review_status = "accepted"
     reg.save()
     client.force_login(reviewer_a)
@@ -118,7 +142,10 @@ def test_csv_export_content_and_audit(client, data, reviewer_a):
     by_id = {int(row["registration_id"]): row for row in rows}
     assert float(by_id[reg.pk]["true_mtre_mm"]) == 0.8
     assert by_id[reg.pk]["review_comment"].startswith("'=")
-    assert by_id[data["a"][2].pk]["status"] == "failed" and by_id[data["a"][2].pk]["true_mtre_mm"] == ""
+    assert (
+        by_id[data["a"][2].pk]["status"] == "failed"
+        and by_id[data["a"][2].pk]["true_mtre_mm"] == ""
+    )
     assert "network=0.0500" in by_id[reg.pk]["stage_seconds"]
     event = AuditEvent.objects.filter(action="export").latest("created_at")
     assert event.username == "reviewer_a" and "3 rows" in event.detail
@@ -128,9 +155,13 @@ def test_csv_export_content_and_audit(client, data, reviewer_a):
 
 def test_surgeon_gets_403_on_review_pages(client, data, surgeon_a):
     client.force_login(surgeon_a)
-    for url in (reverse("review:dashboard"), reverse("review:dashboard-data"), reverse("review:export-csv"),
-                reverse("review:patient", args=[data["patient_a"].pk]),
-                reverse("review:registration", args=[data["a"][0].pk])):
+    for url in (
+        reverse("review:dashboard"),
+        reverse("review:dashboard-data"),
+        reverse("review:export-csv"),
+        reverse("review:patient", args=[data["patient_a"].pk]),
+        reverse("review:registration", args=[data["a"][0].pk]),
+    ):
         assert client.get(url).status_code == 403, url
 
 
@@ -147,4 +178,6 @@ def test_landmark_can_be_removed(client, data, reviewer_a):
     assert r.status_code == 404
     client.post(reverse("review:landmark-delete", args=[reg.pk, pair.pk]))
     assert not reg.landmarks.exists() and data["b"].landmarks.filter(pk=other.pk).exists()
-    assert AuditEvent.objects.filter(action="delete", object_type="LandmarkPair", object_id=str(pair.pk)).exists()
+    assert AuditEvent.objects.filter(
+        action="delete", object_type="LandmarkPair", object_id=str(pair.pk)
+    ).exists()

@@ -13,17 +13,39 @@ from registration.models import Registration
 from webapp.records.access import scope
 
 CSV_COLUMNS = [
-    "registration_id", "patient_mrn", "patient_id", "xray_id", "xray", "study_id", "model_id", "created_at",
-    "status", "message", "seconds", "n_correspondences", "n_inliers", "similarity", "true_mtre_mm",
-    "n_landmarks", "landmark_mean_error_px", "landmark_mean_error_mm", "review_status", "reviewed_by",
-    "reviewed_at", "review_comment", "stage_seconds",
+    "registration_id",
+    "patient_mrn",
+    "patient_id",
+    "xray_id",
+    "xray",
+    "study_id",
+    "model_id",
+    "created_at",
+    "status",
+    "message",
+    "seconds",
+    "n_correspondences",
+    "n_inliers",
+    "similarity",
+    "true_mtre_mm",
+    "n_landmarks",
+    "landmark_mean_error_px",
+    "landmark_mean_error_mm",
+    "review_status",
+    "reviewed_by",
+    "reviewed_at",
+    "review_comment",
+    "stage_seconds",
 ]
 
 
 def visible_registrations(user) -> QuerySet[Registration]:
     return scope(
-        Registration.objects.select_related("xray__patient", "reviewed_by").prefetch_related("landmarks"),
-        user, patient_path="xray__patient",
+        Registration.objects.select_related("xray__patient", "reviewed_by").prefetch_related(
+            "landmarks"
+        ),
+        user,
+        patient_path="xray__patient",
     )
 
 
@@ -111,7 +133,12 @@ def summary(rows: list[dict]) -> dict:
         "rejected": sum(r["review_status"] == "rejected" for r in rows),
         "pending": sum(r["review_status"] == "pending" for r in rows),
         "per_patient": [
-            {"patient_mrn": mrn, "ok": c[0], "finished": c[1], "success_rate": round(c[0] / c[1], 4)}
+            {
+                "patient_mrn": mrn,
+                "ok": c[0],
+                "finished": c[1],
+                "success_rate": round(c[0] / c[1], 4),
+            }
             for mrn, c in sorted(per_patient.items())
         ],
     }

@@ -13,6 +13,9 @@ urlpatterns = [
     path("registrations/<int:pk>/", views.registration_review, name="registration"),
     path("registrations/<int:pk>/decide/", views.decide, name="decide"),
     path("registrations/<int:pk>/landmarks/", views.landmark_add, name="landmark-add"),
-    path("registrations/<int:pk>/landmarks/<int:landmark_pk>/delete/", views.landmark_delete,
-         name="landmark-delete"),
+    path(
+        "registrations/<int:pk>/landmarks/<int:landmark_pk>/delete/",
+        views.landmark_delete,
+        name="landmark-delete",
+    ),
 ]

@@ -35,8 +35,12 @@ def _require_reviewer(user) -> None:
 
 def _registration(request, pk: int) -> Registration:
     return get_visible_or_404(
-        Registration.objects.select_related("xray__patient", "xray__carm", "study", "model", "reviewed_by"),
-        request.user, patient_path="xray__patient", pk=pk,
+        Registration.objects.select_related(
+            "xray__patient", "xray__carm", "study", "model", "reviewed_by"
+        ),
+        request.user,
+        patient_path="xray__patient",
+        pk=pk,
     )
 
 
@@ -53,10 +57,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     rows = [registration_row(r) for r in filter_registrations(request.user, filters)[:500]]
     record(request, "view", detail=f"review dashboard {filters}"[:500])
     patients = visible_patients(request.user).filter(xrays__registrations__isnull=False).distinct()
-    return render(request, "review/dashboard.html", {
-        "form": form, "rows": rows, "summary": summary(rows), "patients": patients.order_by("mrn"),
-        "query": request.GET.urlencode(),
-    })
+    return render(
+        request,
+        "review/dashboard.html",
+        {
+            "form": form,
+            "rows": rows,
+            "summary": summary(rows),
+            "patients": patients.order_by("mrn"),
+            "query": request.GET.urlencode(),
+        },
+    )
 
 
 @login_required
@@ -90,8 +101,15 @@ def export_csv(request: HttpRequest) -> HttpResponse:
         row = registration_row(reg)
         writer.writerow([_csv_safe(row[c]) for c in CSV_COLUMNS])
     patients = {reg.xray.patient_id for reg in regs}
-    patient = Patient.objects.filter(pk=next(iter(patients))).first() if len(patients) == 1 else None
-    record(request, "export", patient=patient, detail=f"registrations CSV ({len(regs)} rows) {filters}"[:500])
+    patient = (
+        Patient.objects.filter(pk=next(iter(patients))).first() if len(patients) == 1 else None
+    )
+    record(
+        request,
+        "export",
+        patient=patient,
+        detail=f"registrations CSV ({len(regs)} rows) {filters}"[:500],
+    )
     return response
 
 
@@ -106,9 +124,14 @@ def patient_registrations(request: HttpRequest, pk: int) -> HttpResponse:
         .order_by("-created_at", "-id")
     )
     record(request, "view", patient=patient, detail="registrations for review")
-    return render(request, "review/patient.html", {
-        "patient": patient, "rows": [(r, registration_row(r)) for r in regs],
-    })
+    return render(
+        request,
+        "review/patient.html",
+        {
+            "patient": patient,
+            "rows": [(r, registration_row(r)) for r in regs],
+        },
+    )
 
 
 @login_required
@@ -117,11 +140,13 @@ def registration_review(request: HttpRequest, pk: int) -> HttpResponse:
     _require_reviewer(request.user)
     record(request, "view", patient=reg.xray.patient, obj=reg, detail="registration review page")
     ctx = registration_context(request, reg)
-    ctx.update({
-        "review_form": ReviewForm(initial={"decision": "accepted"}),
-        "landmark_form": LandmarkForm(),
-        "landmarks": reg.landmarks.order_by("created_at"),
-    })
+    ctx.update(
+        {
+            "review_form": ReviewForm(initial={"decision": "accepted"}),
+            "landmark_form": LandmarkForm(),
+            "landmarks": reg.landmarks.order_by("created_at"),
+        }
+    )
     return render(request, "review/registration.html", ctx)
 
 
@@ -135,12 +160,19 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Choose accept or reject.")
         return redirect("review:registration", reg.pk)
     try:
-        review_registration(reg, request.user, form.cleaned_data["decision"], form.cleaned_data["comment"],
-                            request=request)
+        review_registration(
+            reg,
+            request.user,
+            form.cleaned_data["decision"],
+            form.cleaned_data["comment"],
+            request=request,
+        )
     except RegistrationRefused as exc:
         messages.error(request, f"Review not saved: {exc}")
     else:
-        messages.success(request, f"Registration #{reg.pk} {reg.get_review_status_display().lower()}.")
+        messages.success(
+            request, f"Registration #{reg.pk} {reg.get_review_status_display().lower()}."
+        )
     return redirect("review:registration", reg.pk)
 
 
@@ -155,14 +187,21 @@ def landmark_add(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("review:registration", reg.pk)
     d = form.cleaned_data
     try:
-        pair = add_landmark(reg, request.user, d["u_px"], d["v_px"], (d["x_mm"], d["y_mm"], d["z_mm"]),
-                            request=request)
+        pair = add_landmark(
+            reg,
+            request.user,
+            d["u_px"],
+            d["v_px"],
+            (d["x_mm"], d["y_mm"], d["z_mm"]),
+            request=request,
+        )
     except RegistrationRefused as exc:
         messages.error(request, f"Landmark not saved: {exc}")
     else:
         messages.success(
-            request, f"Landmark saved: projected error {pair.error_px:.2f} px, "
-            f"{pair.error_mm_at_detector:.2f} mm at the detector."
+            request,
+            f"Landmark saved: projected error {pair.error_px:.2f} px, "
+            f"{pair.error_mm_at_detector:.2f} mm at the detector.",
         )
     return redirect("review:registration", reg.pk)
 
@@ -174,8 +213,13 @@ def landmark_delete(request: HttpRequest, pk: int, landmark_pk: int) -> HttpResp
     _require_reviewer(request.user)
     pair = reg.landmarks.filter(pk=landmark_pk).first()
     if pair is not None:
-        record(request, "delete", patient=reg.xray.patient, obj=pair,
-               detail=f"landmark removed from registration {reg.pk}")
+        record(
+            request,
+            "delete",
+            patient=reg.xray.patient,
+            obj=pair,
+            detail=f"landmark removed from registration {reg.pk}",
+        )
         pair.delete()
         messages.info(request, "Landmark removed.")
     return redirect("review:registration", reg.pk)
