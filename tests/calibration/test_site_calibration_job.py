@@ -17,13 +17,15 @@ def test_calibration_job_computes_a_profile(celery_worker, carm, clipon, cal_adm
     profile = start_calibration(carm, clipon, phantom_png(seed=3), user=cal_admin)
     assert profile.status == CalibrationProfile.Status.COMPUTING
 
-    def finished():
-        profile.refresh_from_db()
-        return profile.status != CalibrationProfile.Status.COMPUTING
-
-    wait_for(finished, timeout=90, what="the calibration job")
     job = Job.objects.get(kind="calibrate_carm", params__profile_id=profile.pk)
+
+    def finished():
+        job.refresh_from_db()
+        return job.is_finished
+
+    wait_for(finished, timeout=120, what="the calibration job")
     assert job.status == Job.Status.SUCCEEDED, job.error
+    profile.refresh_from_db()
     assert profile.status == CalibrationProfile.Status.DRAFT
     data = profile.data
     assert data["width"] == 512 and data["height"] == 512
