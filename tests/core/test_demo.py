@@ -25,6 +25,10 @@ def test_load_demo_is_complete_and_idempotent(db, capsys):
     assert study.status == "ready" and study.shape == [112, 101, 122]
     assert CalibrationProfile.objects.filter(status="active").count() == 2
     assert Plan.objects.count() == 1
+    from registration.models import RegistrationModel
+
+    model = RegistrationModel.objects.get()  # queued once, not again on the second run
+    assert model.status == "training" and model.preset == "quick" and model.job.kind == "train_registration_model"
     for xray in XrayImage.objects.all():
         assert xray.dewarped_file, xray.description
         assert xray.dewarp_info["dewarped"]

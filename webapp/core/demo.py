@@ -155,3 +155,15 @@ def demo_plan(patient: Patient, user):
     if ap is None or lateral is None:
         return None
     return create_plan(patient, user, name, ap, lateral)
+
+
+def demo_registration_model(study: CTStudy, user):
+    """Queue quick training of the demo registration model unless one is ready or training."""
+    from registration.models import RegistrationModel
+    from registration.services import start_training
+
+    if study.registration_models.filter(
+        status__in=[RegistrationModel.Status.READY, RegistrationModel.Status.TRAINING]
+    ).exists():
+        return None
+    return start_training(study, preset="quick", user=user)

@@ -82,6 +82,12 @@ class Command(BaseCommand):
             self.stdout.write(f"simulated C-arm shot '{xray.description}'")
         if demo.demo_plan(patient, users["surgeon"]) is not None:
             self.stdout.write("created an empty two-view demo plan")
+        model = demo.demo_registration_model(study, users["surgeon"])
+        if model is not None:
+            self.stdout.write(
+                f"queued quick training of registration model #{model.pk}: the worker trains it in "
+                "the background (progress on the Jobs page)"
+            )
 
     def _demo_ct(self, patient: Patient, user: User):
         from webapp.records.ct_import import ImportRefused, import_ct_study
