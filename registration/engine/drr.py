@@ -14,8 +14,8 @@ content is traversed (outside it ``mu`` is exactly 0). Two sampling schemes:
   most aligned with the mean viewing direction is the marching axis; every ray is sampled
   where it crosses the planes perpendicular to it: the content slices themselves
   (one sample per slice, bilinear in-plane, ``samples_per_ray`` an upper bound) or, when
-  ``samples_per_ray`` is smaller than the number of content slices, that many planes
-  resampled linearly between slices. Step length = plane spacing / |cos| of the ray to
+  ``samples_per_ray`` is smaller than the number of content slices (or always, with
+  ``plane_sampling="exact"``), that many planes resampled linearly between slices. Step length = plane spacing / |cos| of the ray to
   the axis, in mm. One batched 2-D ``grid_sample`` per chunk (vectorised on CPU).
 * ``"rays"``: each ray is clipped to the content box (slab test) and sampled at the
   midpoints of ``samples_per_ray`` equal sub-intervals, trilinear 3-D ``grid_sample``
@@ -65,6 +65,12 @@ class DrrRenderer:
         bone_mask: optional boolean (k, j, i) mask for ``bone_only`` rendering instead of
             the threshold.
         max_points_per_chunk: samples per grid_sample call (memory bound).
+        method: ``"planes"`` (default) or ``"rays"`` (see the module docstring).
+        plane_sampling: for ``"planes"``: ``"slices"`` (default) samples each content slice
+            once when ``samples_per_ray`` is at least the number of slices crossed (else
+            ``samples_per_ray`` resampled planes); ``"exact"`` always uses exactly
+            ``samples_per_ray`` planes (linear resampling between slices; costs a cached
+            slab of ``samples_per_ray`` planes in memory).
     """
 
     def __init__(
@@ -77,11 +83,15 @@ class DrrRenderer:
         bone_mask: np.ndarray | None = None,
         max_points_per_chunk: int | None = None,
         method: str = "planes",
+        plane_sampling: str = "slices",
     ) -> None:
         array, affine = _volume_parts(volume)
         if method not in ("planes", "rays"):
             raise ValueError(f"method must be 'planes' or 'rays', got {method!r}")
+        if plane_sampling not in ("slices", "exact"):
+            raise ValueError(f"plane_sampling must be 'slices' or 'exact', got {plane_sampling!r}")
         self.method = method
+        self.plane_sampling = plane_sampling
         self.last_samples_per_ray = 0  # samples per ray actually used by the last render
         self._plane_cache: dict = {}
         self._perm_cache: dict = {}
@@ -322,13 +332,15 @@ class DrrRenderer:
         lo, hi = self._content_idx[bone_only]
         first, last = int(lo[axis]), int(hi[axis])
         n_content = last - first + 1
-        if samples >= n_content:
+        if samples == n_content or (samples > n_content and self.plane_sampling == "slices"):
             slab = vol[first : last + 1]
             pos = torch.arange(first, last + 1, dtype=self.dtype, device=self.device)
             spacing = 1.0
         else:
-            spacing = n_content / samples
-            pos = (first - 0.5) + (torch.arange(samples, dtype=torch.float64) + 0.5) * spacing
+            # midpoints of ``samples`` equal parts of [first - 1, last + 1], the support of
+            # the interpolated content along the axis
+            spacing = (n_content + 1) / samples
+            pos = (first - 1.0) + (torch.arange(samples, dtype=torch.float64) + 0.5) * spacing
             f = torch.floor(pos)
             wgt = (pos - f).to(self.dtype).to(self.device)[:, None, None]
             n = vol.shape[0]
@@ -339,7 +351,7 @@ class DrrRenderer:
             slab = (1 - wgt) * ok0 * vol[i0] + wgt * ok1 * vol[i1]
             pos = pos.to(self.dtype).to(self.device)
         out = (slab.unsqueeze(1).contiguous(), pos, float(spacing))
-        if len(self._plane_cache) >= 6:
+        if len(self._plane_cache) >= 3:
             self._plane_cache.pop(next(iter(self._plane_cache)))
         self._plane_cache[key] = out
         return out

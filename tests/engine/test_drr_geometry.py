@@ -47,8 +47,10 @@ def test_marker_voxel_projects_where_the_camera_says(lao, cra, ip, method):
     assert np.hypot(u - expected[0], v - expected[1]) < 0.5
 
 
-@pytest.mark.parametrize("method", ["planes", "rays"])
-def test_line_integral_of_a_box_is_mu_times_length(method):
+@pytest.mark.parametrize(
+    "method, plane_sampling", [("planes", "slices"), ("planes", "exact"), ("rays", "slices")]
+)
+def test_line_integral_of_a_box_is_mu_times_length(method, plane_sampling):
     vol = box_volume(shape_kji=(20, 20, 20), spacing=(1.0, 1.0, 1.0), lo=(0, 0, 0), hi=(20, 20, 20))
     cam = Camera.from_geometry(9, 9, 1000.0, 0.05, 0.05)
     T = carm_pose(0.0, 0.0, 600.0, volume_center(vol))

@@ -25,8 +25,8 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float((a @ b) / np.sqrt((a @ a) * (b @ b)))
 
 
-def _compare(vol, cam, offset=(0.0, 0.0, 0.0), method="planes"):
-    ours = DrrRenderer(vol, method=method)
+def _compare(vol, cam, offset=(0.0, 0.0, 0.0), method="planes", plane_sampling="slices"):
+    ours = DrrRenderer(vol, method=method, plane_sampling=plane_sampling)
     ref = NanoDrrReference(ours.mu_volume, vol.affine)
     iso = volume_center(vol) + np.asarray(offset)
     for lao, cra, ip in POSES:
@@ -40,10 +40,13 @@ def _compare(vol, cam, offset=(0.0, 0.0, 0.0), method="planes"):
         assert a.mean() == pytest.approx(b.mean(), rel=0.02)
 
 
-@pytest.mark.parametrize("method", ["planes", "rays"])
-def test_abdomen_ct_matches_nanodrr(method):
+@pytest.mark.parametrize(
+    "method, plane_sampling", [("planes", "slices"), ("planes", "exact"), ("rays", "slices")]
+)
+def test_abdomen_ct_matches_nanodrr(method, plane_sampling):
     vol = load_nifti_lps(shared_path("ct", "abdomen_pelvis_totalseg.nii.gz"))
-    _compare(vol, Camera.from_geometry(96, 80, 1000.0, 3.0, 3.0), method=method)
+    cam = Camera.from_geometry(96, 80, 1000.0, 3.0, 3.0)
+    _compare(vol, cam, method=method, plane_sampling=plane_sampling)
 
 
 @pytest.mark.slow

@@ -1,8 +1,8 @@
 """``manage.py bench_drr``: DRR speed against the independent nanodrr renderer.
 
 For each device (CPU, and CUDA when available) and image size (128², 256², 512² by
-default) it renders the same pose with our renderer (default "planes" scheme and the
-"rays" scheme) and with nanodrr (when installed) in the same run, and reports
+default) it renders the same pose with our renderer (default "planes" scheme, "planes"
+with exactly ``--samples-per-ray`` planes ("exact"), and the "rays" scheme) and with nanodrr (when installed) in the same run, and reports
 milliseconds per DRR (median of ``--repeat`` timed renders after one warm-up, divided by
 the batch size), the speed ratio (nanodrr time / our time) and the normalised
 cross-correlation (NCC) between the images. Image quality of each renderer is also
@@ -150,6 +150,7 @@ class Command(BaseCommand):
             sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
             ours = DrrRenderer(volume, device=device)
             ours_rays = DrrRenderer(volume, device=device, method="rays")
+            ours_exact = DrrRenderer(volume, device=device, plane_sampling="exact")
             ref = (
                 reference_drr.NanoDrrReference(ours.mu_volume, volume.affine, device=device)
                 if have_ref
@@ -168,6 +169,9 @@ class Command(BaseCommand):
                     ),
                     "ours_rays": partial(
                         ours_rays.render, Ts, K, size, size, samples_per_ray=opts["samples"]
+                    ),
+                    "ours_exact": partial(
+                        ours_exact.render, Ts, K, size, size, samples_per_ray=opts["samples"]
                     ),
                 }
                 if ref is not None:
@@ -205,6 +209,8 @@ class Command(BaseCommand):
                     "ours_samples_per_ray": used,
                     "ours_rays_ms": ms_rays,
                     "ncc_ours_vs_ours_rays": _ncc(img, img_rays),
+                    "ours_exact_ms": ms_of["ours_exact"],
+                    "ours_exact_samples_per_ray": ours_exact.last_samples_per_ray,
                 }
                 img_ref = images.get("nanodrr")
                 if img_ref is not None:
@@ -214,6 +220,8 @@ class Command(BaseCommand):
                             "nanodrr_ms": ms_ref,
                             "ratio_nanodrr_over_ours": ms_ref / ms,
                             "ratio_nanodrr_over_ours_rays": ms_ref / ms_rays,
+                            "ratio_nanodrr_over_ours_exact": ms_ref / ms_of["ours_exact"],
+                            "ncc_ours_exact_vs_nanodrr": _ncc(images["ours_exact"], img_ref),
                             "ncc_ours_vs_nanodrr": _ncc(img, img_ref),
                             "ncc_ours_rays_vs_nanodrr": _ncc(img_rays, img_ref),
                             "nanodrr_same_samples_ms": ms_of["nanodrr_same_samples"],
@@ -279,7 +287,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{'device':<6} {'size':>5} {'batch':>5} {'ours ms':>9} {'(spr)':>6} "
                 f"{'rays ms':>9} {'nanodrr ms':>11} {'ratio':>7} {'NCC':>9} "
-                f"{'nano@spr ms':>12} {'ratio':>7}"
+                f"{'nano@spr ms':>12} {'ratio':>7} {'exact ms':>9} {'ratio':>7}"
             )
             self._header_printed = True
         nano = row.get("nanodrr_ms")
@@ -289,8 +297,10 @@ class Command(BaseCommand):
         same = row.get("nanodrr_same_samples_ms")
         same_txt = f"{same:.1f}" if same is not None else "n/a"
         same_ratio = f"{same / row['ours_ms']:.2f}x" if same is not None else "n/a"
+        exact_ratio = f"{nano / row['ours_exact_ms']:.2f}x" if nano is not None else "n/a"
         self.stdout.write(
             f"{row['device']:<6} {row['size']:>5} {row['batch']:>5} {row['ours_ms']:>9.1f} "
             f"{row['ours_samples_per_ray']:>6} {row['ours_rays_ms']:>9.1f} "
-            f"{nano_txt:>11} {ratio_txt:>7} {ncc_txt:>9} {same_txt:>12} {same_ratio:>7}"
+            f"{nano_txt:>11} {ratio_txt:>7} {ncc_txt:>9} {same_txt:>12} {same_ratio:>7} "
+            f"{row['ours_exact_ms']:>9.1f} {exact_ratio:>7}"
         )
