@@ -112,14 +112,14 @@ class DrrRenderer:
                 )
         mu = hu_to_mu(np.asarray(array, dtype=np.float32))
         bone = bone_mask if bone_mask is not None else (array >= self.bone_threshold_hu)
-        mu_bone = np.where(bone, mu, np.float32(0.0))
         if max_points_per_chunk is None:
             max_points_per_chunk = (1 << 26) if self.device.type == "cuda" else (1 << 22)
         self.max_points_per_chunk = int(max_points_per_chunk)
 
         self._mu = torch.as_tensor(mu, dtype=dtype, device=self.device)[None, None].contiguous()
-        self._mu_bone = torch.as_tensor(mu_bone, dtype=dtype, device=self.device)[None, None]
-        self._mu_bone = self._mu_bone.contiguous()
+        # the bone-only volume is built on first use (saves a volume's memory otherwise)
+        self._bone_voxels = np.asarray(bone, dtype=bool)
+        self._mu_bone_cache: torch.Tensor | None = None
 
         # normalised grid coordinates (align_corners=True): g = 2 * idx / (n - 1) - 1
         k, j, i = self.shape
@@ -131,11 +131,11 @@ class DrrRenderer:
         self._scale_idx_to_norm = np.array([2.0 / (i - 1), 2.0 / (j - 1), 2.0 / (k - 1)])
         self._box = {
             False: self._content_box(mu > 0),
-            True: self._content_box(mu_bone > 0),
+            True: self._content_box((mu > 0) & bone),
         }
         self._content_idx = {
             False: self._content_range(mu > 0),
-            True: self._content_range(mu_bone > 0),
+            True: self._content_range((mu > 0) & bone),
         }
 
     # ------------------------------------------------------------------ helpers
@@ -171,6 +171,14 @@ class DrrRenderer:
             lo.append(int(where[0]))
             hi.append(int(where[-1]))
         return np.array(lo), np.array(hi)
+
+    @property
+    def _mu_bone(self) -> torch.Tensor:
+        """(1, 1, k, j, i) attenuation of the bone voxels only (0 elsewhere), lazily built."""
+        if self._mu_bone_cache is None:
+            mask = torch.as_tensor(self._bone_voxels, device=self.device)[None, None]
+            self._mu_bone_cache = torch.where(mask, self._mu, torch.zeros_like(self._mu))
+        return self._mu_bone_cache
 
     @property
     def mu_volume(self) -> torch.Tensor:
