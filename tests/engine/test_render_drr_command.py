@@ -88,3 +88,38 @@ def test_render_drr_rejects_bad_repeat_and_missing_folder(inputs):
         call_command("render_drr", *_args(d), "--repeat", "0")
     with pytest.raises(CommandError, match="folder does not exist"):
         call_command("render_drr", *_args(d, out=str(d / "no" / "DRR.npy")))
+
+
+def test_render_drr_cli_exit_codes(inputs):
+    """The real command line: exit 0 on success, non-zero with a one-line stderr otherwise."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    d = inputs[0]
+    root = Path(__file__).resolve().parents[2]
+    ok = subprocess.run(
+        [sys.executable, "manage.py", "render_drr", *_args(d)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert np.load(d / "DRR.npy").shape == (32, 40)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "render_drr",
+            *_args(d, pose=str(d / "missing.json"), out=str(d / "X.npy")),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode != 0
+    lines = [line for line in bad.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "pose file not found" in lines[0]
+    assert not (d / "X.npy").exists()
