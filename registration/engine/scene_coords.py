@@ -17,6 +17,7 @@ Rays that never reach the threshold have ``mask = False`` and NaN entry/exit.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,7 +310,9 @@ class SceneCoordinateRenderer:
         mask[g] = True
 
 
-_CACHE: dict[tuple, SceneCoordinateRenderer] = {}
+# last ray caster: (key, weak reference to the volume's array, renderer); the weak
+# reference guards against a new array reusing a freed array's id
+_CACHE: dict[tuple, tuple[Any, SceneCoordinateRenderer]] = {}
 
 
 def scene_coordinates(
@@ -330,7 +333,10 @@ def scene_coordinates(
     interpolation, fast); ``"steps"`` marches in steps of ``step_fraction`` times the
     smallest voxel size (slower, finer for structures thinner than a slice)."""
     key = (id(volume.array), float(bone_threshold_hu), str(device), float(step_fraction), method)
-    renderer = _CACHE.get(key)
+    hit = _CACHE.get(key)
+    renderer = None
+    if hit is not None and hit[0]() is volume.array:
+        renderer = hit[1]
     if renderer is None:
         _CACHE.clear()
         renderer = SceneCoordinateRenderer(
@@ -340,5 +346,9 @@ def scene_coordinates(
             step_fraction=step_fraction,
             method=method,
         )
-        _CACHE[key] = renderer
+        try:
+            ref = weakref.ref(volume.array)
+        except TypeError:  # not weak-referenceable: do not cache
+            return renderer(camera, T_cam_from_world)
+        _CACHE[key] = (ref, renderer)
     return renderer(camera, T_cam_from_world)

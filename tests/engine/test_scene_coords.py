@@ -97,3 +97,13 @@ def test_no_bone_gives_empty_mask():
     cam = Camera.from_geometry(8, 8, 1000.0, 1.0, 1.0)
     sc = scene_coordinates(vol, cam, carm_pose(0, 0, 600, [4.5, 4.5, 4.5]))
     assert not sc.mask.any() and sc.entry.isnan().all()
+
+
+def test_cache_follows_the_volume():
+    cam = Camera.from_geometry(16, 16, 1000.0, 2.0, 2.0)
+    T = carm_pose(0.0, 0.0, 600.0, [0.0, 0.0, 0.0])
+    first = _volume_from_sdf(_sphere_sdf(np.zeros(3), 8.0), shape=(24, 24, 24))
+    a = scene_coordinates(first, cam, T).mask.sum().item()
+    second = _volume_from_sdf(_sphere_sdf(np.zeros(3), 4.0), shape=(24, 24, 24))
+    b = scene_coordinates(second, cam, T).mask.sum().item()
+    assert a > b > 0
