@@ -149,15 +149,23 @@ ORTHOFUSE_SHARED_DATA = env_str("ORTHOFUSE_SHARED_DATA", str(BASE_DIR.parent / "
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _BROKER_DIR = VAR_DIR / "broker"
+    for _sub in ("out", "processed", "control"):
+        (_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "out"),
         "data_folder_out": str(_BROKER_DIR / "out"),
         "processed_folder": str(_BROKER_DIR / "processed"),
+        "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Job liveness (seconds): heartbeat period, silence after which a running job is
+# re-queued or failed, and the least time between two progress writes.
+ORTHOFUSE_JOB_HEARTBEAT_S = float(env_str("ORTHOFUSE_JOB_HEARTBEAT_S", "10"))
+ORTHOFUSE_JOB_STALE_AFTER_S = float(env_str("ORTHOFUSE_JOB_STALE_AFTER_S", "120"))
+ORTHOFUSE_JOB_PROGRESS_MIN_INTERVAL_S = float(env_str("ORTHOFUSE_JOB_PROGRESS_MIN_INTERVAL_S", "0.25"))
 
 # Security: production values come from the environment (check --deploy clean).
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
