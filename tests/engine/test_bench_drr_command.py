@@ -47,6 +47,7 @@ def test_bench_drr_writes_json(tmp_path, capsys):
                 row["nanodrr_ms"] / row["ours_ms"]
             )
         assert row["quality_vs_rays1024"]["ours"]["ncc"] > 0.99
+        assert row["quality_vs_rays1024"]["ours_exact"]["ncc"] > 0.99
 
 
 def test_bench_drr_refuses_bad_options(tmp_path):

@@ -239,6 +239,10 @@ class Command(BaseCommand):
                             "ncc": _ncc(img_rays, hq),
                             "mean_rel_err_pct": _rel_err(img_rays, hq),
                         },
+                        "ours_exact": {
+                            "ncc": _ncc(images["ours_exact"], hq),
+                            "mean_rel_err_pct": _rel_err(images["ours_exact"], hq),
+                        },
                     }
                     if img_ref is not None:
                         row["quality_vs_rays1024"]["nanodrr"] = {
