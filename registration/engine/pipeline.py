@@ -82,6 +82,7 @@ class RegistrationOptions:
     ransac_iterations: int = 300
     refine_size: int = 128  # capped at the image's larger side (never upsample)
     refine_levels: tuple[RefineLevel, ...] = DEFAULT_LEVELS
+    optimise_depth: bool = False  # see refine_pose: depth is kept from the start pose
     thresholds: QualityThresholds = field(default_factory=QualityThresholds)
     device: str = "cpu"
 
@@ -313,6 +314,7 @@ def register(
                 weight=weight,
                 pivot_world=pivot,
                 levels=opt.refine_levels,
+                optimise_depth=opt.optimise_depth,
             )
             T_final = rr.T_cam_from_world
             res.similarity = rr.similarity

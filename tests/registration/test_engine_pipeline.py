@@ -23,6 +23,7 @@ RESULT_KEYS = {"status", "message", "T_cam_from_world", "seconds", "stages", "n_
                "n_inliers", "similarity"}
 FAST = RegistrationOptions(
     refine_size=80,
+    optimise_depth=True,  # noise-free images: all 6 DoF are observable
     refine_levels=(RefineLevel(4, 40, 1.5, 48), RefineLevel(2, 30, 0.5, 64), RefineLevel(1, 12, 0.15, 96)),
 )
 NO_REFINE = dataclasses.replace(FAST, refine=False)

@@ -35,12 +35,26 @@ def test_refinement_recovers_perturbation(scene):
     T0 = perturb_pose(T_true, 5.0, 10.0, rng, center_world=np.zeros(3))
     before = target_error_mm(targets, T0, T_true).mean()
     levels = (RefineLevel(4, 40, 1.5, 48), RefineLevel(2, 30, 0.5, 64), RefineLevel(1, 12, 0.15, 96))
-    rr = refine_pose(renderer, img, cam.K, T0, pivot_world=np.zeros(3), levels=levels)
+    rr = refine_pose(renderer, img, cam.K, T0, pivot_world=np.zeros(3), levels=levels, optimise_depth=True)
     after = target_error_mm(targets, rr.T_cam_from_world, T_true).mean()
     assert before > 8.0
     assert after < 1.0, (before, after)
     assert rr.similarity > rr.initial_similarity
     assert rr.similarity > 0.95
+
+
+def test_frozen_depth_keeps_source_distance(scene):
+    vol, cam, renderer, targets = scene
+    T_true = carm_pose(20.0, 10.0, 650.0, [5.0, 0.0, 0.0])
+    with torch.no_grad():
+        img = renderer.render(torch.as_tensor(T_true[None], dtype=torch.float32),
+                              torch.as_tensor(cam.K, dtype=torch.float32), 80, 80, samples_per_ray=64)[0]
+    T0 = carm_pose(22.0, 8.0, 670.0, [5.0, 0.0, 0.0])  # 20 mm further from the source
+    rr = refine_pose(renderer, img, cam.K, T0, pivot_world=np.zeros(3),
+                     levels=(RefineLevel(4, 8, 1.5, 32),))
+    z0 = (T0[:3, :3] @ np.zeros(3) + T0[:3, 3])[2]
+    z1 = (rr.T_cam_from_world[:3, :3] @ np.zeros(3) + rr.T_cam_from_world[:3, 3])[2]
+    assert abs(z1 - z0) < 1e-3
 
 
 def test_similarity_measures():
