@@ -24,6 +24,7 @@ from registration.engine.quality import (
     QualityError,
     QualityThresholds,
     check_image,
+    check_mask_agreement,
     check_network,
     check_pnp,
     check_pose,
@@ -120,8 +121,11 @@ def network_correspondences(
     }
 
 
-def _bone_in_view(renderer, T: np.ndarray, K: np.ndarray, size: int, valid: np.ndarray) -> float:
-    n = 32
+def _bone_in_view(
+    renderer, T: np.ndarray, K: np.ndarray, size: int, valid: np.ndarray, n: int = 32
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """(fraction of valid pixels whose ray crosses CT bone at pose ``T``, that bone mask and
+    the valid mask, both on an ``n x n`` grid of the square ``size`` image)."""
     with torch.no_grad():
         b = renderer.render(
             torch.as_tensor(T[None], dtype=torch.float32),
@@ -131,12 +135,19 @@ def _bone_in_view(renderer, T: np.ndarray, K: np.ndarray, size: int, valid: np.n
             samples_per_ray=32,
             bone_only=True,
         )[0].numpy()
-    vsmall = (
-        downsample(torch.as_tensor(valid).float(), size // n).numpy() > 0.5
-        if size % n == 0
-        else np.ones((n, n), bool)
-    )
-    return float(((b > 1e-3) & vsmall).sum() / max(vsmall.sum(), 1))
+    vsmall = cv2.resize(np.asarray(valid, np.float32), (n, n), interpolation=cv2.INTER_AREA) > 0.5
+    bone = (b > 1e-3) & vsmall
+    return float(bone.sum() / max(vsmall.sum(), 1)), bone, vsmall
+
+
+def mask_dice(bone_prob: np.ndarray, bone_ct: np.ndarray, valid: np.ndarray) -> float:
+    """Dice overlap of the network's bone mask (prob > 0.5, resized to ``bone_ct``'s grid)
+    and the CT bone projected at the final pose, inside ``valid``."""
+    n = bone_ct.shape[0]
+    net = cv2.resize(bone_prob.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA) > 0.5
+    net &= valid
+    denom = net.sum() + bone_ct.sum()
+    return float(2.0 * (net & bone_ct).sum() / denom) if denom else 0.0
 
 
 def register(
@@ -341,10 +352,14 @@ def register(
                 )
             stage("similarity", t0, similarity=round(res.similarity, 4))
         t0 = time.perf_counter()
-        biv = _bone_in_view(renderer, T_final, ref_img.K, rsize, ref_img.valid)
+        biv, bone_ct, vsmall = _bone_in_view(renderer, T_final, ref_img.K, rsize, ref_img.valid)
+        dice = mask_dice(bone_prob, bone_ct, vsmall) if bone_prob is not None else None
+        stage("quality", t0, bone_in_view_fraction=round(biv, 4),
+              mask_dice=None if dice is None else round(dice, 4))
         check_pose(T_final, pivot, camera.source_to_detector_mm, th)
         check_similarity(res.similarity, biv, th)
-        stage("quality", t0, bone_in_view_fraction=round(biv, 4))
+        if dice is not None:
+            check_mask_agreement(dice, th)
         res.status = "ok"
         res.T_cam_from_world = T_final
         res.message = (

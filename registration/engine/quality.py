@@ -22,6 +22,7 @@ class QualityThresholds:
     min_inlier_ratio: float = 0.2
     min_similarity: float = 0.4
     min_bone_in_view_fraction: float = 0.01
+    min_mask_dice: float = 0.35
     source_distance_range: tuple[float, float] = (0.2, 1.6)  # x source-to-detector
 
 
@@ -115,4 +116,14 @@ def check_similarity(
             "similarity",
             f"the DRR at the estimated pose does not match the X-ray (similarity {similarity:.2f} < "
             f"{th.min_similarity:.2f})",
+        )
+
+
+def check_mask_agreement(dice: float, th: QualityThresholds = QualityThresholds()) -> None:
+    """The bone the network sees must overlap the CT bone projected at the final pose."""
+    if not np.isfinite(dice) or dice < th.min_mask_dice:
+        raise QualityError(
+            "agreement",
+            f"the CT bone at the estimated pose does not overlap the bone seen in the X-ray "
+            f"(Dice {dice:.2f} < {th.min_mask_dice:.2f})",
         )

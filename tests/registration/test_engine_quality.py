@@ -1,0 +1,46 @@
+"""Self-check figures: a pose whose projected CT bone misses the bone the network sees is rejected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from registration.engine.pipeline import mask_dice
+from registration.engine.quality import (
+    QualityError,
+    check_mask_agreement,
+    check_network,
+    check_pnp,
+    check_pose,
+)
+
+
+def test_mask_dice_and_agreement_check():
+    prob = np.zeros((64, 64), np.float32)
+    prob[16:48, 16:48] = 0.9
+    same = np.zeros((32, 32), bool)
+    same[8:24, 8:24] = True
+    valid = np.ones((32, 32), bool)
+    assert mask_dice(prob, same, valid) == pytest.approx(1.0)
+    shifted = np.zeros((32, 32), bool)
+    shifted[20:32, 20:32] = True
+    d = mask_dice(prob, shifted, valid)
+    assert d < 0.2
+    check_mask_agreement(0.8)
+    with pytest.raises(QualityError, match="does not overlap"):
+        check_mask_agreement(d)
+
+
+def test_other_checks_name_the_problem():
+    with pytest.raises(QualityError, match="no bone of this CT"):
+        check_network(0.001, 5.0)
+    with pytest.raises(QualityError, match="too uncertain"):
+        check_network(0.3, 500.0)
+    with pytest.raises(QualityError, match="inliers"):
+        check_pnp(400, 10)
+    T = np.eye(4)
+    T[2, 3] = 5.0  # bone centre 5 mm in front of the source
+    with pytest.raises(QualityError, match="implausible pose"):
+        check_pose(T, np.zeros(3), 1000.0)
+    T[2, 3] = 650.0
+    check_pose(T, np.zeros(3), 1000.0)
