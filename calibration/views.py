@@ -134,12 +134,19 @@ def profile_status(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 def _stored_pixels(profile: CalibrationProfile) -> np.ndarray:
-    from webapp.records.views import _read_xray_pixels
+    """The phantom image as the calibration saw it (device flags applied)."""
+    from webapp.dicomio import read_xray
 
+    carm = profile.carm
     with profile.image_file.open("rb") as handle:
         raw = handle.read()
-    pixels, _ = _read_xray_pixels(raw, "png" if raw[:4] == b"\x89PNG" else "dicom")
-    return pixels
+    loaded = read_xray(
+        raw,
+        flip_horizontal=carm.flip_horizontal,
+        flip_vertical=carm.flip_vertical,
+        rotate_deg=int(carm.rotate_deg),
+    )
+    return np.asarray(loaded.pixels, dtype=np.float32)
 
 
 @login_required
