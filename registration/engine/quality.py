@@ -20,7 +20,7 @@ class QualityThresholds:
     max_median_uncertainty_mm: float = 40.0
     min_inliers: int = 20
     min_inlier_ratio: float = 0.2
-    min_similarity: float = 0.4
+    min_similarity: float = 0.6  # realistic sims: ~0.70-0.78 at the true pose, ~0.55 at 50 mm off
     min_bone_in_view_fraction: float = 0.01
     min_mask_dice: float = 0.35
     source_distance_range: tuple[float, float] = (0.2, 1.6)  # x source-to-detector

@@ -211,6 +211,7 @@ class Command(BaseCommand):
         pde = {"no_refine": [], "refine": [], "refine_only": []}
         stages: dict[str, list[float]] = {}
         kinds = []
+        per_image: list[dict] = []
         n = opts["n_images"]
         for i in range(n):
             T_true, info = sampler.sample(rng)
@@ -263,6 +264,12 @@ class Command(BaseCommand):
             def err(T, tgt=tgt, T_true=T_true, icam=icam):
                 return _errors(T, tgt, T_true, icam)
 
+            per_image.append({
+                "kind": kinds[-1], "status": res.status, "message": res.message,
+                "similarity": res.similarity if math.isfinite(res.similarity) else None,
+                "n_inliers": res.n_inliers, "n_correspondences": res.n_correspondences,
+                "mask_dice": res.stages.get("quality", {}).get("mask_dice"),
+            })
             e3, e2 = err(res.T_cam_from_world)
             per["refine"].append(e3)
             pde["refine"].append(e2)
@@ -290,6 +297,7 @@ class Command(BaseCommand):
             "model": train_info,
             "camera": cam.to_json(),
             "image_kinds": kinds,
+            "per_image": per_image,
             "per_image_mtre": per,
             "per_image_projected_mm": pde,
             "summary": {m: summarise([x if x is not None else math.inf for x in v]) for m, v in per.items() if v},
