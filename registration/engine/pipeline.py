@@ -83,7 +83,7 @@ class RegistrationOptions:
     ransac_iterations: int = 300
     refine_size: int = 128  # capped at the image's larger side (never upsample)
     refine_levels: tuple[RefineLevel, ...] = DEFAULT_LEVELS
-    optimise_depth: bool = False  # see refine_pose: depth is kept from the start pose
+    optimise_depth: bool = True  # False: 5 DoF, depth kept from the start pose (refine_pose)
     thresholds: QualityThresholds = field(default_factory=QualityThresholds)
     device: str = "cpu"
 

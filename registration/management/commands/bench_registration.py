@@ -98,6 +98,8 @@ class Command(BaseCommand):
         parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
         parser.add_argument("--closeup-share", type=float, default=0.3)
         parser.add_argument("--skip-refine-only", action="store_true")
+        parser.add_argument("--frozen-depth", action="store_true",
+                            help="refine 5 DoF, keeping the depth of the start pose")
 
     def handle(self, *args, **opts):
         import torch
@@ -252,7 +254,7 @@ class Command(BaseCommand):
                 tgt = all_bone
             tgt = tgt[np.random.default_rng(i).choice(len(tgt), min(200, len(tgt)), replace=False)]
             kinds.append("closeup" if close else "full")
-            res = register(volume, model, img, val, icam, options=RegistrationOptions(device=device),
+            res = register(volume, model, img, val, icam, options=RegistrationOptions(device=device, optimise_depth=not opts["frozen_depth"]),
                            renderer=renderer)
             for k, v in res.stages.items():
                 stages.setdefault(k, []).append(float(v.get("seconds", 0.0)))
@@ -280,7 +282,7 @@ class Command(BaseCommand):
                 T_rough = perturb_pose(T_true, float(rng.uniform(0, 10)), float(rng.uniform(0, 30)), rng,
                                        center_world=box.centre)
                 r2 = register(volume, None, img, val, icam, T_init=T_rough,
-                              options=RegistrationOptions(device=device), renderer=renderer)
+                              options=RegistrationOptions(device=device, optimise_depth=not opts["frozen_depth"]), renderer=renderer)
                 e3r, e2r = err(r2.T_cam_from_world)
                 per["refine_only"].append(e3r)
                 pde["refine_only"].append(e2r)
@@ -298,6 +300,7 @@ class Command(BaseCommand):
             "camera": cam.to_json(),
             "image_kinds": kinds,
             "per_image": per_image,
+            "optimise_depth": not opts["frozen_depth"],
             "per_image_mtre": per,
             "per_image_projected_mm": pde,
             "summary": {m: summarise([x if x is not None else math.inf for x in v]) for m, v in per.items() if v},
