@@ -1,5 +1,6 @@
-"""OrthoFuse Django project: settings, URLs, the Celery app and the clinical apps."""
+"""OrthoFuse Django project: settings, URLs, the Celery app and the clinical apps.
 
-from .celery import app as celery_app
-
-__all__ = ["celery_app"]
+The Celery app (``webapp.celery``) is loaded by ``JobsConfig.ready`` in Django processes and
+by ``celery -A webapp`` in workers, not here: importing the Django-free engines (which use
+``webapp.dicomio``) must not pull in Celery or Django.
+"""
