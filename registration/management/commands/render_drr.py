@@ -20,23 +20,13 @@ import numpy as np
 import torch
 from django.core.management.base import BaseCommand, CommandError
 
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else exc.__class__.__name__
-
-
-def _read_json(path: str, what: str) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise CommandError(f"{what} file not found: {path}")
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CommandError(f"{what} file {p.name} is not valid JSON: {_one_line(exc)}") from exc
-    if not isinstance(data, dict):
-        raise CommandError(f"{what} file {p.name} must hold a JSON object")
-    return data
+from registration.management.commands._regio import (
+    check_device,
+    load_camera_or_fail,
+    load_ct_or_fail,
+    load_pose_or_fail,
+    one_line,
+)
 
 
 def _write_atomic(path: Path, payload: bytes) -> str:
@@ -74,9 +64,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts) -> None:
-        from registration.engine.camera import Camera
         from registration.engine.drr import DrrRenderer
-        from registration.engine.pose import validate_rigid
 
         repeat = opts["repeat"]
         if repeat < 1:
@@ -84,40 +72,16 @@ class Command(BaseCommand):
         samples = opts["samples_per_ray"]
         if samples < 1:
             raise CommandError(f"--samples-per-ray must be at least 1, got {samples}")
-        device = opts["device"]
-        if device == "cuda" and not torch.cuda.is_available():
-            raise CommandError("--device cuda requested but no CUDA GPU is available")
+        device = check_device(opts["device"])
         out = Path(opts["out"])
         if out.exists() and out.is_dir():
             raise CommandError(f"--out {out} is a folder, expected a .npy file path")
         if not out.parent.exists():
             raise CommandError(f"output folder does not exist: {out.parent}")
 
-        try:
-            camera = Camera.from_json(_read_json(opts["camera"], "camera"))
-        except ValueError as exc:
-            raise CommandError(
-                f"bad camera file {Path(opts['camera']).name}: {_one_line(exc)}"
-            ) from exc
-        pose = _read_json(opts["pose"], "pose")
-        if "T_cam_from_world" not in pose:
-            raise CommandError(f"pose file {Path(opts['pose']).name} lacks T_cam_from_world")
-        try:
-            T = validate_rigid(pose["T_cam_from_world"], "T_cam_from_world")
-        except ValueError as exc:
-            raise CommandError(
-                f"bad pose file {Path(opts['pose']).name}: {_one_line(exc)}"
-            ) from exc
-
-        ct_path = Path(opts["ct"])
-        if not ct_path.exists():
-            raise CommandError(f"CT not found: {ct_path}")
-        try:
-            from webapp.dicomio import load_ct
-
-            volume = load_ct(ct_path)
-        except (ValueError, OSError) as exc:  # InputRefused is a ValueError
-            raise CommandError(f"cannot load the CT {ct_path.name}: {_one_line(exc)}") from exc
+        camera = load_camera_or_fail(opts["camera"])
+        T = load_pose_or_fail(opts["pose"])
+        volume = load_ct_or_fail(opts["ct"])
 
         try:
             renderer = DrrRenderer(volume, device=device)
@@ -140,7 +104,7 @@ class Command(BaseCommand):
                 image = once()
                 times.append(time.perf_counter() - t0)
         except (ValueError, RuntimeError) as exc:
-            raise CommandError(f"rendering failed: {_one_line(exc)}") from exc
+            raise CommandError(f"rendering failed: {one_line(exc)}") from exc
 
         drr = image[0].detach().cpu().numpy().astype(np.float32)
         if not np.all(np.isfinite(drr)):
@@ -164,7 +128,7 @@ class Command(BaseCommand):
             os.replace(tmp_json, json_path)
             tmp_json = None
         except OSError as exc:
-            raise CommandError(f"cannot write {out}: {_one_line(exc)}") from exc
+            raise CommandError(f"cannot write {out}: {one_line(exc)}") from exc
         finally:
             for tmp in (tmp_npy, tmp_json):
                 if tmp:
