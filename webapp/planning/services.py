@@ -23,6 +23,7 @@ from webapp.planning.engine import trajectory as traj
 from webapp.planning.engine.transforms import ToolPose, tool_pose_from_payload
 from webapp.planning.engine.views_geometry import ViewGeometry, angle_between_views, project
 from webapp.planning.models import Plan, PlanVersion, PostOpOutcome, ToolPoseSample
+from webapp.records.access import scope
 from webapp.records.models import XrayImage
 
 MIN_VIEW_ANGLE_DEG = 30.0
@@ -600,3 +601,22 @@ def reprojected(snapshot: dict) -> list[dict]:
         pts = np.array([t["entry_world"], t["target_world"]])
         out.append({"name": t["name"], "views": [project(v, pts).tolist() for v in views]})
     return out
+
+
+def outcomes_overview(user) -> tuple[list[dict], dict]:
+    """Post-op outcomes of the patients ``user`` may see, and mean / median / max of the
+    entry and tip deviations (mm) and the angular deviation (degrees)."""
+    outcomes = scope(
+        PostOpOutcome.objects.select_related("plan", "plan__patient", "version"), user, "plan__patient"
+    )
+    rows = [outcome_json(o) for o in outcomes.order_by("plan__patient__mrn", "created_at")]
+    summary: dict = {}
+    for key in ("entry_deviation_mm", "tip_deviation_mm", "angular_deviation_deg"):
+        values = np.array([row[key] for row in rows], dtype=float)
+        if values.size:
+            summary[key] = {
+                "mean": float(values.mean()),
+                "median": float(np.median(values)),
+                "max": float(values.max()),
+            }
+    return rows, summary

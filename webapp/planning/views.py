@@ -23,7 +23,7 @@ from webapp.core.roles import REVIEWER, SURGEON, has_role
 from webapp.planning import services
 from webapp.planning.engine import report, scene
 from webapp.planning.engine.views_geometry import ViewGeometry
-from webapp.planning.models import Plan, PlanVersion, PostOpOutcome
+from webapp.planning.models import Plan, PlanVersion
 from webapp.records.access import get_visible_or_404, scope
 from webapp.records.models import Patient, XrayImage
 
@@ -294,21 +294,7 @@ def scene_json(request: HttpRequest, pk: int) -> JsonResponse:
 @require_GET
 def outcomes_page(request: HttpRequest) -> HttpResponse:
     """Post-op deviations (planned vs achieved) across the patients the user may see."""
-    outcomes = scope(
-        PostOpOutcome.objects.select_related("plan", "plan__patient", "version"),
-        request.user,
-        "plan__patient",
-    )
-    rows = [services.outcome_json(o) for o in outcomes.order_by("plan__patient__mrn", "created_at")]
-    summary = {}
-    if rows:
-        for key in ("entry_deviation_mm", "tip_deviation_mm", "angular_deviation_deg"):
-            vals = np.array([r[key] for r in rows])
-            summary[key] = {
-                "mean": float(vals.mean()),
-                "median": float(np.median(vals)),
-                "max": float(vals.max()),
-            }
+    rows, summary = services.outcomes_overview(request.user)
     record(request, A.VIEW, detail=f"post-op outcomes ({len(rows)})")
     return render(
         request,

@@ -23,6 +23,7 @@ from registration.services import RegistrationRefused, add_landmark, review_regi
 from registration.views import registration_context
 from webapp.core.audit import record
 from webapp.core.roles import REVIEWER, has_role
+from webapp.planning.services import outcomes_overview
 from webapp.records.access import get_visible_or_404, visible_patients
 from webapp.records.models import Patient
 from webapp.review.services import CSV_COLUMNS, filter_registrations, registration_row, summary
@@ -57,6 +58,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     rows = [registration_row(r) for r in filter_registrations(request.user, filters)[:500]]
     record(request, "view", detail=f"review dashboard {filters}"[:500])
     patients = visible_patients(request.user).filter(xrays__registrations__isnull=False).distinct()
+    outcome_rows, outcome_summary = outcomes_overview(request.user)
     return render(
         request,
         "review/dashboard.html",
@@ -66,6 +68,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "summary": summary(rows),
             "patients": patients.order_by("mrn"),
             "query": request.GET.urlencode(),
+            "n_outcomes": len(outcome_rows),
+            "outcome_summary": outcome_summary,
         },
     )
 
