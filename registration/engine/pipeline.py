@@ -28,6 +28,7 @@ from registration.engine.quality import (
     check_network,
     check_pnp,
     check_pose,
+    check_restarts,
     check_similarity,
 )
 from registration.engine.refine import (
@@ -35,6 +36,7 @@ from registration.engine.refine import (
     RefineLevel,
     _similarity_at,
     refine_pose,
+    restart_check,
     scaled_K,
 )
 from registration.engine.selection import select_correspondences
@@ -84,6 +86,7 @@ class RegistrationOptions:
     refine_size: int = 128  # capped at the image's larger side (never upsample)
     refine_levels: tuple[RefineLevel, ...] = DEFAULT_LEVELS
     optimise_depth: bool = True  # False: 5 DoF, depth kept from the start pose (refine_pose)
+    n_restarts: int = 2  # self-check: re-refinements from perturbed copies (0: off)
     thresholds: QualityThresholds = field(default_factory=QualityThresholds)
     device: str = "cpu"
 
@@ -263,6 +266,7 @@ def register(
                         raise
         if T_start is None:
             T_start = np.asarray(T_init, dtype=np.float64)
+        restart_spread = None
 
         t0 = time.perf_counter()
         if renderer is None:
@@ -336,6 +340,13 @@ def register(
                 initial_similarity=round(rr.initial_similarity, 4),
                 similarity=round(rr.similarity, 4),
             )
+            if opt.n_restarts > 0:
+                t0 = time.perf_counter()
+                rc = restart_check(renderer, img_t, ref_img.K, T_final, pivot_world=pivot,
+                                   valid=val_t, weight=weight, n_restarts=opt.n_restarts)
+                restart_spread = rc.max_spread_mm
+                stage("restarts", t0, spread_mm=[round(x, 2) for x in rc.spread_mm],
+                      similarities=[round(x, 4) for x in rc.similarities])
         else:
             T_final = T_start
             f = 2
@@ -356,10 +367,13 @@ def register(
         dice = mask_dice(bone_prob, bone_ct, vsmall) if bone_prob is not None else None
         stage("quality", t0, bone_in_view_fraction=round(biv, 4),
               mask_dice=None if dice is None else round(dice, 4))
+        res.T_cam_from_world = T_final
         check_pose(T_final, pivot, camera.source_to_detector_mm, th)
         check_similarity(res.similarity, biv, th)
         if dice is not None:
             check_mask_agreement(dice, th)
+        if restart_spread is not None:
+            check_restarts(restart_spread, th)
         res.status = "ok"
         res.T_cam_from_world = T_final
         res.message = (
@@ -370,6 +384,9 @@ def register(
     except QualityError as exc:
         res.status = "failed"
         res.message = f"{exc.stage}: {exc}"
+        if res.T_cam_from_world is not None:
+            # the pose that failed its self-check, for benchmarks (never reported)
+            res.extras["T_rejected"] = res.T_cam_from_world
         res.T_cam_from_world = None
         stages.setdefault("quality", {"seconds": 0.0})
         stages["quality"]["failed_check"] = exc.stage

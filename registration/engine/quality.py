@@ -24,6 +24,7 @@ class QualityThresholds:
     min_bone_in_view_fraction: float = 0.01
     min_mask_dice: float = 0.35
     source_distance_range: tuple[float, float] = (0.2, 1.6)  # x source-to-detector
+    max_restart_spread_mm: float = 5.0  # re-refinements from perturbed copies must agree
 
 
 class QualityError(Exception):
@@ -126,4 +127,16 @@ def check_mask_agreement(dice: float, th: QualityThresholds = QualityThresholds(
             "agreement",
             f"the CT bone at the estimated pose does not overlap the bone seen in the X-ray "
             f"(Dice {dice:.2f} < {th.min_mask_dice:.2f})",
+        )
+
+
+def check_restarts(max_spread_mm: float, th: QualityThresholds = QualityThresholds()) -> None:
+    """Re-refinements started from perturbed copies of the final pose must land back on it
+    (mean displacement of points around the bone centre, mm): otherwise the pose is not
+    determined by the image (typically a drift along the viewing direction)."""
+    if not np.isfinite(max_spread_mm) or max_spread_mm > th.max_restart_spread_mm:
+        raise QualityError(
+            "consistency",
+            f"the pose is not well determined: restarts from nearby poses end up to "
+            f"{max_spread_mm:.1f} mm away (> {th.max_restart_spread_mm:g} mm)",
         )

@@ -28,6 +28,7 @@ class RefineLevel:
     iterations: int
     lr: float  # Adam step, degrees / mm
     samples_per_ray: int = 96
+    depth: bool = True  # False: the pivot's distance from the source is kept at this level
 
 
 DEFAULT_LEVELS = (
@@ -70,6 +71,7 @@ def increment(theta: torch.Tensor, pivot_cam: torch.Tensor) -> torch.Tensor:
 
 
 GC_WEIGHT = 0.5  # weight of gradient correlation against NCC in the similarity
+HIGHPASS_FRACTION: float | None = None  # high-pass sigma as a fraction of the level's size
 
 
 def _similarity_at(renderer, T: torch.Tensor, K: np.ndarray, img_l: torch.Tensor, w_l: torch.Tensor,
@@ -78,10 +80,9 @@ def _similarity_at(renderer, T: torch.Tensor, K: np.ndarray, img_l: torch.Tensor
     h, w = img_l.shape
     drr = renderer.render(T[None], torch.as_tensor(K, dtype=T.dtype), h, w, samples_per_ray=spr)[0]
     scales = (1, 2) if min(h, w) >= 48 else (1,)
+    hp = None if HIGHPASS_FRACTION is None else HIGHPASS_FRACTION * min(h, w)
     return combined_similarity(img_l, drr.to(img_l.dtype), w_l, gc_weight=GC_WEIGHT,
-                               scales=scales)[0]
-    scales = (1, 2) if min(h, w) >= 48 else (1,)
-    return combined_similarity(img_l, drr.to(img_l.dtype), w_l, gc_weight=0.5, scales=scales)[0]
+                               scales=scales, highpass_sigma_px=hp)[0]
 
 
 def bone_weight_from_drr(
@@ -168,7 +169,7 @@ def refine_pose(
         theta = best_theta.clone().requires_grad_(True)
         opt = torch.optim.Adam([theta], lr=lvl.lr)
         depth_mask = torch.ones(6)
-        if not optimise_depth:
+        if not optimise_depth or not lvl.depth:
             depth_mask[5] = 0.0
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(
             opt, T_max=max(lvl.iterations, 1), eta_min=lvl.lr * 0.1
@@ -215,3 +216,88 @@ def refine_pose(
     U, _, Vt = np.linalg.svd(T_out[:3, :3])
     T_out[:3, :3] = U @ Vt
     return RefineResult(T_out, best_sim, sim0, n_iter, time.perf_counter() - t0, history)
+
+
+RESTART_LEVELS = (
+    RefineLevel(4, 30, 2.0, 48),
+    RefineLevel(2, 15, 0.7, 64),
+)
+
+
+@dataclass
+class RestartCheck:
+    """Re-refinements from perturbed copies of a refined pose.
+
+    ``spread_mm``: for each restart, the mean distance (mm) between where the restart and
+    the refined pose put a set of points around the pivot (pivot +- ``radius_mm`` along the
+    three world axes); ``similarities``: each restart's final similarity; ``poses``: the
+    restarts' ``T_cam_from_world``.
+    """
+
+    spread_mm: list[float]
+    similarities: list[float]
+    poses: list[np.ndarray]
+
+    @property
+    def max_spread_mm(self) -> float:
+        return max(self.spread_mm) if self.spread_mm else 0.0
+
+
+def pose_distance_mm(T_a: np.ndarray, T_b: np.ndarray, centre: np.ndarray,
+                     radius_mm: float = 50.0) -> float:
+    """Mean distance (camera frame, mm) between the images under ``T_a`` and ``T_b`` of the
+    six points ``centre +- radius_mm`` along the world axes (LPS mm)."""
+    c = np.asarray(centre, dtype=np.float64).reshape(3)
+    pts = np.concatenate([c + radius_mm * np.eye(3), c - radius_mm * np.eye(3)])
+    Ta, Tb = np.asarray(T_a, np.float64), np.asarray(T_b, np.float64)
+    pa = pts @ Ta[:3, :3].T + Ta[:3, 3]
+    pb = pts @ Tb[:3, :3].T + Tb[:3, 3]
+    return float(np.linalg.norm(pa - pb, axis=1).mean())
+
+
+def restart_check(
+    renderer,
+    image: torch.Tensor,
+    K: np.ndarray,
+    T_refined: np.ndarray,
+    *,
+    pivot_world: np.ndarray,
+    valid: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+    n_restarts: int = 2,
+    rot_deg: float = 4.0,
+    depth_mm: float = 15.0,
+    in_plane_mm: float = 5.0,
+    levels: tuple[RefineLevel, ...] = RESTART_LEVELS,
+    seed: int = 0,
+) -> RestartCheck:
+    """Is ``T_refined`` a well-determined optimum? Perturb it (a rotation of ``rot_deg``
+    about a random axis through the pivot, ``depth_mm`` along the camera axis, alternately
+    towards and away from the source, and ``in_plane_mm`` sideways; seeded), refine each
+    copy again with ``levels`` and measure how far each lands from ``T_refined``.
+
+    A pose at the true optimum attracts the restarts back; a pose on a flat or spurious
+    ridge of the similarity (typically a depth drift) lets them land elsewhere.
+    """
+    rng = np.random.default_rng(seed)
+    T0 = np.asarray(T_refined, dtype=np.float64)
+    pw = np.asarray(pivot_world, dtype=np.float64)
+    pivot_cam = torch.as_tensor(T0[:3, :3] @ pw + T0[:3, 3], dtype=torch.float64)
+    spreads, sims, poses = [], [], []
+    for k in range(n_restarts):
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        side = rng.normal(size=2)
+        side = side / np.linalg.norm(side) * in_plane_mm
+        sign = 1.0 if k % 2 == 0 else -1.0
+        theta = torch.as_tensor(
+            np.concatenate([axis * rot_deg, [side[0], side[1], sign * depth_mm]]),
+            dtype=torch.float64,
+        )
+        T_start = (increment(theta, pivot_cam) @ torch.as_tensor(T0)).numpy()
+        rr = refine_pose(renderer, image, K, T_start, valid=valid, weight=weight,
+                         pivot_world=pw, levels=levels)
+        spreads.append(pose_distance_mm(rr.T_cam_from_world, T0, pw))
+        sims.append(rr.similarity)
+        poses.append(rr.T_cam_from_world)
+    return RestartCheck(spreads, sims, poses)

@@ -7,6 +7,8 @@ weight map of the same shape (e.g. bone weighting, collimator mask). Values lie 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -62,6 +64,29 @@ def downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
     return y[0] if squeeze else y
 
 
+def gaussian_blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``(B, H, W)`` or ``(H, W)`` with zero padding (sigma in
+    pixels, kernel radius 3 sigma)."""
+    squeeze = x.ndim == 2
+    y = _b(x).float().unsqueeze(1)
+    r = max(1, int(math.ceil(3.0 * sigma_px)))
+    t = torch.arange(-r, r + 1, dtype=torch.float32, device=y.device)
+    k = torch.exp(-0.5 * (t / sigma_px) ** 2)
+    k = k / k.sum()
+    y = F.conv2d(y, k.view(1, 1, 1, -1), padding=(0, r))
+    y = F.conv2d(y, k.view(1, 1, -1, 1), padding=(r, 0))[:, 0]
+    return y[0] if squeeze else y
+
+
+def highpass(x: torch.Tensor, sigma_px: float, weight: torch.Tensor | None = None,
+             eps: float = 1e-6) -> torch.Tensor:
+    """``x`` minus its local (weighted, normalised-convolution) Gaussian mean: removes
+    slowly varying scatter and heel-effect shading before correlating. Same shape as ``x``."""
+    w = torch.ones_like(x) if weight is None else (weight > 0).to(x.dtype).expand_as(x)
+    mean = gaussian_blur(x * w, sigma_px) / gaussian_blur(w, sigma_px).clamp_min(eps)
+    return x - mean
+
+
 def combined_similarity(
     xray: torch.Tensor,
     drr: torch.Tensor,
@@ -69,9 +94,17 @@ def combined_similarity(
     *,
     gc_weight: float = 0.5,
     scales: tuple[int, ...] = (1,),
+    highpass_sigma_px: float | None = None,
 ) -> torch.Tensor:
-    """Multi-scale ``(1 - gc_weight) * NCC + gc_weight * GC`` averaged over ``scales`` -> ``(B,)``."""
+    """Multi-scale ``(1 - gc_weight) * NCC + gc_weight * GC`` averaged over ``scales`` -> ``(B,)``.
+
+    With ``highpass_sigma_px`` (pixels of the full-size input) both images are first
+    high-passed the same way (:func:`highpass`), so that low-frequency differences
+    (scatter, heel effect, soft-tissue thickness) weigh less than bone edges."""
     total = 0.0
+    if highpass_sigma_px is not None:
+        xray = highpass(xray, highpass_sigma_px, weight)
+        drr = highpass(drr, highpass_sigma_px, weight)
     for s in scales:
         xa, xb = downsample(xray, s), downsample(drr, s)
         ws = None if weight is None else downsample(weight, s)

@@ -12,6 +12,7 @@ from registration.engine.quality import (
     check_network,
     check_pnp,
     check_pose,
+    check_restarts,
 )
 
 
@@ -44,3 +45,12 @@ def test_other_checks_name_the_problem():
         check_pose(T, np.zeros(3), 1000.0)
     T[2, 3] = 650.0
     check_pose(T, np.zeros(3), 1000.0)
+
+
+def test_restart_check_rejects_undetermined_pose():
+    check_restarts(1.0)
+    with pytest.raises(QualityError, match="not well determined") as exc:
+        check_restarts(12.0)
+    assert exc.value.stage == "consistency"
+    with pytest.raises(QualityError):
+        check_restarts(float("nan"))

@@ -10,7 +10,7 @@ from registration.engine.camera import Camera
 from registration.engine.drr import DrrRenderer
 from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.pose import carm_pose, perturb_pose, target_error_mm
-from registration.engine.refine import RefineLevel, refine_pose
+from registration.engine.refine import RefineLevel, pose_distance_mm, refine_pose, restart_check
 from registration.engine.similarity import combined_similarity, gradient_correlation, ncc
 
 
@@ -65,3 +65,31 @@ def test_similarity_measures():
     assert float(gradient_correlation(a, 2 * a - 1)) == pytest.approx(1.0, abs=1e-5)
     b = torch.as_tensor(rng.normal(size=(32, 32)), dtype=torch.float32)
     assert abs(float(combined_similarity(a, b, scales=(1, 2)))) < 0.2
+
+
+def test_pose_distance_mm_measures_rotation_and_shift():
+    T = np.eye(4)
+    assert pose_distance_mm(T, T, np.zeros(3)) == pytest.approx(0.0)
+    T2 = np.eye(4)
+    T2[:3, 3] = [3.0, 0.0, 4.0]
+    assert pose_distance_mm(T, T2, np.array([10.0, 0.0, 0.0])) == pytest.approx(5.0)
+
+
+def test_restart_check_separates_true_from_shifted_pose(scene):
+    """Restarts from a perturbed true pose come back (small spread); the reported spread of
+    a pose 25 mm off along the depth measures at least how far the restarts had to move."""
+    vol, cam, renderer, targets = scene
+    T_true = carm_pose(20.0, 10.0, 650.0, [5.0, 0.0, 0.0])
+    with torch.no_grad():
+        img = renderer.render(torch.as_tensor(T_true[None], dtype=torch.float32),
+                              torch.as_tensor(cam.K, dtype=torch.float32), 80, 80, samples_per_ray=96)[0]
+    levels = (RefineLevel(4, 30, 1.5, 48), RefineLevel(2, 20, 0.5, 64))
+    good = restart_check(renderer, img, cam.K, T_true, pivot_world=np.zeros(3), n_restarts=2,
+                         rot_deg=3.0, depth_mm=10.0, levels=levels, seed=0)
+    assert len(good.spread_mm) == 2 and len(good.poses) == 2
+    assert good.max_spread_mm < 3.0, good.spread_mm
+    T_bad = T_true.copy()
+    T_bad[2, 3] += 25.0
+    bad = restart_check(renderer, img, cam.K, T_bad, pivot_world=np.zeros(3), n_restarts=2,
+                        rot_deg=3.0, depth_mm=10.0, levels=levels, seed=0)
+    assert bad.max_spread_mm > 5.0, bad.spread_mm

@@ -98,6 +98,8 @@ class Command(BaseCommand):
         parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
         parser.add_argument("--closeup-share", type=float, default=0.3)
         parser.add_argument("--skip-refine-only", action="store_true")
+        parser.add_argument("--restarts", type=int, default=None,
+                            help="self-check re-refinements per result (default: the pipeline's)")
         parser.add_argument("--frozen-depth", action="store_true",
                             help="refine 5 DoF, keeping the depth of the start pose")
 
@@ -105,6 +107,8 @@ class Command(BaseCommand):
         import torch
 
         device = check_device(opts["device"])
+        if opts["restarts"] is not None and opts["restarts"] < 0:
+            raise CommandError("--restarts must be >= 0")
         if opts["n_images"] < 1:
             raise CommandError("--n-images must be >= 1")
         cts = [Path(p) for p in opts["ct"]] if opts["ct"] else default_cts()
@@ -131,7 +135,7 @@ class Command(BaseCommand):
         report["machine"]["load_average_end"] = list(os.getloadavg())
         # pooled over CTs
         pooled = {}
-        for mode in ("no_refine", "refine", "refine_only"):
+        for mode in ("no_refine", "refine", "refine_only", "refine_only_unchecked"):
             errs = [e for c in report["cts"] for e in c["per_image_mtre"].get(mode, [])]
             if errs:
                 pooled[mode] = summarise([x if x is not None else math.inf for x in errs])
@@ -209,11 +213,14 @@ class Command(BaseCommand):
         sampler = PoseSampler(box, cam)
         rng = np.random.default_rng(opts["seed"] + 7919)  # a stream training never used
         all_bone = bone_points(volume, model.bone_threshold_hu, max_points=20000, seed=1)
-        per = {"no_refine": [], "refine": [], "refine_only": []}
-        pde = {"no_refine": [], "refine": [], "refine_only": []}
+        per = {"no_refine": [], "refine": [], "refine_only": [], "refine_only_unchecked": []}
+        pde = {"no_refine": [], "refine": [], "refine_only": [], "refine_only_unchecked": []}
         stages: dict[str, list[float]] = {}
         kinds = []
         per_image: list[dict] = []
+        ropts = {"device": device, "optimise_depth": not opts["frozen_depth"]}
+        if opts["restarts"] is not None:
+            ropts["n_restarts"] = opts["restarts"]
         n = opts["n_images"]
         for i in range(n):
             T_true, info = sampler.sample(rng)
@@ -254,7 +261,7 @@ class Command(BaseCommand):
                 tgt = all_bone
             tgt = tgt[np.random.default_rng(i).choice(len(tgt), min(200, len(tgt)), replace=False)]
             kinds.append("closeup" if close else "full")
-            res = register(volume, model, img, val, icam, options=RegistrationOptions(device=device, optimise_depth=not opts["frozen_depth"]),
+            res = register(volume, model, img, val, icam, options=RegistrationOptions(**ropts),
                            renderer=renderer)
             for k, v in res.stages.items():
                 stages.setdefault(k, []).append(float(v.get("seconds", 0.0)))
@@ -271,8 +278,11 @@ class Command(BaseCommand):
                 "similarity": res.similarity if math.isfinite(res.similarity) else None,
                 "n_inliers": res.n_inliers, "n_correspondences": res.n_correspondences,
                 "mask_dice": res.stages.get("quality", {}).get("mask_dice"),
+                "restart_spread_mm": res.stages.get("restarts", {}).get("spread_mm"),
             })
             e3, e2 = err(res.T_cam_from_world)
+            per_image[-1]["mtre_mm"] = e3
+            per_image[-1]["mtre_of_rejected_mm"] = err(res.extras.get("T_rejected"))[0]
             per["refine"].append(e3)
             pde["refine"].append(e2)
             e3n, e2n = err(res.T_pnp)
@@ -282,9 +292,21 @@ class Command(BaseCommand):
                 T_rough = perturb_pose(T_true, float(rng.uniform(0, 10)), float(rng.uniform(0, 30)), rng,
                                        center_world=box.centre)
                 r2 = register(volume, None, img, val, icam, T_init=T_rough,
-                              options=RegistrationOptions(device=device, optimise_depth=not opts["frozen_depth"]), renderer=renderer)
+                              options=RegistrationOptions(**ropts), renderer=renderer)
                 e3r, e2r = err(r2.T_cam_from_world)
+                per_image[-1]["refine_only"] = {
+                    "status": r2.status, "message": r2.message,
+                    "similarity": r2.similarity if math.isfinite(r2.similarity) else None,
+                    "mtre_mm": e3r, "mtre_of_rejected_mm": err(r2.extras.get("T_rejected"))[0],
+                    "seconds": r2.seconds,
+                    "restart_spread_mm": r2.stages.get("restarts", {}).get("spread_mm"),
+                }
                 per["refine_only"].append(e3r)
+                # the refined pose whether or not it passed its self-check (accuracy alone)
+                e3u, e2u = err(r2.T_cam_from_world if r2.T_cam_from_world is not None
+                               else r2.extras.get("T_rejected"))
+                per["refine_only_unchecked"].append(e3u)
+                pde["refine_only_unchecked"].append(e2u)
                 pde["refine_only"].append(e2r)
                 stages.setdefault("refine_only_total", []).append(r2.seconds)
             self.stdout.write(
@@ -292,8 +314,12 @@ class Command(BaseCommand):
                 f"{_f(e3n)} refined {_f(e3)} refine-only {_f(per['refine_only'][-1] if per['refine_only'] else None)}"
                 f" mm  {res.seconds:.2f} s  {res.message if res.status != 'ok' else ''}"
             )
+        confusion = {"refine": _confusion(per_image)}
+        if not opts["skip_refine_only"]:
+            confusion["refine_only"] = _confusion([p["refine_only"] for p in per_image])
         out = {
             "ct": str(ct_path),
+            "self_check_confusion": confusion,
             "name": name,
             "ct_shape": list(volume.shape),
             "model": train_info,
@@ -326,8 +352,25 @@ class Command(BaseCommand):
                   f"{_f(s['mean_mm_of_registered']):>7s} {_f(s['p95_mm']):>7s} {sh['1']:5.0%} {sh['2']:5.0%} "
                   f"{sh['5']:5.0%} {sh['10']:5.0%} {bh:>13s} {s['failure_rate_over_10mm']:7.0%} "
                   f"{_f(c['projected_distance_mm'][mode]['median']):>6s}")
+            for mode, cf in c.get("self_check_confusion", {}).items():
+                w(f"  self-check {mode}: " + ", ".join(f"{k} {v}" for k, v in cf.items()))
             sec = c["seconds_per_image"]
             w("  seconds/image (mean): " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in sec.items()))
+
+
+def _confusion(rows: list[dict], limit_mm: float = 10.0) -> dict:
+    """Self-check outcome against the true error: counts of ok/failed results whose pose
+    (the reported one, or the rejected one for a failure) is under/over ``limit_mm`` mTRE;
+    ``failed_no_pose`` counts failures before any pose was estimated."""
+    out = {"ok_under": 0, "ok_over": 0, "failed_under": 0, "failed_over": 0, "failed_no_pose": 0}
+    for r in rows:
+        if r["status"] == "ok":
+            out["ok_under" if r["mtre_mm"] <= limit_mm else "ok_over"] += 1
+        elif r.get("mtre_of_rejected_mm") is None:
+            out["failed_no_pose"] += 1
+        else:
+            out["failed_under" if r["mtre_of_rejected_mm"] <= limit_mm else "failed_over"] += 1
+    return out
 
 
 def _errors(T, tgt: np.ndarray, T_true: np.ndarray, icam) -> tuple[float | None, float | None]:
