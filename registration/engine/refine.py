@@ -3,7 +3,8 @@
 Starting from a pose (e.g. from PnP), optimise a 6-DoF increment so that the DRR matches
 the X-ray: weighted multi-scale NCC plus gradient correlation, coarse to fine (the DRR is
 rendered at 1/f of the image size with the intrinsics scaled accordingly), with Adam on
-the increment ``(omega in degrees, v in mm)``. The increment acts in the camera frame
+the increment ``(omega in degrees, v in mm)``. Both images are high-passed the same way
+before correlating (``HIGHPASS_FRACTION``), and the first coarse level keeps the depth. The increment acts in the camera frame
 around a pivot (the bone centre), so rotations and translations are decoupled:
 ``x_cam' = R(omega) (x_cam - p) + p + v`` with ``x_cam = T_init X``.
 """
@@ -31,8 +32,11 @@ class RefineLevel:
     depth: bool = True  # False: the pivot's distance from the source is kept at this level
 
 
+# coarse with the depth frozen first (depth is only seen through magnification and drifts
+# while the in-plane pose is still far off), then all 6 DoF
 DEFAULT_LEVELS = (
-    RefineLevel(4, 40, 2.0, 48),
+    RefineLevel(4, 30, 2.0, 48, depth=False),
+    RefineLevel(4, 30, 1.5, 48),
     RefineLevel(2, 25, 0.7, 64),
     RefineLevel(1, 10, 0.2, 80),
 )
@@ -71,7 +75,9 @@ def increment(theta: torch.Tensor, pivot_cam: torch.Tensor) -> torch.Tensor:
 
 
 GC_WEIGHT = 0.5  # weight of gradient correlation against NCC in the similarity
-HIGHPASS_FRACTION: float | None = None  # high-pass sigma as a fraction of the level's size
+# both images are high-passed (Gaussian sigma = this fraction of the level's size) before
+# NCC/GC: scatter, heel effect and soft tissue vary slowly and biased the optimum
+HIGHPASS_FRACTION: float | None = 0.1
 
 
 def _similarity_at(renderer, T: torch.Tensor, K: np.ndarray, img_l: torch.Tensor, w_l: torch.Tensor,

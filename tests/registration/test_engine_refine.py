@@ -11,7 +11,7 @@ from registration.engine.drr import DrrRenderer
 from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.pose import carm_pose, perturb_pose, target_error_mm
 from registration.engine.refine import RefineLevel, pose_distance_mm, refine_pose, restart_check
-from registration.engine.similarity import combined_similarity, gradient_correlation, ncc
+from registration.engine.similarity import combined_similarity, gradient_correlation, highpass, ncc
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +93,43 @@ def test_restart_check_separates_true_from_shifted_pose(scene):
     bad = restart_check(renderer, img, cam.K, T_bad, pivot_world=np.zeros(3), n_restarts=2,
                         rot_deg=3.0, depth_mm=10.0, levels=levels, seed=0)
     assert bad.max_spread_mm > 5.0, bad.spread_mm
+
+
+def test_highpass_removes_smooth_shading_before_correlating():
+    """A bone-like edge pattern under smooth additive scatter and a multiplicative heel ramp:
+    the high-passed NCC is much closer to 1 than the plain NCC, and a constant image
+    high-passes to zero."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
+    bones = np.zeros((64, 64), np.float32)
+    for _ in range(6):
+        cy, cx, r = rng.uniform(8, 56), rng.uniform(8, 56), rng.uniform(3, 7)
+        bones += ((yy - cy) ** 2 + (xx - cx) ** 2 < r * r).astype(np.float32)
+    shading = 3.0 * np.exp(-((yy - 10) ** 2 + (xx - 50) ** 2) / (2 * 25.0**2))
+    xray = torch.as_tensor(bones * (1.0 + 0.01 * xx) + shading)
+    drr = torch.as_tensor(bones)
+    plain = float(ncc(xray, drr))
+    hp = float(ncc(highpass(xray, 6.4), highpass(drr, 6.4)))
+    assert hp > 0.8 and hp > plain + 0.3, (plain, hp)
+    flat = highpass(torch.full((32, 32), 5.0), 3.0)
+    assert float(flat.abs().max()) < 1e-4
+    both = combined_similarity(xray, drr, highpass_sigma_px=6.4)
+    assert float(both) > float(combined_similarity(xray, drr)) + 0.1
+
+
+def test_depth_frozen_level_keeps_source_distance(scene):
+    vol, cam, renderer, targets = scene
+    T_true = carm_pose(20.0, 10.0, 650.0, [5.0, 0.0, 0.0])
+    with torch.no_grad():
+        img = renderer.render(torch.as_tensor(T_true[None], dtype=torch.float32),
+                              torch.as_tensor(cam.K, dtype=torch.float32), 80, 80, samples_per_ray=64)[0]
+    T0 = carm_pose(22.0, 8.0, 670.0, [5.0, 0.0, 0.0])
+    z0 = (T0[:3, :3] @ np.zeros(3) + T0[:3, 3])[2]
+    frozen = refine_pose(renderer, img, cam.K, T0, pivot_world=np.zeros(3),
+                         levels=(RefineLevel(4, 8, 1.5, 32, depth=False),))
+    z1 = (frozen.T_cam_from_world[:3, :3] @ np.zeros(3) + frozen.T_cam_from_world[:3, 3])[2]
+    assert abs(z1 - z0) < 1e-3
+    free = refine_pose(renderer, img, cam.K, T0, pivot_world=np.zeros(3),
+                       levels=(RefineLevel(4, 8, 1.5, 32, depth=False), RefineLevel(4, 8, 1.5, 32)))
+    z2 = (free.T_cam_from_world[:3, :3] @ np.zeros(3) + free.T_cam_from_world[:3, 3])[2]
+    assert abs(z2 - z0) > 0.1
