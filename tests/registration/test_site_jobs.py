@@ -80,9 +80,10 @@ def test_train_then_register_through_the_worker(tiny_training, patient_a, surgeo
     for name in MODEL_FILES:
         assert default_storage.exists(f"{model.storage_prefix}/{name}"), name
     meta = model.model_json
-    assert meta["input_size"] == 32 and meta["training"]["steps_done"] == 4
+    assert meta["input_size"] == 32 and meta["training"]["steps_done"] == 40
     assert meta["camera"]["width"] == 64  # trained with the patient's X-ray camera
-    assert [p["step"] for p in model.training_curve] == [1, 4]
+    steps = [p["step"] for p in model.training_curve]
+    assert steps[0] == 1 and steps[-1] == 40 and steps == sorted(set(steps))
     assert all(np.isfinite(p["loss"]) for p in model.training_curve)
 
     reg = _wait_registration(start_registration(xray, user=surgeon_a))
@@ -92,7 +93,8 @@ def test_train_then_register_through_the_worker(tiny_training, patient_a, surgeo
     for stage in ("prepare", "load", "preprocess", "network", "quality"):
         assert stage in reg.stages, stage
     assert reg.seconds > 0 and reg.camera["width"] == 64
-    # a 4-step network cannot find the pose; the header angles give the refinement its start
+    # a 40-step network is too weak to find the pose alone; the header angles give the
+    # refinement its start, and the network's bone mask passes the agreement check
     assert reg.status == Registration.Status.OK, reg.message
     T = np.asarray(reg.T_cam_from_world)
     start = header_initial_pose(xray, meta)
