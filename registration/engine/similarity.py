@@ -108,9 +108,7 @@ def combined_similarity(
     for s in scales:
         xa, xb = downsample(xray, s), downsample(drr, s)
         ws = None if weight is None else downsample(weight, s)
-        total = (
-            total
-            + (1.0 - gc_weight) * ncc(xa, xb, ws)
-            + gc_weight * gradient_correlation(xa, xb, ws)
-        )
+        total = total + (1.0 - gc_weight) * ncc(xa, xb, ws)
+        if gc_weight:
+            total = total + gc_weight * gradient_correlation(xa, xb, ws)
     return total / len(scales)

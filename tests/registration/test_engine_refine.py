@@ -133,3 +133,13 @@ def test_depth_frozen_level_keeps_source_distance(scene):
                        levels=(RefineLevel(4, 8, 1.5, 32, depth=False), RefineLevel(4, 8, 1.5, 32)))
     z2 = (free.T_cam_from_world[:3, :3] @ np.zeros(3) + free.T_cam_from_world[:3, 3])[2]
     assert abs(z2 - z0) > 0.1
+
+
+def test_similarity_without_gradient_term_is_plain_ncc():
+    rng = np.random.default_rng(3)
+    a = torch.as_tensor(rng.normal(size=(40, 40)), dtype=torch.float32)
+    b = a + torch.as_tensor(rng.normal(size=(40, 40)), dtype=torch.float32)
+    assert float(combined_similarity(a, b, gc_weight=0.0)) == pytest.approx(float(ncc(a, b)), abs=1e-6)
+    mixed = float(combined_similarity(a, b, gc_weight=0.5))
+    expect = 0.5 * float(ncc(a, b)) + 0.5 * float(gradient_correlation(a, b))
+    assert mixed == pytest.approx(expect, abs=1e-6)
