@@ -2,7 +2,8 @@
 them is reported as failed with the reason instead of a confident wrong pose.
 
 Thresholds (:class:`QualityThresholds`) are in the units of the figures: counts, ratios,
-mm (predicted uncertainty, mm at the CT), similarity in [-1, 1] (0.5 NCC + 0.5 GC).
+mm (predicted uncertainty, mm at the CT; restart spread, mm around the bone centre),
+similarity in [-1, 1] (the refinement's high-passed NCC, see refine.py).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Intensity-based pose refinement with the differentiable DRR renderer.
 
 Starting from a pose (e.g. from PnP), optimise a 6-DoF increment so that the DRR matches
-the X-ray: weighted multi-scale NCC plus gradient correlation, coarse to fine (the DRR is
-rendered at 1/f of the image size with the intrinsics scaled accordingly), with Adam on
-the increment ``(omega in degrees, v in mm)``. Both images are high-passed the same way
-before correlating (``HIGHPASS_FRACTION``), and the first coarse level keeps the depth. The increment acts in the camera frame
-around a pivot (the bone centre), so rotations and translations are decoupled:
+the X-ray: weighted multi-scale NCC (optionally plus gradient correlation, ``GC_WEIGHT``),
+coarse to fine (the DRR is rendered at 1/f of the image size with the intrinsics scaled
+accordingly), with Adam on the increment ``(omega in degrees, v in mm)``. Both images are
+high-passed the same way before correlating (``HIGHPASS_FRACTION``), and the first coarse
+level keeps the depth. The increment acts in the camera frame around a pivot (the bone centre), so rotations and translations are decoupled:
 ``x_cam' = R(omega) (x_cam - p) + p + v`` with ``x_cam = T_init X``.
 """
 
