@@ -5,7 +5,8 @@ the X-ray: weighted multi-scale NCC (optionally plus gradient correlation, ``GC_
 coarse to fine (the DRR is rendered at 1/f of the image size with the intrinsics scaled
 accordingly), with Adam on the increment ``(omega in degrees, v in mm)``. Both images are
 high-passed the same way before correlating (``HIGHPASS_FRACTION``), and the first coarse
-level keeps the depth. The increment acts in the camera frame around a pivot (the bone centre), so rotations and translations are decoupled:
+level keeps the depth. The increment acts in the camera frame around a pivot (the bone
+centre), so rotations and translations are decoupled:
 ``x_cam' = R(omega) (x_cam - p) + p + v`` with ``x_cam = T_init X``.
 """
 
