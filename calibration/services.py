@@ -193,23 +193,23 @@ def activate_profile(profile: CalibrationProfile, user, comment: str = "", reque
     for other in same_angle:
         other.status = CalibrationProfile.Status.RETIRED
         other.save(update_fields=["status"])
-    profile.status = CalibrationProfile.Status.ACTIVE
-    profile.reviewed_by = user
-    profile.reviewed_at = timezone.now()
-    profile.review_comment = comment[:500]
-    profile.save()
-    audit.record(request, "update", obj=profile, detail=f"activated {profile}", user=user)
+    _record_review(profile, CalibrationProfile.Status.ACTIVE, user, comment, request, "activated")
 
 
 def reject_profile(profile: CalibrationProfile, user, comment: str = "", request=None) -> None:
     if profile.status != CalibrationProfile.Status.DRAFT:
         raise CalibrationRefused("only a profile awaiting review can be rejected")
-    profile.status = CalibrationProfile.Status.REJECTED
+    _record_review(profile, CalibrationProfile.Status.REJECTED, user, comment, request, "rejected")
+
+
+def _record_review(profile: CalibrationProfile, status: str, user, comment: str, request, verb: str) -> None:
+    """Store a review decision (status, who, when, comment) and audit it."""
+    profile.status = status
     profile.reviewed_by = user
     profile.reviewed_at = timezone.now()
     profile.review_comment = comment[:500]
     profile.save()
-    audit.record(request, "update", obj=profile, detail=f"rejected {profile}", user=user)
+    audit.record(request, "update", obj=profile, detail=f"{verb} {profile}", user=user)
 
 
 @dataclass(frozen=True)

@@ -38,16 +38,9 @@ logger = logging.getLogger(__name__)
 MAX_SKIPPED_LISTED = 20
 
 
-class ImportRefused(ValueError):
-    """The input cannot be imported; ``message`` is one line naming the problem."""
-
-    def __init__(self, message: str) -> None:
-        message = " ".join(str(message).split())  # always one line
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
+class ImportRefused(InputRefused):
+    """The input cannot be imported; ``message`` is one line naming the problem (the
+    service-level twin of the reader's refusal, with the same one-line guarantee)."""
 
 
 class MultipleSeries(ImportRefused):
