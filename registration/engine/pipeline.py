@@ -35,10 +35,12 @@ from registration.engine.refine import (
     DEFAULT_LEVELS,
     RefineLevel,
     _similarity_at,
+    depth_line_search,
     refine_pose,
     restart_check,
     scaled_K,
 )
+from registration.engine.search import SearchSpace, coarse_search
 from registration.engine.selection import select_correspondences
 from registration.engine.similarity import downsample
 from registration.engine.unet import normalise_image
@@ -87,6 +89,11 @@ class RegistrationOptions:
     refine_levels: tuple[RefineLevel, ...] = DEFAULT_LEVELS
     optimise_depth: bool = True  # False: 5 DoF, depth kept from the start pose (refine_pose)
     n_restarts: int = 2  # self-check: re-refinements from perturbed copies (0: off)
+    search: bool = True  # coarse low-resolution search around each start before refining
+    search_space: SearchSpace = field(default_factory=SearchSpace)
+    n_hypotheses: int = 3  # distinct search results compared at a finer level (1: best only)
+    coarse_levels: int = 2  # refine_levels the search replaces (skipped after a search)
+    depth_search_size: int = 256  # 1-D depth search at this image size after refining (0: off)
     thresholds: QualityThresholds = field(default_factory=QualityThresholds)
     device: str = "cpu"
 
@@ -285,30 +292,41 @@ def register(
             from registration.engine.dataset import bone_box
 
             pivot = bone_box(volume, renderer.bone_threshold_hu).centre
-        # choose the better start when an initial pose is also given
-        if T_init is not None and res.T_pnp is not None:
+        # candidate starts: the PnP pose and/or the given initial pose (e.g. header angles)
+        starts = {}
+        if res.T_pnp is not None:
+            starts["pnp"] = res.T_pnp
+        if T_init is not None:
+            starts["initial"] = np.asarray(T_init, dtype=np.float64)
+        search_cands: list[tuple[float, np.ndarray, str]] = []
+        if opt.search and opt.refine:
+            t0 = time.perf_counter()
+            found = {
+                k: coarse_search(renderer, img_t, ref_img.K, T, pivot, valid=val_t,
+                                 space=opt.search_space)
+                for k, T in starts.items()
+            }
+            search_cands = sorted(
+                ((s, T, k) for k, r in found.items() for s, T in r.candidates),
+                key=lambda c: -c[0],
+            )
+            T_start = search_cands[0][1]
+            stage("search", t0, best_start=search_cands[0][2],
+                  n_evaluated=sum(r.n_evaluated for r in found.values()),
+                  similarity={k: round(r.similarity, 4) for k, r in found.items()},
+                  start_similarity={k: round(r.start_similarity, 4) for k, r in found.items()})
+        elif len(starts) > 1:
             f = opt.refine_levels[0].factor
             il = downsample(img_t, f)
             wl = downsample(val_t.float(), f)
             Kl = scaled_K(ref_img.K, rsize / il.shape[0])
             with torch.no_grad():
-                s_pnp = float(
-                    _similarity_at(
-                        renderer, torch.as_tensor(res.T_pnp, dtype=torch.float32), Kl, il, wl, 64
-                    )
-                )
-                s_init = float(
-                    _similarity_at(
-                        renderer,
-                        torch.as_tensor(np.asarray(T_init), dtype=torch.float32),
-                        Kl,
-                        il,
-                        wl,
-                        64,
-                    )
-                )
-            if s_init > s_pnp:
-                T_start = np.asarray(T_init, dtype=np.float64)
+                sims = {
+                    k: float(_similarity_at(renderer, torch.as_tensor(T, dtype=torch.float32),
+                                            Kl, il, wl, 64))
+                    for k, T in starts.items()
+                }
+            T_start = starts[max(sims, key=sims.get)]
         weight = None
         if bone_prob is not None:
             # bone_prob lies on the padded square network grid: a plain resize matches
@@ -320,6 +338,26 @@ def register(
             bp = torch.nn.functional.max_pool2d(bp[None, None], 5, stride=1, padding=2)[0, 0]
             weight = 0.3 + 0.7 * bp
         if opt.refine:
+            levels = opt.refine_levels
+            if search_cands:
+                # the search did the coarse work: score its distinct results at the next
+                # finer level and refine the best one from there
+                t0 = time.perf_counter()
+                f = levels[min(opt.coarse_levels, len(levels) - 1)].factor
+                il = downsample(img_t, f)
+                wl = (downsample(val_t.float(), f) > 0.99).float()
+                Kl = scaled_K(ref_img.K, rsize / il.shape[0])
+                with torch.no_grad():
+                    scored = [
+                        float(_similarity_at(renderer, torch.as_tensor(T_c, dtype=torch.float32),
+                                             Kl, il, wl, 64))
+                        for _s, T_c, _k in search_cands[: max(1, opt.n_hypotheses)]
+                    ]
+                best = int(np.argmax(scored))
+                T_start = search_cands[best][1]
+                levels = levels[opt.coarse_levels:] or levels[-1:]
+                stage("hypotheses", t0, n=len(scored), chosen=best,
+                      start=search_cands[best][2], similarities=[round(x, 4) for x in scored])
             rr = refine_pose(
                 renderer,
                 img_t,
@@ -328,7 +366,7 @@ def register(
                 valid=val_t,
                 weight=weight,
                 pivot_world=pivot,
-                levels=opt.refine_levels,
+                levels=levels,
                 optimise_depth=opt.optimise_depth,
             )
             T_final = rr.T_cam_from_world
@@ -340,6 +378,31 @@ def register(
                 initial_similarity=round(rr.initial_similarity, 4),
                 similarity=round(rr.similarity, 4),
             )
+            dsize = int(min(opt.depth_search_size, max(img.shape)))
+            dsize -= dsize % 4
+            if dsize >= 16:
+                t0 = time.perf_counter()
+                d_img = ref_img if dsize == rsize else to_square(img, valid, camera.K, dsize)
+                d_w = None
+                if weight is not None:
+                    d_w = torch.nn.functional.interpolate(
+                        weight[None, None], size=(dsize, dsize), mode="bilinear",
+                        align_corners=False)[0, 0]
+                ds = depth_line_search(renderer, torch.as_tensor(d_img.image), d_img.K, T_final,
+                                       pivot, valid=torch.as_tensor(d_img.valid), weight=d_w)
+                T_final = ds.T_cam_from_world
+                f = opt.refine_levels[-1].factor
+                il = downsample(img_t, f)
+                wl = downsample(val_t.float(), f) * (
+                    downsample(weight, f) if weight is not None else 1.0)
+                with torch.no_grad():
+                    res.similarity = float(_similarity_at(
+                        renderer, torch.as_tensor(T_final, dtype=torch.float32),
+                        scaled_K(ref_img.K, rsize / il.shape[0]), il, wl,
+                        opt.refine_levels[-1].samples_per_ray))
+                stage("depth", t0, size=dsize, moved_mm=round(ds.moved_mm, 3),
+                      similarity_before=round(ds.similarity_before, 5),
+                      similarity_after=round(ds.similarity, 5))
             if opt.n_restarts > 0:
                 t0 = time.perf_counter()
                 rc = restart_check(renderer, img_t, ref_img.K, T_final, pivot_world=pivot,

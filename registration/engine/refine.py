@@ -311,3 +311,86 @@ def restart_check(
         sims.append(rr.similarity)
         poses.append(rr.T_cam_from_world)
     return RestartCheck(spreads, sims, poses)
+
+
+@dataclass
+class DepthSearch:
+    """Result of :func:`depth_line_search`: the pose, the depth move (mm, + away from the
+    source) and the similarity before and after."""
+
+    T_cam_from_world: np.ndarray
+    moved_mm: float
+    similarity_before: float
+    similarity: float
+
+
+def _along_ray(T: torch.Tensor, pivot_cam: torch.Tensor, d_mm: float) -> torch.Tensor:
+    """``T`` with the world moved ``d_mm`` along the ray from the source through the pivot
+    (the pivot's projection stays put; only the magnification changes)."""
+    u = pivot_cam / torch.linalg.norm(pivot_cam)
+    D = torch.eye(4, dtype=T.dtype)
+    D[:3, 3] = d_mm * u
+    return D @ T
+
+
+def depth_line_search(
+    renderer,
+    image: torch.Tensor,
+    K: np.ndarray,
+    T: np.ndarray,
+    pivot_world: np.ndarray,
+    *,
+    valid: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+    half_range_mm: float = 4.0,
+    steps: int = 9,
+    rounds: int = 2,
+    samples_per_ray: int = 128,
+) -> DepthSearch:
+    """Settle the depth (the one poorly observed degree of freedom of a single view) by a
+    1-D search along the ray through the pivot at the full resolution of ``image``.
+
+    The similarity is sampled at ``steps`` depths within ``+- half_range_mm`` and a parabola
+    through the best sample and its neighbours gives the new depth; a second round searches
+    a quarter of the range around it. Measured on held-out simulated X-rays: the refined
+    pose was 1.5-2 mm off in depth but < 0.4 mm sideways, while the similarity peak along
+    this line lay within 0.7 mm of the true depth at 256 px.
+    """
+    img = torch.as_tensor(image, dtype=torch.float32)
+    w = torch.ones_like(img) if valid is None else torch.as_tensor(valid).float()
+    if weight is not None:
+        w = w * torch.as_tensor(weight, dtype=torch.float32)
+    T0 = torch.as_tensor(np.asarray(T, dtype=np.float64))
+    pivot_cam = T0[:3, :3] @ torch.as_tensor(np.asarray(pivot_world, np.float64)) + T0[:3, 3]
+    hp = None if HIGHPASS_FRACTION is None else HIGHPASS_FRACTION * min(img.shape)
+    K_t = torch.as_tensor(K, dtype=torch.float32)
+    h, wd = img.shape
+
+    def score(ds: np.ndarray) -> np.ndarray:
+        poses = torch.stack([_along_ray(T0, pivot_cam, float(d)) for d in ds]).float()
+        with torch.no_grad():
+            drr = renderer.render(poses, K_t, h, wd, samples_per_ray=samples_per_ray)
+            return combined_similarity(img, drr.float(), w, gc_weight=GC_WEIGHT,
+                                       highpass_sigma_px=hp).double().numpy()
+
+    centre, half = 0.0, float(half_range_mm)
+    s_before = float(score(np.zeros(1))[0])
+    best_d, best_s = 0.0, s_before
+    for _ in range(max(1, rounds)):
+        ds = centre + np.linspace(-half, half, steps)
+        ss = score(ds)
+        i = int(np.argmax(ss))
+        d_new = float(ds[i])
+        if 0 < i < steps - 1:
+            y0, y1, y2 = ss[i - 1], ss[i], ss[i + 1]
+            den = y0 - 2 * y1 + y2
+            if den < 0:
+                d_new = float(ds[i] + 0.5 * (y0 - y2) / den * (ds[1] - ds[0]))
+        if ss[i] > best_s:
+            best_d, best_s = float(ds[i]), float(ss[i])
+        centre, half = d_new, half / 4.0
+    s_new = float(score(np.array([centre]))[0])
+    if s_new >= best_s:
+        best_d, best_s = centre, s_new
+    T_out = _along_ray(T0, pivot_cam, best_d).numpy()
+    return DepthSearch(T_out, best_d, s_before, best_s)

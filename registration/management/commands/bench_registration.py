@@ -102,6 +102,11 @@ class Command(BaseCommand):
                             help="self-check re-refinements per result (default: the pipeline's)")
         parser.add_argument("--frozen-depth", action="store_true",
                             help="refine 5 DoF, keeping the depth of the start pose")
+        parser.add_argument("--no-header-start", action="store_true",
+                            help="do not give the full pipeline the header-angle start pose "
+                                 "(the site gives it whenever the X-ray header has the angles)")
+        parser.add_argument("--no-search", action="store_true",
+                            help="skip the coarse pose search before refinement")
 
     def handle(self, *args, **opts):
         import torch
@@ -135,7 +140,8 @@ class Command(BaseCommand):
         report["machine"]["load_average_end"] = list(os.getloadavg())
         # pooled over CTs
         pooled = {}
-        for mode in ("no_refine", "refine", "refine_only", "refine_only_unchecked"):
+        for mode in ("no_refine", "refine", "refine_unchecked", "refine_only",
+                     "refine_only_unchecked"):
             errs = [e for c in report["cts"] for e in c["per_image_mtre"].get(mode, [])]
             if errs:
                 pooled[mode] = summarise([x if x is not None else math.inf for x in errs])
@@ -166,7 +172,7 @@ class Command(BaseCommand):
             versions,
         )
         from registration.engine.pipeline import RegistrationOptions, register
-        from registration.engine.pose import perturb_pose
+        from registration.engine.pose import carm_pose, perturb_pose
         from registration.engine.training import train_model
         from registration.engine.xray_sim import XraySimParams, simulate_xray
         from webapp.dicomio.errors import InputRefused
@@ -213,12 +219,14 @@ class Command(BaseCommand):
         sampler = PoseSampler(box, cam)
         rng = np.random.default_rng(opts["seed"] + 7919)  # a stream training never used
         all_bone = bone_points(volume, model.bone_threshold_hu, max_points=20000, seed=1)
-        per = {"no_refine": [], "refine": [], "refine_only": [], "refine_only_unchecked": []}
-        pde = {"no_refine": [], "refine": [], "refine_only": [], "refine_only_unchecked": []}
+        modes = ("no_refine", "refine", "refine_unchecked", "refine_only", "refine_only_unchecked")
+        per: dict[str, list] = {m: [] for m in modes}
+        pde: dict[str, list] = {m: [] for m in modes}
         stages: dict[str, list[float]] = {}
         kinds = []
         per_image: list[dict] = []
-        ropts = {"device": device, "optimise_depth": not opts["frozen_depth"]}
+        ropts = {"device": device, "optimise_depth": not opts["frozen_depth"],
+                 "search": not opts["no_search"]}
         if opts["restarts"] is not None:
             ropts["n_restarts"] = opts["restarts"]
         n = opts["n_images"]
@@ -261,8 +269,15 @@ class Command(BaseCommand):
                 tgt = all_bone
             tgt = tgt[np.random.default_rng(i).choice(len(tgt), min(200, len(tgt)), replace=False)]
             kinds.append("closeup" if close else "full")
-            res = register(volume, model, img, val, icam, options=RegistrationOptions(**ropts),
-                           renderer=renderer)
+            # what the site knows from the header: the C-arm angles (here with 2 deg of
+            # patient/table misalignment) and the source distance, aimed at the bone centre
+            T_header = None
+            if not opts["no_header_start"]:
+                T_header = carm_pose(info["lao_deg"] + float(rng.normal(0, 2)),
+                                     info["cranial_deg"] + float(rng.normal(0, 2)),
+                                     info["sid_mm"], box.centre)
+            res = register(volume, model, img, val, icam, T_init=T_header,
+                           options=RegistrationOptions(**ropts), renderer=renderer)
             for k, v in res.stages.items():
                 stages.setdefault(k, []).append(float(v.get("seconds", 0.0)))
             stages.setdefault("total", []).append(res.seconds)
@@ -279,12 +294,19 @@ class Command(BaseCommand):
                 "n_inliers": res.n_inliers, "n_correspondences": res.n_correspondences,
                 "mask_dice": res.stages.get("quality", {}).get("mask_dice"),
                 "restart_spread_mm": res.stages.get("restarts", {}).get("spread_mm"),
+                "refined_from": res.stages.get("hypotheses", {}).get("start"),
+                "stages": res.stages,
             })
             e3, e2 = err(res.T_cam_from_world)
+            per_image[-1]["mtre_header_start_mm"] = err(T_header)[0]
             per_image[-1]["mtre_mm"] = e3
             per_image[-1]["mtre_of_rejected_mm"] = err(res.extras.get("T_rejected"))[0]
             per["refine"].append(e3)
             pde["refine"].append(e2)
+            e3c, e2c = err(res.T_cam_from_world if res.T_cam_from_world is not None
+                           else res.extras.get("T_rejected"))
+            per["refine_unchecked"].append(e3c)
+            pde["refine_unchecked"].append(e2c)
             e3n, e2n = err(res.T_pnp)
             per["no_refine"].append(e3n)
             pde["no_refine"].append(e2n)
@@ -311,14 +333,18 @@ class Command(BaseCommand):
                 stages.setdefault("refine_only_total", []).append(r2.seconds)
             self.stdout.write(
                 f"[{name}] {i + 1}/{n} {kinds[-1]:7s} {res.status:6s} mTRE pnp "
-                f"{_f(e3n)} refined {_f(e3)} refine-only {_f(per['refine_only'][-1] if per['refine_only'] else None)}"
+                f"{_f(e3n)} refined {_f(e3)} (from {per_image[-1]['refined_from']}, "
+                f"unchecked {_f(per['refine_unchecked'][-1])}) refine-only {_f(per['refine_only'][-1] if per['refine_only'] else None)}"
                 f" mm  {res.seconds:.2f} s  {res.message if res.status != 'ok' else ''}"
             )
         confusion = {"refine": _confusion(per_image)}
         if not opts["skip_refine_only"]:
             confusion["refine_only"] = _confusion([p["refine_only"] for p in per_image])
+        starts = [p.get("refined_from") for p in per_image]
         out = {
             "ct": str(ct_path),
+            "header_start": not opts["no_header_start"],
+            "refined_from_counts": {k: starts.count(k) for k in set(starts) if k},
             "self_check_confusion": confusion,
             "name": name,
             "ct_shape": list(volume.shape),
@@ -352,6 +378,9 @@ class Command(BaseCommand):
                   f"{_f(s['mean_mm_of_registered']):>7s} {_f(s['p95_mm']):>7s} {sh['1']:5.0%} {sh['2']:5.0%} "
                   f"{sh['5']:5.0%} {sh['10']:5.0%} {bh:>13s} {s['failure_rate_over_10mm']:7.0%} "
                   f"{_f(c['projected_distance_mm'][mode]['median']):>6s}")
+            if c.get("refined_from_counts"):
+                w("  refinement started from: " + ", ".join(
+                    f"{k} {v}" for k, v in sorted(c["refined_from_counts"].items())))
             for mode, cf in c.get("self_check_confusion", {}).items():
                 w(f"  self-check {mode}: " + ", ".join(f"{k} {v}" for k, v in cf.items()))
             sec = c["seconds_per_image"]

@@ -1,0 +1,198 @@
+"""Coarse pose search: widen the capture range of the intensity refinement (no Django).
+
+Gradient-based refinement (:mod:`registration.engine.refine`) converges from about
+10 deg / 20 mm. A start from the C-arm header angles aimed at the bone-box centre, or a
+rough PnP pose, can be several centimetres off sideways. Before refining, this module
+scores many candidate poses around the start at a low resolution (a batch of small DRRs
+against the downsampled X-ray, high-passed NCC) and keeps the best:
+
+1. a grid of sideways shifts (camera x and y, through the pivot) of the start pose;
+2. the best few distinct grid poses are refined together, as one batch of DRRs, by Adam
+   on their increments (first in-plane shift and roll, then all 6 DoF), still at the
+   low resolution.
+
+All poses are ``T_cam_from_world`` (4x4, LPS world mm to OpenCV camera mm); moves act in
+the camera frame about the pivot exactly as :func:`registration.engine.refine.increment`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from registration.engine.refine import HIGHPASS_FRACTION, increment, pose_distance_mm, scaled_K
+from registration.engine.similarity import combined_similarity, downsample
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Extent and effort of the search around the start pose (camera frame, about the pivot)."""
+
+    shift_mm: float = 60.0  # sideways grid half-width (camera x and y)
+    shift_step_mm: float = 12.0  # sideways grid step
+    top_k: int = 6  # distinct grid poses refined together, and candidates returned
+    distinct_mm: float = 10.0  # kept grid poses differ by at least this (mean, mm)
+    iterations: tuple[int, int] = (20, 20)  # Adam steps in-plane (x, y, roll), then 6 DoF
+    lr: tuple[float, float] = (2.0, 1.0)  # Adam step (deg / mm) of the two phases
+    size_px: int = 48  # side of the square low-resolution image
+    samples_per_ray: int = 32
+    batch: int = 64
+
+
+@dataclass
+class SearchResult:
+    """Best pose found, its low-resolution similarity and the start's, and the cost."""
+
+    T_cam_from_world: np.ndarray
+    similarity: float
+    start_similarity: float
+    n_evaluated: int
+    seconds: float
+    candidates: list[tuple[float, np.ndarray]]  # distinct best poses, best first
+
+
+def _distinct(poses: list[np.ndarray], sims: np.ndarray, pivot_world: np.ndarray, k: int,
+              min_mm: float) -> list[int]:
+    """Indices of up to ``k`` poses, best first, each ``min_mm`` from those kept before
+    (mean displacement of points around the pivot, :func:`pose_distance_mm`)."""
+    kept: list[int] = []
+    for i in np.argsort(-sims):
+        if not math.isfinite(float(sims[i])):
+            continue
+        if all(pose_distance_mm(poses[i], poses[j], pivot_world) >= min_mm for j in kept):
+            kept.append(int(i))
+        if len(kept) == k:
+            break
+    return kept
+
+
+def _moves(thetas: np.ndarray, T0: torch.Tensor, pivot_cam: torch.Tensor) -> torch.Tensor:
+    """``(B, 4, 4)`` poses ``increment(theta) @ T0`` for ``thetas`` (B, 6) (deg, mm)."""
+    return torch.stack(
+        [increment(torch.as_tensor(t, dtype=torch.float64), pivot_cam) @ T0 for t in thetas]
+    )
+
+
+def score_poses(
+    renderer,
+    poses: torch.Tensor,
+    K_l: np.ndarray,
+    image_l: torch.Tensor,
+    weight_l: torch.Tensor,
+    *,
+    samples_per_ray: int = 32,
+    batch: int = 64,
+) -> np.ndarray:
+    """High-passed NCC of the DRR at each pose ``(B, 4, 4)`` with ``image_l`` (h, w) -> (B,)."""
+    h, w = image_l.shape
+    hp = None if HIGHPASS_FRACTION is None else HIGHPASS_FRACTION * min(h, w)
+    K_t = torch.as_tensor(K_l, dtype=torch.float32)
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(poses), batch):
+            drr = renderer.render(poses[s : s + batch].float(), K_t, h, w,
+                                  samples_per_ray=samples_per_ray)
+            out.append(combined_similarity(image_l, drr.float(), weight_l, gc_weight=0.0,
+                                           highpass_sigma_px=hp))
+    return torch.cat(out).double().numpy()
+
+
+def coarse_search(
+    renderer,
+    image: torch.Tensor,
+    K: np.ndarray,
+    T_start: np.ndarray,
+    pivot_world: np.ndarray,
+    *,
+    valid: torch.Tensor | None = None,
+    space: SearchSpace = SearchSpace(),
+) -> SearchResult:
+    """Search around ``T_start`` for the pose whose low-resolution DRR best matches ``image``.
+
+    ``image`` (N, N) line integrals with intrinsics ``K``; ``valid`` (N, N) mask of real
+    detector pixels; ``pivot_world`` (3,) LPS mm, the centre of the rotations (the bone
+    centre). Returns the best pose (the start itself when nothing scores higher).
+    """
+    t0 = time.perf_counter()
+    img = torch.as_tensor(image, dtype=torch.float32)
+    n = img.shape[0]
+    f = max(1, int(round(n / space.size_px)))
+    img_l = downsample(img, f)
+    val = torch.ones_like(img) if valid is None else torch.as_tensor(valid).float()
+    w_l = (downsample(val, f) > 0.99).float()
+    K_l = scaled_K(K, n / img_l.shape[0])
+    T0 = torch.as_tensor(np.asarray(T_start, dtype=np.float64))
+    pivot_cam = T0[:3, :3] @ torch.as_tensor(np.asarray(pivot_world, np.float64)) + T0[:3, 3]
+
+    steps = np.arange(-space.shift_mm, space.shift_mm + 1e-9, space.shift_step_mm)
+    grid = np.array([[0, 0, 0, x, y, 0] for y in steps for x in steps], dtype=np.float64)
+    grid = np.concatenate([np.zeros((1, 6)), grid])  # the start itself first
+    scores = score_poses(renderer, _moves(grid, T0, pivot_cam), K_l, img_l, w_l,
+                         samples_per_ray=space.samples_per_ray, batch=space.batch)
+    start_sim = float(scores[0])
+    n_eval = len(grid)
+    poses = [_orthonormal(T) for T in _moves(grid, T0, pivot_cam).numpy()]
+    kept = _distinct(poses, scores, np.asarray(pivot_world, np.float64), space.top_k,
+                     space.distinct_mm)
+    if not kept:
+        return SearchResult(np.asarray(T_start, np.float64), start_sim, start_sim, n_eval,
+                            time.perf_counter() - t0, [(start_sim, np.asarray(T_start))])
+    thetas, sims = _refine_batch(
+        renderer, grid[kept], T0, pivot_cam, K_l, img_l, w_l, space
+    )
+    n_eval += len(kept) * sum(space.iterations)
+    thetas = np.concatenate([thetas, grid[kept]])
+    sims = np.concatenate([sims, scores[kept]])
+    poses = [_orthonormal(T) for T in _moves(thetas, T0, pivot_cam).numpy()]
+    kept = _distinct(poses, sims, np.asarray(pivot_world, np.float64), space.top_k,
+                     space.distinct_mm)
+    if not kept:
+        return SearchResult(np.asarray(T_start, np.float64), start_sim, start_sim, n_eval,
+                            time.perf_counter() - t0, [(start_sim, np.asarray(T_start))])
+    cands = [(float(sims[i]), poses[i]) for i in kept]
+    return SearchResult(cands[0][1], cands[0][0], start_sim, n_eval,
+                        time.perf_counter() - t0, cands)
+
+
+def _refine_batch(renderer, thetas0: np.ndarray, T0: torch.Tensor, pivot_cam: torch.Tensor,
+                  K_l: np.ndarray, img_l: torch.Tensor, w_l: torch.Tensor,
+                  space: SearchSpace) -> tuple[np.ndarray, np.ndarray]:
+    """Adam on all candidate increments at once (each candidate's similarity only depends
+    on its own increment, so the summed objective refines them independently): first the
+    in-plane shift and roll, then all 6 DoF. Returns each candidate's best increment and similarity."""
+    h, w = img_l.shape
+    hp = None if HIGHPASS_FRACTION is None else HIGHPASS_FRACTION * min(h, w)
+    K_t = torch.as_tensor(K_l, dtype=torch.float32)
+    theta = torch.as_tensor(thetas0, dtype=torch.float64).clone()
+    best_theta = theta.clone()
+    best_sim = torch.full((len(theta),), -math.inf, dtype=torch.float64)
+    T0f, pcf = T0.float(), pivot_cam.float()
+    for phase, (n_it, lr) in enumerate(zip(space.iterations, space.lr, strict=True)):
+        th = best_theta.clone().float().requires_grad_(True)
+        opt = torch.optim.Adam([th], lr=lr)
+        # first only what moves the image sideways and turns it (x, y, roll), then all
+        mask = torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0, 0.0]) if phase == 0 else torch.ones(6)
+        for _ in range(n_it):
+            poses = torch.stack([increment(t, pcf) @ T0f for t in th])
+            drr = renderer.render(poses, K_t, h, w, samples_per_ray=space.samples_per_ray)
+            sims = combined_similarity(img_l, drr.float(), w_l, gc_weight=0.0,
+                                       highpass_sigma_px=hp)
+            better = sims.detach().double() > best_sim
+            best_sim = torch.where(better, sims.detach().double(), best_sim)
+            best_theta[better] = th.detach().double()[better]
+            opt.zero_grad()
+            (-sims.sum()).backward()
+            th.grad.mul_(mask)
+            opt.step()
+    return best_theta.numpy(), best_sim.numpy()
+
+
+def _orthonormal(T: np.ndarray) -> np.ndarray:
+    T = np.array(T, dtype=np.float64)
+    U, _, Vt = np.linalg.svd(T[:3, :3])
+    T[:3, :3] = U @ Vt
+    return T
