@@ -94,8 +94,25 @@ class RegistrationOptions:
     n_hypotheses: int = 3  # distinct search results compared at a finer level (1: best only)
     coarse_levels: int = 2  # refine_levels the search replaces (skipped after a search)
     depth_search_size: int = 256  # 1-D depth search at this image size after refining (0: off)
+    max_attempts: int = 2  # hypotheses refined in turn until one passes the self-checks
     thresholds: QualityThresholds = field(default_factory=QualityThresholds)
     device: str = "cpu"
+
+
+class _StageClock:
+    """Writes ``{"seconds": ..., **figures}`` per stage into ``stages``; ``add`` sums the
+    seconds of a stage run more than once (e.g. refinement of a second hypothesis)."""
+
+    def __init__(self, stages: dict) -> None:
+        self.stages = stages
+
+    def __call__(self, name: str, t0: float, **kw) -> None:
+        self.stages[name] = {"seconds": round(time.perf_counter() - t0, 4), **kw}
+
+    def add(self, name: str, t0: float, **kw) -> None:
+        prev = self.stages.get(name, {}).get("seconds", 0.0)
+        self(name, t0, **kw)
+        self.stages[name]["seconds"] = round(prev + self.stages[name]["seconds"], 4)
 
 
 def network_correspondences(
@@ -195,8 +212,7 @@ def register(
     if model is None and T_init is None:
         raise ValueError("need a model or an initial pose")
 
-    def stage(name: str, t0: float, **kw) -> None:
-        stages[name] = {"seconds": round(time.perf_counter() - t0, 4), **kw}
+    stage = _StageClock(stages)
 
     try:
         t0 = time.perf_counter()
@@ -273,7 +289,6 @@ def register(
                         raise
         if T_start is None:
             T_start = np.asarray(T_init, dtype=np.float64)
-        restart_spread = None
 
         t0 = time.perf_counter()
         if renderer is None:
@@ -337,11 +352,29 @@ def register(
             )
             bp = torch.nn.functional.max_pool2d(bp[None, None], 5, stride=1, padding=2)[0, 0]
             weight = 0.3 + 0.7 * bp
+        def checked(T_final: np.ndarray, similarity: float, restart_spread: float | None) -> None:
+            """Quality figures of a final pose; raises QualityError when one fails."""
+            t0 = time.perf_counter()
+            biv, bone_ct, vsmall = _bone_in_view(renderer, T_final, ref_img.K, rsize,
+                                                 ref_img.valid)
+            dice = mask_dice(bone_prob, bone_ct, vsmall) if bone_prob is not None else None
+            stage("quality", t0, bone_in_view_fraction=round(biv, 4),
+                  mask_dice=None if dice is None else round(dice, 4))
+            res.T_cam_from_world = T_final
+            res.similarity = similarity
+            check_pose(T_final, pivot, camera.source_to_detector_mm, th)
+            check_similarity(similarity, biv, th)
+            if dice is not None:
+                check_mask_agreement(dice, th)
+            if restart_spread is not None:
+                check_restarts(restart_spread, th)
+
         if opt.refine:
             levels = opt.refine_levels
+            hypotheses = [T_start]
             if search_cands:
                 # the search did the coarse work: score its distinct results at the next
-                # finer level and refine the best one from there
+                # finer level and refine them from there, best first
                 t0 = time.perf_counter()
                 f = levels[min(opt.coarse_levels, len(levels) - 1)].factor
                 il = downsample(img_t, f)
@@ -353,63 +386,34 @@ def register(
                                              Kl, il, wl, 64))
                         for _s, T_c, _k in search_cands[: max(1, opt.n_hypotheses)]
                     ]
-                best = int(np.argmax(scored))
-                T_start = search_cands[best][1]
+                order = [int(i) for i in np.argsort(-np.asarray(scored), kind="stable")]
+                hypotheses = [search_cands[i][1] for i in order]
                 levels = levels[opt.coarse_levels:] or levels[-1:]
-                stage("hypotheses", t0, n=len(scored), chosen=best,
-                      start=search_cands[best][2], similarities=[round(x, 4) for x in scored])
-            rr = refine_pose(
-                renderer,
-                img_t,
-                ref_img.K,
-                T_start,
-                valid=val_t,
-                weight=weight,
-                pivot_world=pivot,
-                levels=levels,
-                optimise_depth=opt.optimise_depth,
-            )
-            T_final = rr.T_cam_from_world
-            res.similarity = rr.similarity
-            stage(
-                "refine",
-                t0,
-                iterations=rr.iterations,
-                initial_similarity=round(rr.initial_similarity, 4),
-                similarity=round(rr.similarity, 4),
-            )
-            dsize = int(min(opt.depth_search_size, max(img.shape)))
-            dsize -= dsize % 4
-            if dsize >= 16:
-                t0 = time.perf_counter()
-                d_img = ref_img if dsize == rsize else to_square(img, valid, camera.K, dsize)
-                d_w = None
-                if weight is not None:
-                    d_w = torch.nn.functional.interpolate(
-                        weight[None, None], size=(dsize, dsize), mode="bilinear",
-                        align_corners=False)[0, 0]
-                ds = depth_line_search(renderer, torch.as_tensor(d_img.image), d_img.K, T_final,
-                                       pivot, valid=torch.as_tensor(d_img.valid), weight=d_w)
-                T_final = ds.T_cam_from_world
-                f = opt.refine_levels[-1].factor
-                il = downsample(img_t, f)
-                wl = downsample(val_t.float(), f) * (
-                    downsample(weight, f) if weight is not None else 1.0)
-                with torch.no_grad():
-                    res.similarity = float(_similarity_at(
-                        renderer, torch.as_tensor(T_final, dtype=torch.float32),
-                        scaled_K(ref_img.K, rsize / il.shape[0]), il, wl,
-                        opt.refine_levels[-1].samples_per_ray))
-                stage("depth", t0, size=dsize, moved_mm=round(ds.moved_mm, 3),
-                      similarity_before=round(ds.similarity_before, 5),
-                      similarity_after=round(ds.similarity, 5))
-            if opt.n_restarts > 0:
-                t0 = time.perf_counter()
-                rc = restart_check(renderer, img_t, ref_img.K, T_final, pivot_world=pivot,
-                                   valid=val_t, weight=weight, n_restarts=opt.n_restarts)
-                restart_spread = rc.max_spread_mm
-                stage("restarts", t0, spread_mm=[round(x, 2) for x in rc.spread_mm],
-                      similarities=[round(x, 4) for x in rc.similarities])
+                stage("hypotheses", t0, n=len(scored), chosen=order[0],
+                      start=search_cands[order[0]][2],
+                      similarities=[round(x, 4) for x in scored])
+            first_failure: tuple[QualityError, np.ndarray] | None = None
+            attempts = hypotheses[: max(1, opt.max_attempts)]
+            for attempt, T_h in enumerate(attempts):
+                T_final, sim, spread = _refine_one(
+                    renderer, img, valid, camera, ref_img, img_t, val_t, weight, pivot, T_h,
+                    levels, opt, rsize, stage)
+                try:
+                    checked(T_final, sim, spread)
+                except QualityError as exc:
+                    if first_failure is None:
+                        first_failure = (exc, T_final)
+                    if attempt + 1 < len(attempts):
+                        continue
+                    # report the best hypothesis' failure
+                    res.T_cam_from_world = first_failure[1]
+                    raise first_failure[0] from None
+                if attempt > 0:
+                    stages["hypotheses"]["chosen"] = order[attempt]
+                    stages["hypotheses"]["start"] = search_cands[order[attempt]][2]
+                break
+            if search_cands:
+                stages["hypotheses"]["attempts"] = attempt + 1
         else:
             T_final = T_start
             f = 2
@@ -419,24 +423,13 @@ def register(
             )
             Kl = scaled_K(ref_img.K, rsize / il.shape[0])
             with torch.no_grad():
-                res.similarity = float(
+                sim = float(
                     _similarity_at(
                         renderer, torch.as_tensor(T_final, dtype=torch.float32), Kl, il, wl, 96
                     )
                 )
-            stage("similarity", t0, similarity=round(res.similarity, 4))
-        t0 = time.perf_counter()
-        biv, bone_ct, vsmall = _bone_in_view(renderer, T_final, ref_img.K, rsize, ref_img.valid)
-        dice = mask_dice(bone_prob, bone_ct, vsmall) if bone_prob is not None else None
-        stage("quality", t0, bone_in_view_fraction=round(biv, 4),
-              mask_dice=None if dice is None else round(dice, 4))
-        res.T_cam_from_world = T_final
-        check_pose(T_final, pivot, camera.source_to_detector_mm, th)
-        check_similarity(res.similarity, biv, th)
-        if dice is not None:
-            check_mask_agreement(dice, th)
-        if restart_spread is not None:
-            check_restarts(restart_spread, th)
+            stage("similarity", t0, similarity=round(sim, 4))
+            checked(T_final, sim, None)
         res.status = "ok"
         res.T_cam_from_world = T_final
         res.message = (
@@ -455,3 +448,51 @@ def register(
         stages["quality"]["failed_check"] = exc.stage
     res.seconds = time.perf_counter() - t_start
     return res
+
+
+def _refine_one(renderer, img, valid, camera, ref_img, img_t, val_t, weight, pivot, T_start,
+                levels, opt: RegistrationOptions, rsize: int,
+                stage: _StageClock) -> tuple[np.ndarray, float, float | None]:
+    """Refine one start: gradient refinement, depth line search, restart self-check.
+    Returns ``(T_cam_from_world, similarity at the finest refinement level, largest restart
+    spread in mm or None)``; stage timings add up over calls."""
+
+    add = stage.add
+    t0 = time.perf_counter()
+    rr = refine_pose(renderer, img_t, ref_img.K, T_start, valid=val_t, weight=weight,
+                     pivot_world=pivot, levels=levels, optimise_depth=opt.optimise_depth)
+    T_final, sim = rr.T_cam_from_world, rr.similarity
+    add("refine", t0, iterations=rr.iterations, initial_similarity=round(rr.initial_similarity, 4),
+        similarity=round(rr.similarity, 4))
+    dsize = int(min(opt.depth_search_size, max(img.shape)))
+    dsize -= dsize % 4
+    if dsize >= 16:
+        t0 = time.perf_counter()
+        d_img = ref_img if dsize == rsize else to_square(img, valid, camera.K, dsize)
+        d_w = None
+        if weight is not None:
+            d_w = torch.nn.functional.interpolate(weight[None, None], size=(dsize, dsize),
+                                                  mode="bilinear", align_corners=False)[0, 0]
+        ds = depth_line_search(renderer, torch.as_tensor(d_img.image), d_img.K, T_final, pivot,
+                               valid=torch.as_tensor(d_img.valid), weight=d_w)
+        T_final = ds.T_cam_from_world
+        f = opt.refine_levels[-1].factor
+        il = downsample(img_t, f)
+        wl = downsample(val_t.float(), f) * (downsample(weight, f) if weight is not None else 1.0)
+        with torch.no_grad():
+            sim = float(_similarity_at(
+                renderer, torch.as_tensor(T_final, dtype=torch.float32),
+                scaled_K(ref_img.K, rsize / il.shape[0]), il, wl,
+                opt.refine_levels[-1].samples_per_ray))
+        add("depth", t0, size=dsize, moved_mm=round(ds.moved_mm, 3),
+            similarity_before=round(ds.similarity_before, 5),
+            similarity_after=round(ds.similarity, 5))
+    spread = None
+    if opt.n_restarts > 0:
+        t0 = time.perf_counter()
+        rc = restart_check(renderer, img_t, ref_img.K, T_final, pivot_world=pivot, valid=val_t,
+                           weight=weight, n_restarts=opt.n_restarts)
+        spread = rc.max_spread_mm
+        add("restarts", t0, spread_mm=[round(x, 2) for x in rc.spread_mm],
+            similarities=[round(x, 4) for x in rc.similarities])
+    return T_final, sim, spread

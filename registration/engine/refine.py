@@ -280,6 +280,7 @@ def restart_check(
     in_plane_mm: float = 5.0,
     levels: tuple[RefineLevel, ...] = RESTART_LEVELS,
     seed: int = 0,
+    depth_search: bool = True,
 ) -> RestartCheck:
     """Is ``T_refined`` a well-determined optimum? Perturb it (a rotation of ``rot_deg``
     about a random axis through the pivot, ``depth_mm`` along the camera axis, alternately
@@ -287,7 +288,9 @@ def restart_check(
     copy again with ``levels`` and measure how far each lands from ``T_refined``.
 
     A pose at the true optimum attracts the restarts back; a pose on a flat or spurious
-    ridge of the similarity (typically a depth drift) lets them land elsewhere.
+    ridge of the similarity (typically a depth drift) lets them land elsewhere. With
+    ``depth_search`` each restart ends with :func:`depth_line_search` (+-8 mm), as the
+    registration itself does, so that a slow depth convergence is not taken for ambiguity.
     """
     rng = np.random.default_rng(seed)
     T0 = np.asarray(T_refined, dtype=np.float64)
@@ -307,9 +310,14 @@ def restart_check(
         T_start = (increment(theta, pivot_cam) @ torch.as_tensor(T0)).numpy()
         rr = refine_pose(renderer, image, K, T_start, valid=valid, weight=weight,
                          pivot_world=pw, levels=levels)
-        spreads.append(pose_distance_mm(rr.T_cam_from_world, T0, pw))
-        sims.append(rr.similarity)
-        poses.append(rr.T_cam_from_world)
+        T_r, s_r = rr.T_cam_from_world, rr.similarity
+        if depth_search:
+            ds = depth_line_search(renderer, image, K, T_r, pw, valid=valid, weight=weight,
+                                   half_range_mm=8.0)
+            T_r = ds.T_cam_from_world
+        spreads.append(pose_distance_mm(T_r, T0, pw))
+        sims.append(s_r)
+        poses.append(T_r)
     return RestartCheck(spreads, sims, poses)
 
 
@@ -343,9 +351,9 @@ def depth_line_search(
     valid: torch.Tensor | None = None,
     weight: torch.Tensor | None = None,
     half_range_mm: float = 4.0,
-    steps: int = 9,
+    steps: int = 7,
     rounds: int = 2,
-    samples_per_ray: int = 128,
+    samples_per_ray: int = 64,
 ) -> DepthSearch:
     """Settle the depth (the one poorly observed degree of freedom of a single view) by a
     1-D search along the ray through the pivot at the full resolution of ``image``.

@@ -66,9 +66,18 @@ def downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
 
 def gaussian_blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
     """Separable Gaussian blur of ``(B, H, W)`` or ``(H, W)`` with zero padding (sigma in
-    pixels, kernel radius 3 sigma)."""
+    pixels, kernel radius 3 sigma); from 6 px on, computed on a downsampled copy."""
     squeeze = x.ndim == 2
     y = _b(x).float().unsqueeze(1)
+    if sigma_px >= 6.0:
+        # wide kernels: blur a k-times smaller copy and interpolate back (k = sigma / 3;
+        # the result is smooth at that scale, and the cost drops by about k^3)
+        k = int(sigma_px // 3)
+        h, w = y.shape[-2:]
+        small = F.avg_pool2d(y, k, ceil_mode=True) * 1.0
+        small = gaussian_blur(small[:, 0], math.sqrt(max(sigma_px**2 - k * k / 12.0, 1.0)) / k)
+        y = F.interpolate(small.unsqueeze(1), size=(h, w), mode="bilinear", align_corners=False)
+        return y[0, 0] if squeeze else y[:, 0]
     r = max(1, int(math.ceil(3.0 * sigma_px)))
     t = torch.arange(-r, r + 1, dtype=torch.float32, device=y.device)
     k = torch.exp(-0.5 * (t / sigma_px) ** 2)

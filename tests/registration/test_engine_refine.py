@@ -10,7 +10,13 @@ from registration.engine.camera import Camera
 from registration.engine.drr import DrrRenderer
 from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.pose import carm_pose, perturb_pose, target_error_mm
-from registration.engine.refine import RefineLevel, pose_distance_mm, refine_pose, restart_check
+from registration.engine.refine import (
+    RefineLevel,
+    depth_line_search,
+    pose_distance_mm,
+    refine_pose,
+    restart_check,
+)
 from registration.engine.similarity import combined_similarity, gradient_correlation, highpass, ncc
 
 
@@ -143,3 +149,26 @@ def test_similarity_without_gradient_term_is_plain_ncc():
     mixed = float(combined_similarity(a, b, gc_weight=0.5))
     expect = 0.5 * float(ncc(a, b)) + 0.5 * float(gradient_correlation(a, b))
     assert mixed == pytest.approx(expect, abs=1e-6)
+
+
+@pytest.mark.parametrize("offset_mm", [-3.0, 2.5])
+def test_depth_line_search_settles_the_depth(scene, offset_mm):
+    """A pose right sideways but ``offset_mm`` off along the viewing ray is brought back
+    to within 0.3 mm of the true depth; the pivot's projection does not move."""
+    vol, cam, renderer, targets = scene
+    T_true = carm_pose(20.0, 10.0, 650.0, [5.0, 0.0, 0.0])
+    with torch.no_grad():
+        img = renderer.render(torch.as_tensor(T_true[None], dtype=torch.float32),
+                              torch.as_tensor(cam.K, dtype=torch.float32), 80, 80,
+                              samples_per_ray=128)[0]
+    pivot = np.zeros(3)
+    pc = T_true[:3, :3] @ pivot + T_true[:3, 3]
+    T0 = T_true.copy()
+    T0[:3, 3] += offset_mm * pc / np.linalg.norm(pc)
+    ds = depth_line_search(renderer, img, cam.K, T0, pivot)
+    pc_new = ds.T_cam_from_world[:3, :3] @ pivot + ds.T_cam_from_world[:3, 3]
+    assert abs(np.linalg.norm(pc_new) - np.linalg.norm(pc)) < 0.3
+    assert ds.moved_mm == pytest.approx(-offset_mm, abs=0.3)
+    np.testing.assert_allclose(pc_new / pc_new[2], pc / pc[2], atol=1e-9)
+    assert ds.similarity >= ds.similarity_before
+    assert target_error_mm(targets, ds.T_cam_from_world, T_true).mean() < 0.3
