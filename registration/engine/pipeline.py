@@ -1,5 +1,10 @@
-"""X-ray to CT registration: network -> confidence selection -> PnP-RANSAC (+LM) ->
-intensity refinement -> self-check (no Django).
+"""X-ray to CT registration (no Django).
+
+Stages: network -> confidence-ranked selection -> PnP-RANSAC (+LM) -> coarse pose search
+around each start (the PnP pose and/or a given initial pose such as the header angles) ->
+intensity refinement of the best hypothesis -> 1-D depth search -> self-checks (similarity,
+bone-mask agreement, restart consistency); when the self-checks fail, the next search
+hypothesis is refined and checked before the registration is reported as failed.
 
 Input: an X-ray in line-integral form (H, W) with its collimator mask and its
 :class:`~registration.engine.camera.Camera` (dewarped pinhole intrinsics). Output: a

@@ -21,7 +21,7 @@ from registration.engine.pose import carm_pose, perturb_pose
 
 RESULT_KEYS = {"status", "message", "T_cam_from_world", "seconds", "stages", "n_correspondences",
                "n_inliers", "similarity"}
-TINY = {"ORTHOFUSE_TRAIN_STEPS": "4", "ORTHOFUSE_TRAIN_POOL": "4", "ORTHOFUSE_TRAIN_SIZE": "32",
+TINY = {"ORTHOFUSE_TRAIN_STEPS": "40", "ORTHOFUSE_TRAIN_POOL": "4", "ORTHOFUSE_TRAIN_SIZE": "32",
         "ORTHOFUSE_TRAIN_BATCH": "2"}
 
 
@@ -69,7 +69,7 @@ def test_train_writes_model_with_metadata(trained):
     assert meta["preset"] == "quick"
     assert meta["input_size"] == 32
     assert meta["seed"] == 3
-    assert meta["training"]["steps_done"] == 4
+    assert meta["training"]["steps_done"] == int(TINY["ORTHOFUSE_TRAIN_STEPS"])
     assert len(meta["normalisation"]["centre_lps_mm"]) == 3
     assert (trained["model"] / "weights.pt").is_file()
     assert not [p for p in trained["dir"].iterdir() if p.name.startswith(".model")]

@@ -106,3 +106,80 @@ def test_mismatched_image_and_camera_is_an_input_error(setup):
     img = np.ones((10, 10), np.float32)
     with pytest.raises(ValueError, match="camera"):
         register(vol, model, img, np.ones_like(img, bool), cam, renderer=renderer)
+
+
+def test_far_start_is_found_by_the_search(setup):
+    """A header-like start 45 mm off sideways, which gradient refinement alone does not
+    bridge, ends under 1.5 mm; the result names its stages."""
+    vol, cam, model, renderer = setup
+    T_true = carm_pose(25.0, -10.0, 650.0, [0.0, 5.0, 0.0])
+    img = _drr(renderer, cam, T_true)
+    T0 = carm_pose(27.0, -8.0, 650.0, [30.0, 5.0, 35.0])
+    targets = vol.voxel_to_world(np.argwhere(vol.array > 200)[:, ::-1][::30].astype(float))
+    res = register(vol, None, img, np.ones_like(img, bool), cam, T_init=T0, options=FAST,
+                   renderer=renderer)
+    assert target_error_mm(targets, T0, T_true).mean() > 40.0
+    assert res.status == "ok", res.message
+    assert target_error_mm(targets, res.T_cam_from_world, T_true).mean() < 1.5
+    for name in ("search", "hypotheses", "refine", "depth", "restarts", "quality"):
+        assert res.stages[name]["seconds"] >= 0, name
+    assert res.stages["hypotheses"]["attempts"] == 1
+    assert res.stages["search"]["best_start"] == "initial"
+
+
+def test_second_hypothesis_is_tried_when_the_first_fails(setup, monkeypatch):
+    """The first refined hypothesis is made to fail its self-check (a pose 300 mm off);
+    the pipeline refines the next one and reports that one."""
+    import registration.engine.pipeline as pipeline
+
+    vol, cam, model, renderer = setup
+    T_true = carm_pose(25.0, -10.0, 650.0, [0.0, 5.0, 0.0])
+    img = _drr(renderer, cam, T_true)
+    T0 = perturb_pose(T_true, 3.0, 6.0, np.random.default_rng(4), center_world=np.zeros(3))
+    real = pipeline._refine_one
+    calls = []
+
+    def first_one_wrong(*args, **kwargs):
+        # the first call's refined pose is returned 300 mm off; the second call stands for
+        # a hypothesis that converges, so it returns the first call's true result
+        if not calls:
+            calls.append(real(*args, **kwargs))
+            T, sim, spread = calls[0]
+            T = T.copy()
+            T[:3, 3] += [300.0, 0.0, 0.0]
+            return T, sim, spread
+        calls.append(calls[0])
+        return calls[0]
+
+    monkeypatch.setattr(pipeline, "_refine_one", first_one_wrong)
+    res = register(vol, None, img, np.ones_like(img, bool), cam, T_init=T0, options=FAST,
+                   renderer=renderer)
+    assert len(calls) == 2
+    assert res.status == "ok", res.message
+    assert res.stages["hypotheses"]["attempts"] == 2
+    assert res.stages["hypotheses"]["chosen"] != 0
+    targets = vol.voxel_to_world(np.argwhere(vol.array > 200)[:, ::-1][::30].astype(float))
+    assert target_error_mm(targets, res.T_cam_from_world, T_true).mean() < 1.5
+
+
+def test_all_hypotheses_failing_reports_the_first_failure(setup, monkeypatch):
+    import registration.engine.pipeline as pipeline
+
+    vol, cam, model, renderer = setup
+    T_true = carm_pose(25.0, -10.0, 650.0, [0.0, 5.0, 0.0])
+    img = _drr(renderer, cam, T_true)
+    real = pipeline._refine_one
+
+    def always_wrong(*args, **kwargs):
+        T, sim, spread = real(*args, **kwargs)
+        T = T.copy()
+        T[:3, 3] += [400.0, 0.0, 0.0]
+        return T, sim, spread
+
+    monkeypatch.setattr(pipeline, "_refine_one", always_wrong)
+    res = register(vol, None, img, np.ones_like(img, bool), cam, T_init=T_true, options=FAST,
+                   renderer=renderer)
+    assert res.status == "failed"
+    assert res.T_cam_from_world is None
+    assert res.message.split(":")[0] in {"similarity", "pose"}
+    assert "T_rejected" in res.extras
