@@ -229,8 +229,8 @@ def refine_pose(
 
 
 RESTART_LEVELS = (
-    RefineLevel(4, 30, 2.0, 48),
-    RefineLevel(2, 15, 0.7, 64),
+    RefineLevel(4, 20, 2.0, 48),
+    RefineLevel(2, 10, 0.7, 64),
 )
 
 
@@ -313,7 +313,7 @@ def restart_check(
         T_r, s_r = rr.T_cam_from_world, rr.similarity
         if depth_search:
             ds = depth_line_search(renderer, image, K, T_r, pw, valid=valid, weight=weight,
-                                   half_range_mm=8.0)
+                                   half_range_mm=8.0, steps=5)
             T_r = ds.T_cam_from_world
         spreads.append(pose_distance_mm(T_r, T0, pw))
         sims.append(s_r)
@@ -351,7 +351,7 @@ def depth_line_search(
     valid: torch.Tensor | None = None,
     weight: torch.Tensor | None = None,
     half_range_mm: float = 4.0,
-    steps: int = 7,
+    steps: int = 5,
     rounds: int = 2,
     samples_per_ray: int = 64,
 ) -> DepthSearch:

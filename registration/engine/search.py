@@ -33,7 +33,7 @@ class SearchSpace:
     """Extent and effort of the search around the start pose (camera frame, about the pivot)."""
 
     shift_mm: float = 60.0  # sideways grid half-width (camera x and y)
-    shift_step_mm: float = 12.0  # sideways grid step
+    shift_step_mm: float = 15.0  # sideways grid step
     top_k: int = 4  # distinct grid poses refined together, and candidates returned
     distinct_mm: float = 10.0  # kept grid poses differ by at least this (mean, mm)
     iterations: tuple[int, int] = (12, 12)  # Adam steps in-plane (x, y, roll), then 6 DoF
