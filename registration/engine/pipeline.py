@@ -400,7 +400,7 @@ def register(
                 stage("hypotheses", t0, n=len(scored), chosen=order[0],
                       start=search_cands[order[0]][2],
                       similarities=[round(x, 4) for x in scored])
-            first_failure: tuple[QualityError, np.ndarray] | None = None
+            first_failure: tuple[QualityError, np.ndarray, float] | None = None
             attempts = hypotheses[: max(1, opt.max_attempts)]
             for attempt, T_h in enumerate(attempts):
                 T_final, sim, spread = _refine_one(
@@ -410,11 +410,11 @@ def register(
                     checked(T_final, sim, spread)
                 except QualityError as exc:
                     if first_failure is None:
-                        first_failure = (exc, T_final)
+                        first_failure = (exc, T_final, sim)
                     if attempt + 1 < len(attempts):
                         continue
-                    # report the best hypothesis' failure
-                    res.T_cam_from_world = first_failure[1]
+                    # report the best hypothesis' failure (its pose, similarity and reason)
+                    res.T_cam_from_world, res.similarity = first_failure[1], first_failure[2]
                     raise first_failure[0] from None
                 if attempt > 0:
                     stages["hypotheses"]["chosen"] = order[attempt]
