@@ -339,16 +339,11 @@ def register(
                   similarity={k: round(r.similarity, 4) for k, r in found.items()},
                   start_similarity={k: round(r.start_similarity, 4) for k, r in found.items()})
         elif len(starts) > 1:
-            f = opt.refine_levels[0].factor
-            il = downsample(img_t, f)
-            wl = downsample(val_t.float(), f)
-            Kl = scaled_K(ref_img.K, rsize / il.shape[0])
-            with torch.no_grad():
-                sims = {
-                    k: float(_similarity_at(renderer, torch.as_tensor(T, dtype=torch.float32),
-                                            Kl, il, wl, 64))
-                    for k, T in starts.items()
-                }
+            sims = {
+                k: _similarity_on_square(renderer, T, ref_img.K, img_t, val_t,
+                                         opt.refine_levels[0].factor, 64)
+                for k, T in starts.items()
+            }
             T_start = starts[max(sims, key=sims.get)]
         weight = None
         if bone_prob is not None:
@@ -385,15 +380,11 @@ def register(
                 # finer level and refine them from there, best first
                 t0 = time.perf_counter()
                 f = levels[min(opt.coarse_levels, len(levels) - 1)].factor
-                il = downsample(img_t, f)
-                wl = (downsample(val_t.float(), f) > 0.99).float()
-                Kl = scaled_K(ref_img.K, rsize / il.shape[0])
-                with torch.no_grad():
-                    scored = [
-                        float(_similarity_at(renderer, torch.as_tensor(T_c, dtype=torch.float32),
-                                             Kl, il, wl, 64))
-                        for _s, T_c, _k in search_cands[: max(1, opt.n_hypotheses)]
-                    ]
+                scored = [
+                    _similarity_on_square(renderer, T_c, ref_img.K, img_t, val_t, f, 64,
+                                          crisp=True)
+                    for _s, T_c, _k in search_cands[: max(1, opt.n_hypotheses)]
+                ]
                 order = [int(i) for i in np.argsort(-np.asarray(scored), kind="stable")]
                 hypotheses = [search_cands[i][1] for i in order]
                 levels = levels[opt.coarse_levels:] or levels[-1:]
@@ -424,18 +415,8 @@ def register(
                 stages["hypotheses"]["attempts"] = attempt + 1
         else:
             T_final = T_start
-            f = 2
-            il = downsample(img_t, f)
-            wl = downsample(val_t.float(), f) * (
-                downsample(weight, f) if weight is not None else 1.0
-            )
-            Kl = scaled_K(ref_img.K, rsize / il.shape[0])
-            with torch.no_grad():
-                sim = float(
-                    _similarity_at(
-                        renderer, torch.as_tensor(T_final, dtype=torch.float32), Kl, il, wl, 96
-                    )
-                )
+            sim = _similarity_on_square(renderer, T_final, ref_img.K, img_t, val_t, 2, 96,
+                                        weight=weight)
             stage("similarity", t0, similarity=round(sim, 4))
             checked(T_final, sim, None)
         res.status = "ok"
@@ -456,6 +437,24 @@ def register(
         stages["quality"]["failed_check"] = exc.stage
     res.seconds = time.perf_counter() - t_start
     return res
+
+
+def _similarity_on_square(renderer, T: np.ndarray, K: np.ndarray, img_t: torch.Tensor,
+                          val_t: torch.Tensor, factor: int, samples_per_ray: int, *,
+                          weight: torch.Tensor | None = None, crisp: bool = False) -> float:
+    """Similarity of the DRR at ``T`` (``T_cam_from_world``) with the square refinement
+    image ``img_t`` (intrinsics ``K``) downsampled by ``factor``. The weight is the
+    downsampled valid mask (``crisp``: only pixels whose whole block is valid), times the
+    downsampled bone ``weight`` when given."""
+    il = downsample(img_t, factor)
+    vl = downsample(val_t.float(), factor)
+    wl = (vl > 0.99).float() if crisp else vl
+    if weight is not None:
+        wl = wl * downsample(weight, factor)
+    Kl = scaled_K(K, img_t.shape[0] / il.shape[0])
+    with torch.no_grad():
+        return float(_similarity_at(renderer, torch.as_tensor(T, dtype=torch.float32), Kl, il,
+                                    wl, samples_per_ray))
 
 
 def _refine_one(renderer, img, valid, camera, ref_img, img_t, val_t, weight, pivot, T_start,
@@ -484,14 +483,9 @@ def _refine_one(renderer, img, valid, camera, ref_img, img_t, val_t, weight, piv
         ds = depth_line_search(renderer, torch.as_tensor(d_img.image), d_img.K, T_final, pivot,
                                valid=torch.as_tensor(d_img.valid), weight=d_w)
         T_final = ds.T_cam_from_world
-        f = opt.refine_levels[-1].factor
-        il = downsample(img_t, f)
-        wl = downsample(val_t.float(), f) * (downsample(weight, f) if weight is not None else 1.0)
-        with torch.no_grad():
-            sim = float(_similarity_at(
-                renderer, torch.as_tensor(T_final, dtype=torch.float32),
-                scaled_K(ref_img.K, rsize / il.shape[0]), il, wl,
-                opt.refine_levels[-1].samples_per_ray))
+        last = opt.refine_levels[-1]
+        sim = _similarity_on_square(renderer, T_final, ref_img.K, img_t, val_t, last.factor,
+                                    last.samples_per_ray, weight=weight)
         add("depth", t0, size=dsize, moved_mm=round(ds.moved_mm, 3),
             similarity_before=round(ds.similarity_before, 5),
             similarity_after=round(ds.similarity, 5))

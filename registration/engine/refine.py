@@ -84,15 +84,34 @@ GC_WEIGHT = 0.0
 HIGHPASS_FRACTION: float | None = 0.1
 
 
+def batch_similarity(
+    renderer,
+    poses: torch.Tensor,
+    K: np.ndarray,
+    image: torch.Tensor,
+    weight: torch.Tensor | None,
+    samples_per_ray: int,
+    *,
+    scales: tuple[int, ...] = (1,),
+) -> torch.Tensor:
+    """Similarity of the DRR at each pose ``(B, 4, 4)`` (``T_cam_from_world``) with
+    ``image`` ``(h, w)`` whose intrinsics are ``K`` -> ``(B,)``: weighted, high-passed NCC
+    (+ ``GC_WEIGHT`` gradient correlation) averaged over ``scales``; differentiable in the
+    poses. The DRR is rendered in the poses' dtype and compared in the image's."""
+    h, w = image.shape
+    hp = None if HIGHPASS_FRACTION is None else HIGHPASS_FRACTION * min(h, w)
+    drr = renderer.render(poses, torch.as_tensor(K, dtype=poses.dtype), h, w,
+                          samples_per_ray=samples_per_ray)
+    return combined_similarity(image, drr.to(image.dtype), weight, gc_weight=GC_WEIGHT,
+                               scales=scales, highpass_sigma_px=hp)
+
+
 def _similarity_at(renderer, T: torch.Tensor, K: np.ndarray, img_l: torch.Tensor, w_l: torch.Tensor,
                    spr: int) -> torch.Tensor:
-    """Similarity of the DRR at ``T`` with ``img_l`` (weighted NCC + GC, 2 scales)."""
-    h, w = img_l.shape
-    drr = renderer.render(T[None], torch.as_tensor(K, dtype=T.dtype), h, w, samples_per_ray=spr)[0]
-    scales = (1, 2) if min(h, w) >= 48 else (1,)
-    hp = None if HIGHPASS_FRACTION is None else HIGHPASS_FRACTION * min(h, w)
-    return combined_similarity(img_l, drr.to(img_l.dtype), w_l, gc_weight=GC_WEIGHT,
-                               scales=scales, highpass_sigma_px=hp)[0]
+    """Similarity of the DRR at ``T`` with ``img_l`` (:func:`batch_similarity`, two scales
+    from 48 px on)."""
+    scales = (1, 2) if min(img_l.shape) >= 48 else (1,)
+    return batch_similarity(renderer, T[None], K, img_l, w_l, spr, scales=scales)[0]
 
 
 def bone_weight_from_drr(
@@ -370,16 +389,11 @@ def depth_line_search(
         w = w * torch.as_tensor(weight, dtype=torch.float32)
     T0 = torch.as_tensor(np.asarray(T, dtype=np.float64))
     pivot_cam = T0[:3, :3] @ torch.as_tensor(np.asarray(pivot_world, np.float64)) + T0[:3, 3]
-    hp = None if HIGHPASS_FRACTION is None else HIGHPASS_FRACTION * min(img.shape)
-    K_t = torch.as_tensor(K, dtype=torch.float32)
-    h, wd = img.shape
 
     def score(ds: np.ndarray) -> np.ndarray:
         poses = torch.stack([_along_ray(T0, pivot_cam, float(d)) for d in ds]).float()
         with torch.no_grad():
-            drr = renderer.render(poses, K_t, h, wd, samples_per_ray=samples_per_ray)
-            return combined_similarity(img, drr.float(), w, gc_weight=GC_WEIGHT,
-                                       highpass_sigma_px=hp).double().numpy()
+            return batch_similarity(renderer, poses, K, img, w, samples_per_ray).double().numpy()
 
     centre, half = 0.0, float(half_range_mm)
     s_before = float(score(np.zeros(1))[0])

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from registration.engine.refine import HIGHPASS_FRACTION, increment, pose_distance_mm, scaled_K
-from registration.engine.similarity import combined_similarity, downsample
+from registration.engine.refine import batch_similarity, increment, pose_distance_mm, scaled_K
+from registration.engine.similarity import downsample
 
 
 @dataclass(frozen=True)
@@ -88,16 +88,10 @@ def score_poses(
     batch: int = 64,
 ) -> np.ndarray:
     """High-passed NCC of the DRR at each pose ``(B, 4, 4)`` with ``image_l`` (h, w) -> (B,)."""
-    h, w = image_l.shape
-    hp = None if HIGHPASS_FRACTION is None else HIGHPASS_FRACTION * min(h, w)
-    K_t = torch.as_tensor(K_l, dtype=torch.float32)
-    out = []
     with torch.no_grad():
-        for s in range(0, len(poses), batch):
-            drr = renderer.render(poses[s : s + batch].float(), K_t, h, w,
-                                  samples_per_ray=samples_per_ray)
-            out.append(combined_similarity(image_l, drr.float(), weight_l, gc_weight=0.0,
-                                           highpass_sigma_px=hp))
+        out = [batch_similarity(renderer, poses[s : s + batch].float(), K_l, image_l, weight_l,
+                                samples_per_ray)
+               for s in range(0, len(poses), batch)]
     return torch.cat(out).double().numpy()
 
 
@@ -131,11 +125,12 @@ def coarse_search(
     steps = np.arange(-space.shift_mm, space.shift_mm + 1e-9, space.shift_step_mm)
     grid = np.array([[0, 0, 0, x, y, 0] for y in steps for x in steps], dtype=np.float64)
     grid = np.concatenate([np.zeros((1, 6)), grid])  # the start itself first
-    scores = score_poses(renderer, _moves(grid, T0, pivot_cam), K_l, img_l, w_l,
+    grid_poses = _moves(grid, T0, pivot_cam)
+    scores = score_poses(renderer, grid_poses, K_l, img_l, w_l,
                          samples_per_ray=space.samples_per_ray, batch=space.batch)
     start_sim = float(scores[0])
     n_eval = len(grid)
-    poses = [_orthonormal(T) for T in _moves(grid, T0, pivot_cam).numpy()]
+    poses = [_orthonormal(T) for T in grid_poses.numpy()]
     kept = _distinct(poses, scores, np.asarray(pivot_world, np.float64), space.top_k,
                      space.distinct_mm)
     if not kept:
@@ -148,11 +143,9 @@ def coarse_search(
     thetas = np.concatenate([thetas, grid[kept]])
     sims = np.concatenate([sims, scores[kept]])
     poses = [_orthonormal(T) for T in _moves(thetas, T0, pivot_cam).numpy()]
+    # every similarity is finite now and the best pose is always kept: never empty
     kept = _distinct(poses, sims, np.asarray(pivot_world, np.float64), space.top_k,
                      space.distinct_mm)
-    if not kept:
-        return SearchResult(np.asarray(T_start, np.float64), start_sim, start_sim, n_eval,
-                            time.perf_counter() - t0, [(start_sim, np.asarray(T_start))])
     cands = [(float(sims[i]), poses[i]) for i in kept]
     return SearchResult(cands[0][1], cands[0][0], start_sim, n_eval,
                         time.perf_counter() - t0, cands)
@@ -164,9 +157,6 @@ def _refine_batch(renderer, thetas0: np.ndarray, T0: torch.Tensor, pivot_cam: to
     """Adam on all candidate increments at once (each candidate's similarity only depends
     on its own increment, so the summed objective refines them independently): first the
     in-plane shift and roll, then all 6 DoF. Returns each candidate's best increment and similarity."""
-    h, w = img_l.shape
-    hp = None if HIGHPASS_FRACTION is None else HIGHPASS_FRACTION * min(h, w)
-    K_t = torch.as_tensor(K_l, dtype=torch.float32)
     theta = torch.as_tensor(thetas0, dtype=torch.float64).clone()
     best_theta = theta.clone()
     best_sim = torch.full((len(theta),), -math.inf, dtype=torch.float64)
@@ -178,9 +168,7 @@ def _refine_batch(renderer, thetas0: np.ndarray, T0: torch.Tensor, pivot_cam: to
         mask = torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0, 0.0]) if phase == 0 else torch.ones(6)
         for _ in range(n_it):
             poses = torch.stack([increment(t, pcf) @ T0f for t in th])
-            drr = renderer.render(poses, K_t, h, w, samples_per_ray=space.samples_per_ray)
-            sims = combined_similarity(img_l, drr.float(), w_l, gc_weight=0.0,
-                                       highpass_sigma_px=hp)
+            sims = batch_similarity(renderer, poses, K_l, img_l, w_l, space.samples_per_ray)
             better = sims.detach().double() > best_sim
             best_sim = torch.where(better, sims.detach().double(), best_sim)
             best_theta[better] = th.detach().double()[better]
