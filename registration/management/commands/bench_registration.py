@@ -308,6 +308,10 @@ class Command(BaseCommand):
             per["refine_unchecked"].append(e3c)
             pde["refine_unchecked"].append(e2c)
             e3n, e2n = err(res.T_pnp)
+            per_image[-1]["pnp_error_parts"] = _error_parts(res.T_pnp, T_true, box.centre)
+            per_image[-1]["error_parts"] = _error_parts(
+                res.T_cam_from_world if res.T_cam_from_world is not None
+                else res.extras.get("T_rejected"), T_true, box.centre)
             per["no_refine"].append(e3n)
             pde["no_refine"].append(e2n)
             if not opts["skip_refine_only"]:
@@ -341,11 +345,19 @@ class Command(BaseCommand):
         if not opts["skip_refine_only"]:
             confusion["refine_only"] = _confusion([p["refine_only"] for p in per_image])
         starts = [p.get("refined_from") for p in per_image]
+        parts_median = {}
+        for key in ("pnp_error_parts", "error_parts"):
+            rows = [p[key] for p in per_image if p.get(key)]
+            if rows:
+                parts_median[key] = {
+                    k: round(float(np.median([abs(r[k]) for r in rows])), 3)
+                    for k in ("depth_mm", "sideways_mm", "rotation_deg")}
         out = {
             "ct": str(ct_path),
             "header_start": not opts["no_header_start"],
             "refined_from_counts": {k: starts.count(k) for k in set(starts) if k},
             "self_check_confusion": confusion,
+            "error_parts_median_abs": parts_median,
             "name": name,
             "ct_shape": list(volume.shape),
             "model": train_info,
@@ -383,6 +395,12 @@ class Command(BaseCommand):
                     f"{k} {v}" for k, v in sorted(c["refined_from_counts"].items())))
             for mode, cf in c.get("self_check_confusion", {}).items():
                 w(f"  self-check {mode}: " + ", ".join(f"{k} {v}" for k, v in cf.items()))
+            for key, label in (("pnp_error_parts", "network + PnP"),
+                               ("error_parts", "refined (incl. rejected)")):
+                m = c.get("error_parts_median_abs", {}).get(key)
+                if m:
+                    w(f"  bone-centre error, {label} (median |.|): depth {m['depth_mm']:.2f} mm, "
+                      f"sideways {m['sideways_mm']:.2f} mm, rotation {m['rotation_deg']:.2f} deg")
             sec = c["seconds_per_image"]
             w("  seconds/image (mean): " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in sec.items()))
 
@@ -413,6 +431,27 @@ def _errors(T, tgt: np.ndarray, T_true: np.ndarray, icam) -> tuple[float | None,
     pa, pb = project(tgt, icam.K, T), project(tgt, icam.K, T_true)
     sp = np.asarray(icam.pixel_spacing_mm)
     return e3, float(np.mean(np.linalg.norm((pa - pb) * sp, axis=1)))
+
+
+def _error_parts(T, T_true: np.ndarray, centre_world: np.ndarray) -> dict | None:
+    """Where a pose's error lies, in the X-ray's camera frame: the bone-box centre's offset
+    along the viewing ray through it (``depth_mm``, + away from the source) and across it
+    (``sideways_mm``), and the rotation error (``rotation_deg``); None without a pose."""
+    from registration.engine.pose import rotation_angle_deg
+
+    if T is None:
+        return None
+    T, T_true = np.asarray(T, np.float64), np.asarray(T_true, np.float64)
+    c = np.asarray(centre_world, np.float64)
+    # both poses map the world into the same (the X-ray's) camera frame
+    p_true = T_true[:3, :3] @ c + T_true[:3, 3]
+    p_est = T[:3, :3] @ c + T[:3, 3]
+    ray = p_true / np.linalg.norm(p_true)
+    d = p_est - p_true
+    along = float(d @ ray)
+    return {"depth_mm": round(along, 3),
+            "sideways_mm": round(float(np.linalg.norm(d - along * ray)), 3),
+            "rotation_deg": round(rotation_angle_deg(T[:3, :3], T_true[:3, :3]), 3)}
 
 
 def _f(x) -> str:
