@@ -39,6 +39,7 @@ from registration.engine.quality import (
 from registration.engine.refine import (
     DEFAULT_LEVELS,
     RefineLevel,
+    RestartCheck,
     _similarity_at,
     depth_line_search,
     refine_pose,
@@ -355,7 +356,7 @@ def register(
             )
             bp = torch.nn.functional.max_pool2d(bp[None, None], 5, stride=1, padding=2)[0, 0]
             weight = 0.3 + 0.7 * bp
-        def checked(T_final: np.ndarray, similarity: float, restart_spread: float | None) -> None:
+        def checked(T_final: np.ndarray, similarity: float, restarts: RestartCheck | None) -> None:
             """Quality figures of a final pose; raises QualityError when one fails."""
             t0 = time.perf_counter()
             biv, bone_ct, vsmall = _bone_in_view(renderer, T_final, ref_img.K, rsize,
@@ -369,12 +370,12 @@ def register(
             check_similarity(similarity, biv, th)
             if dice is not None:
                 check_mask_agreement(dice, th)
-            if restart_spread is not None:
-                check_restarts(restart_spread, th)
+            if restarts is not None:
+                check_restarts(restarts.spread_mm, restarts.similarities,
+                               restarts.reference_similarity, th)
 
         if opt.refine:
             levels = opt.refine_levels
-            hypotheses = [T_start]
             if search_cands:
                 # the search did the coarse work: score its distinct results at the next
                 # finer level and refine them from there, best first
@@ -386,33 +387,41 @@ def register(
                     for _s, T_c, _k in search_cands[: max(1, opt.n_hypotheses)]
                 ]
                 order = [int(i) for i in np.argsort(-np.asarray(scored), kind="stable")]
-                hypotheses = [search_cands[i][1] for i in order]
                 levels = levels[opt.coarse_levels:] or levels[-1:]
                 stage("hypotheses", t0, n=len(scored), chosen=order[0],
                       start=search_cands[order[0]][2],
                       similarities=[round(x, 4) for x in scored])
+            # (start pose, index of the search candidate or "restart", where it came from)
+            queue: list[tuple[np.ndarray, int | str, str]] = (
+                [(search_cands[i][1], i, search_cands[i][2]) for i in order]
+                if search_cands else [(T_start, 0, "start")]
+            )
             first_failure: tuple[QualityError, np.ndarray, float] | None = None
-            attempts = hypotheses[: max(1, opt.max_attempts)]
-            for attempt, T_h in enumerate(attempts):
-                T_final, sim, spread = _refine_one(
+            n_tried = 0
+            while True:
+                T_h, chosen, origin = queue.pop(0)
+                n_tried += 1
+                T_final, sim, rc = _refine_one(
                     renderer, img, valid, camera, ref_img, img_t, val_t, weight, pivot, T_h,
                     levels, opt, rsize, stage)
                 try:
-                    checked(T_final, sim, spread)
+                    checked(T_final, sim, rc)
                 except QualityError as exc:
                     if first_failure is None:
                         first_failure = (exc, T_final, sim)
-                    if attempt + 1 < len(attempts):
+                    rival = None if rc is None else rc.best_rival(th.restart_similarity_margin)
+                    if rival is not None:
+                        # the refinement stopped short of the optimum: a restart matches
+                        # better, so refine from where it landed next
+                        queue.insert(0, (rc.poses[rival], "restart", origin))
+                    if queue and n_tried < max(1, opt.max_attempts):
                         continue
                     # report the best hypothesis' failure (its pose, similarity and reason)
                     res.T_cam_from_world, res.similarity = first_failure[1], first_failure[2]
                     raise first_failure[0] from None
-                if attempt > 0:
-                    stages["hypotheses"]["chosen"] = order[attempt]
-                    stages["hypotheses"]["start"] = search_cands[order[attempt]][2]
                 break
             if search_cands:
-                stages["hypotheses"]["attempts"] = attempt + 1
+                stages["hypotheses"].update(attempts=n_tried, chosen=chosen, start=origin)
         else:
             T_final = T_start
             sim = _similarity_on_square(renderer, T_final, ref_img.K, img_t, val_t, 2, 96,
@@ -459,10 +468,10 @@ def _similarity_on_square(renderer, T: np.ndarray, K: np.ndarray, img_t: torch.T
 
 def _refine_one(renderer, img, valid, camera, ref_img, img_t, val_t, weight, pivot, T_start,
                 levels, opt: RegistrationOptions, rsize: int,
-                stage: _StageClock) -> tuple[np.ndarray, float, float | None]:
+                stage: _StageClock) -> tuple[np.ndarray, float, RestartCheck | None]:
     """Refine one start: gradient refinement, depth line search, restart self-check.
-    Returns ``(T_cam_from_world, similarity at the finest refinement level, largest restart
-    spread in mm or None)``; stage timings add up over calls."""
+    Returns ``(T_cam_from_world, similarity at the finest refinement level, the restarts or
+    None when off)``; stage timings add up over calls."""
 
     add = stage.add
     t0 = time.perf_counter()
@@ -489,12 +498,12 @@ def _refine_one(renderer, img, valid, camera, ref_img, img_t, val_t, weight, piv
         add("depth", t0, size=dsize, moved_mm=round(ds.moved_mm, 3),
             similarity_before=round(ds.similarity_before, 5),
             similarity_after=round(ds.similarity, 5))
-    spread = None
+    rc = None
     if opt.n_restarts > 0:
         t0 = time.perf_counter()
         rc = restart_check(renderer, img_t, ref_img.K, T_final, pivot_world=pivot, valid=val_t,
                            weight=weight, n_restarts=opt.n_restarts)
-        spread = rc.max_spread_mm
         add("restarts", t0, spread_mm=[round(x, 2) for x in rc.spread_mm],
-            similarities=[round(x, 4) for x in rc.similarities])
-    return T_final, sim, spread
+            similarities=[round(x, 4) for x in rc.similarities],
+            reference_similarity=round(rc.reference_similarity, 4))
+    return T_final, sim, rc

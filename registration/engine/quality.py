@@ -31,6 +31,10 @@ class QualityThresholds:
     # search (2 x 24 held-out results of the abdomen CT): largest spread 0.4-9.5 mm at every
     # pose < 10 mm off, 12.5-30.9 mm at every pose > 10 mm off
     max_restart_spread_mm: float = 10.0
+    # ... unless the far restart matches clearly worse than the final pose (similarity at
+    # the restarts' finest level lower by more than this): it stopped on a poorer optimum.
+    # A far restart that matches better by more than this becomes the next hypothesis.
+    restart_similarity_margin: float = 0.003
 
 
 class QualityError(Exception):
@@ -136,13 +140,34 @@ def check_mask_agreement(dice: float, th: QualityThresholds = QualityThresholds(
         )
 
 
-def check_restarts(max_spread_mm: float, th: QualityThresholds = QualityThresholds()) -> None:
-    """Re-refinements started from perturbed copies of the final pose must land back on it
-    (mean displacement of points around the bone centre, mm): otherwise the pose is not
-    determined by the image (typically a drift along the viewing direction)."""
-    if not np.isfinite(max_spread_mm) or max_spread_mm > th.max_restart_spread_mm:
+def check_restarts(
+    spread_mm: list[float],
+    similarities: list[float],
+    reference_similarity: float,
+    th: QualityThresholds = QualityThresholds(),
+) -> None:
+    """Re-refinements started from perturbed copies of the final pose (``spread_mm``: how
+    far each landed, mean displacement of points around the bone centre; ``similarities``:
+    how well each matches, against the final pose's ``reference_similarity`` at the same
+    level) must not find another pose that matches as well: a restart more than
+    ``max_restart_spread_mm`` away fails the pose unless it matches clearly worse (by
+    ``restart_similarity_margin``), i.e. it stopped on a poorer local optimum. Otherwise the
+    pose is not determined by the image (typically a drift along the viewing direction)."""
+    if len(spread_mm) != len(similarities):
+        raise ValueError("one similarity per restart is needed")
+    def clearly_worse(s: float) -> bool:
+        return bool(np.isfinite(reference_similarity) and np.isfinite(s)
+                    and s < reference_similarity - th.restart_similarity_margin)
+
+    rivals = [
+        d
+        for d, s in zip(spread_mm, similarities, strict=True)
+        if not np.isfinite(d) or (d > th.max_restart_spread_mm and not clearly_worse(s))
+    ]
+    if rivals:
+        far = max(rivals)
         raise QualityError(
             "consistency",
-            f"the pose is not well determined: restarts from nearby poses end up to "
-            f"{max_spread_mm:.1f} mm away (> {th.max_restart_spread_mm:g} mm)",
+            f"the pose is not well determined: a restart from a nearby pose ends up "
+            f"{far:.1f} mm away (> {th.max_restart_spread_mm:g} mm) and matches the X-ray as well",
         )

@@ -233,18 +233,27 @@ def refine_pose(
     # final similarity at the finest level actually used
     with torch.no_grad():
         T_best = increment(best_theta, pivot_cam) @ T0
-        f = levels[-1].factor
-        img_l = downsample(img, f) if f > 1 else img
-        w_l = downsample(wgt, f) if f > 1 else wgt
-        K_l = scaled_K(K, H / img_l.shape[0])
-        best_sim = float(
-            _similarity_at(renderer, T_best, K_l, img_l, w_l, levels[-1].samples_per_ray)
-        )
+    best_sim = pose_similarity(renderer, img, K, T_best.numpy(), wgt, levels[-1])
     T_out = T_best.double().numpy()
     # re-orthonormalise (float32 drift)
     U, _, Vt = np.linalg.svd(T_out[:3, :3])
     T_out[:3, :3] = U @ Vt
     return RefineResult(T_out, best_sim, sim0, n_iter, time.perf_counter() - t0, history)
+
+
+def pose_similarity(renderer, image: torch.Tensor, K: np.ndarray, T: np.ndarray,
+                    weight: torch.Tensor, level: RefineLevel) -> float:
+    """Similarity of the DRR at ``T`` (``T_cam_from_world``) with ``image`` (H, W) at a
+    refinement level: both downsampled by ``level.factor``, ``weight`` (H, W) the pixel
+    weight (valid mask times bone weight), as :func:`refine_pose` reports it."""
+    img = torch.as_tensor(image, dtype=torch.float32)
+    f = level.factor
+    img_l = downsample(img, f)
+    w_l = downsample(torch.as_tensor(weight, dtype=torch.float32), f)
+    K_l = scaled_K(K, img.shape[0] / img_l.shape[0])
+    with torch.no_grad():
+        return float(_similarity_at(renderer, torch.as_tensor(T, dtype=torch.float32), K_l,
+                                    img_l, w_l, level.samples_per_ray))
 
 
 RESTART_LEVELS = (
@@ -259,17 +268,27 @@ class RestartCheck:
 
     ``spread_mm``: for each restart, the mean distance (mm) between where the restart and
     the refined pose put a set of points around the pivot (pivot +- ``radius_mm`` along the
-    three world axes); ``similarities``: each restart's final similarity; ``poses``: the
-    restarts' ``T_cam_from_world``.
+    three world axes); ``poses``: the restarts' ``T_cam_from_world``; ``similarities``:
+    each restart's similarity and ``reference_similarity`` the refined pose's, all at the
+    restarts' finest level with one pixel weight, so they compare.
     """
 
     spread_mm: list[float]
     similarities: list[float]
     poses: list[np.ndarray]
+    reference_similarity: float = math.nan
 
     @property
     def max_spread_mm(self) -> float:
         return max(self.spread_mm) if self.spread_mm else 0.0
+
+    def best_rival(self, min_gain: float) -> int | None:
+        """Index of the restart that matches the X-ray best, if it beats the refined pose
+        by more than ``min_gain``, else None: the refinement stopped short of the optimum."""
+        if not self.similarities or not math.isfinite(self.reference_similarity):
+            return None
+        i = int(np.argmax(self.similarities))
+        return i if self.similarities[i] > self.reference_similarity + min_gain else None
 
 
 def pose_distance_mm(T_a: np.ndarray, T_b: np.ndarray, centre: np.ndarray,
@@ -307,13 +326,20 @@ def restart_check(
     copy again with ``levels`` and measure how far each lands from ``T_refined``.
 
     A pose at the true optimum attracts the restarts back; a pose on a flat or spurious
-    ridge of the similarity (typically a depth drift) lets them land elsewhere. With
+    ridge of the similarity (typically a depth drift) lets them land elsewhere, as well or
+    better matched (:func:`registration.engine.quality.check_restarts` weighs both). With
     ``depth_search`` each restart ends with :func:`depth_line_search` (+-8 mm), as the
     registration itself does, so that a slow depth convergence is not taken for ambiguity.
     """
     rng = np.random.default_rng(seed)
     T0 = np.asarray(T_refined, dtype=np.float64)
     pw = np.asarray(pivot_world, dtype=np.float64)
+    img = torch.as_tensor(image, dtype=torch.float32)
+    if weight is None:  # one bone weight for every restart, so that similarities compare
+        weight = bone_weight_from_drr(renderer, T0, K, tuple(img.shape))
+    val = torch.ones_like(img) if valid is None else torch.as_tensor(valid).float()
+    w_all = torch.as_tensor(weight, dtype=torch.float32) * val
+    ref_sim = pose_similarity(renderer, img, K, T0, w_all, levels[-1])
     pivot_cam = torch.as_tensor(T0[:3, :3] @ pw + T0[:3, 3], dtype=torch.float64)
     spreads, sims, poses = [], [], []
     for k in range(n_restarts):
@@ -329,15 +355,15 @@ def restart_check(
         T_start = (increment(theta, pivot_cam) @ torch.as_tensor(T0)).numpy()
         rr = refine_pose(renderer, image, K, T_start, valid=valid, weight=weight,
                          pivot_world=pw, levels=levels)
-        T_r, s_r = rr.T_cam_from_world, rr.similarity
+        T_r = rr.T_cam_from_world
         if depth_search:
             ds = depth_line_search(renderer, image, K, T_r, pw, valid=valid, weight=weight,
                                    half_range_mm=8.0, steps=5)
             T_r = ds.T_cam_from_world
         spreads.append(pose_distance_mm(T_r, T0, pw))
-        sims.append(s_r)
+        sims.append(pose_similarity(renderer, img, K, T_r, w_all, levels[-1]))
         poses.append(T_r)
-    return RestartCheck(spreads, sims, poses)
+    return RestartCheck(spreads, sims, poses, ref_sim)
 
 
 @dataclass

@@ -183,3 +183,38 @@ def test_all_hypotheses_failing_reports_the_first_failure(setup, monkeypatch):
     assert res.T_cam_from_world is None
     assert res.message.split(":")[0] in {"similarity", "pose"}
     assert "T_rejected" in res.extras
+
+
+def test_a_better_matching_far_restart_is_refined_next(setup, monkeypatch):
+    """When a restart lands far away and matches better than the refined pose, the pose
+    fails its consistency check and the pipeline refines from where that restart landed."""
+    import registration.engine.pipeline as pipeline
+    from registration.engine.refine import RestartCheck
+
+    vol, cam, model, renderer = setup
+    T_true = carm_pose(25.0, -10.0, 650.0, [0.0, 5.0, 0.0])
+    img = _drr(renderer, cam, T_true)
+    T0 = perturb_pose(T_true, 3.0, 6.0, np.random.default_rng(4), center_world=np.zeros(3))
+    real = pipeline._refine_one
+    starts = []
+    T_rival = perturb_pose(T_true, 1.0, 2.0, np.random.default_rng(5), center_world=np.zeros(3))
+
+    def stopped_short(*args, **kwargs):
+        starts.append(np.asarray(args[9]).copy())
+        if len(starts) == 1:  # a refined pose 30 mm deep whose far restart matches better
+            T, sim, rc = real(*args, **kwargs)
+            T = T.copy()
+            T[2, 3] += 30.0
+            return T, sim, RestartCheck([25.0], [0.99], [T_rival], reference_similarity=0.9)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_refine_one", stopped_short)
+    res = register(vol, None, img, np.ones_like(img, bool), cam, T_init=T0, options=FAST,
+                   renderer=renderer)
+    assert len(starts) == 2
+    np.testing.assert_allclose(starts[1], T_rival, atol=1e-9)
+    assert res.status == "ok", res.message
+    assert res.stages["hypotheses"]["chosen"] == "restart"
+    assert res.stages["hypotheses"]["attempts"] == 2
+    targets = vol.voxel_to_world(np.argwhere(vol.array > 200)[:, ::-1][::30].astype(float))
+    assert target_error_mm(targets, res.T_cam_from_world, T_true).mean() < 1.5

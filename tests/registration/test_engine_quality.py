@@ -8,6 +8,7 @@ import pytest
 from registration.engine.pipeline import mask_dice
 from registration.engine.quality import (
     QualityError,
+    QualityThresholds,
     check_mask_agreement,
     check_network,
     check_pnp,
@@ -48,9 +49,24 @@ def test_other_checks_name_the_problem():
 
 
 def test_restart_check_rejects_undetermined_pose():
-    check_restarts(1.0)
+    check_restarts([1.0, 9.0], [0.95, 0.96], 0.95)
     with pytest.raises(QualityError, match="not well determined") as exc:
-        check_restarts(12.0)
+        check_restarts([1.0, 12.0], [0.95, 0.95], 0.95)  # far and as good
     assert exc.value.stage == "consistency"
+    with pytest.raises(QualityError, match="12.0 mm"):
+        check_restarts([12.0], [0.97], 0.95)  # far and better
     with pytest.raises(QualityError):
-        check_restarts(float("nan"))
+        check_restarts([float("nan")], [0.5], 0.95)
+
+
+def test_restart_check_accepts_a_far_restart_that_matches_clearly_worse():
+    th = QualityThresholds()
+    worse = 0.95 - th.restart_similarity_margin - 1e-3
+    check_restarts([1.0, 20.0], [0.95, worse], 0.95, th)
+    barely = 0.95 - th.restart_similarity_margin + 1e-3
+    with pytest.raises(QualityError):
+        check_restarts([1.0, 20.0], [0.95, barely], 0.95, th)
+    with pytest.raises(QualityError):  # no reference to compare with: be strict
+        check_restarts([20.0], [0.1], float("nan"), th)
+    with pytest.raises(ValueError):
+        check_restarts([1.0, 2.0], [0.9], 0.9, th)

@@ -99,6 +99,12 @@ def test_restart_check_separates_true_from_shifted_pose(scene):
     bad = restart_check(renderer, img, cam.K, T_bad, pivot_world=np.zeros(3), n_restarts=2,
                         rot_deg=3.0, depth_mm=10.0, levels=levels, seed=0)
     assert bad.max_spread_mm > 5.0, bad.spread_mm
+    # the restarts are compared with the refined pose on one footing: at the true pose
+    # none matches clearly better; from the shifted pose the best restart does
+    assert good.best_rival(0.003) is None, (good.similarities, good.reference_similarity)
+    i = bad.best_rival(0.003)
+    assert i is not None, (bad.similarities, bad.reference_similarity)
+    assert pose_distance_mm(bad.poses[i], T_true, np.zeros(3)) < 25.0 - 5.0
 
 
 def test_highpass_removes_smooth_shading_before_correlating():
