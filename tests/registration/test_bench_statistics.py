@@ -35,6 +35,14 @@ def test_summary_counts_failures_as_infinite_and_uses_the_best_half() -> None:
     assert s["failure_rate_over_10mm"] == pytest.approx(3 / 6, abs=1e-12)
 
 
+def test_summary_p95_is_a_real_error_or_none_never_a_blend_with_a_failure() -> None:
+    errors = [float(x) for x in range(1, 20)] + [math.inf]  # 20 results, one failed
+    assert summarise(errors)["p95_mm"] is None  # the 95th percentile lies on the failure
+    assert summarise(errors[:-1] + [25.0])["p95_mm"] == pytest.approx(25.0, abs=1e-12)
+    s = summarise([float(x) for x in range(1, 40)] + [math.inf])
+    assert s["p95_mm"] == pytest.approx(39.0, abs=1e-12)
+
+
 def test_summary_median_is_none_when_most_failed() -> None:
     s = summarise([1.0, math.inf, math.inf])
     assert s["median_mm"] is None
