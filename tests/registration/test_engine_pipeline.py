@@ -127,15 +127,21 @@ def test_far_start_is_found_by_the_search(setup):
     assert res.stages["search"]["best_start"] == "initial"
 
 
+def _near_shot(renderer, cam) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A true pose, its DRR and a start 3 deg / 6 mm off it (seeded)."""
+    T_true = carm_pose(25.0, -10.0, 650.0, [0.0, 5.0, 0.0])
+    img = _drr(renderer, cam, T_true)
+    T0 = perturb_pose(T_true, 3.0, 6.0, np.random.default_rng(4), center_world=np.zeros(3))
+    return T_true, img, T0
+
+
 def test_second_hypothesis_is_tried_when_the_first_fails(setup, monkeypatch):
     """The first refined hypothesis is made to fail its self-check (a pose 300 mm off);
     the pipeline refines the next one and reports that one."""
     import registration.engine.pipeline as pipeline
 
     vol, cam, model, renderer = setup
-    T_true = carm_pose(25.0, -10.0, 650.0, [0.0, 5.0, 0.0])
-    img = _drr(renderer, cam, T_true)
-    T0 = perturb_pose(T_true, 3.0, 6.0, np.random.default_rng(4), center_world=np.zeros(3))
+    T_true, img, T0 = _near_shot(renderer, cam)
     real = pipeline._refine_one
     calls = []
 
@@ -192,9 +198,7 @@ def test_a_better_matching_far_restart_is_refined_next(setup, monkeypatch):
     from registration.engine.refine import RestartCheck
 
     vol, cam, model, renderer = setup
-    T_true = carm_pose(25.0, -10.0, 650.0, [0.0, 5.0, 0.0])
-    img = _drr(renderer, cam, T_true)
-    T0 = perturb_pose(T_true, 3.0, 6.0, np.random.default_rng(4), center_world=np.zeros(3))
+    T_true, img, T0 = _near_shot(renderer, cam)
     real = pipeline._refine_one
     starts = []
     T_rival = perturb_pose(T_true, 1.0, 2.0, np.random.default_rng(5), center_world=np.zeros(3))
