@@ -3,8 +3,9 @@
 Stages: network -> confidence-ranked selection -> PnP-RANSAC (+LM) -> coarse pose search
 around each start (the PnP pose and/or a given initial pose such as the header angles) ->
 intensity refinement of the best hypothesis -> 1-D depth search -> self-checks (similarity,
-bone-mask agreement, restart consistency); when the self-checks fail, the next search
-hypothesis is refined and checked before the registration is reported as failed.
+bone-mask agreement, restart consistency); when the self-checks fail, the next start is
+refined and checked (a restart that matched better than the refined pose, else the next
+search hypothesis) before the registration is reported as failed.
 
 Input: an X-ray in line-integral form (H, W) with its collimator mask and its
 :class:`~registration.engine.camera.Camera` (dewarped pinhole intrinsics). Output: a
@@ -40,8 +41,8 @@ from registration.engine.refine import (
     DEFAULT_LEVELS,
     RefineLevel,
     RestartCheck,
-    _similarity_at,
     depth_line_search,
+    level_similarity,
     refine_pose,
     restart_check,
     scaled_K,
@@ -356,6 +357,7 @@ def register(
             )
             bp = torch.nn.functional.max_pool2d(bp[None, None], 5, stride=1, padding=2)[0, 0]
             weight = 0.3 + 0.7 * bp
+
         def checked(T_final: np.ndarray, similarity: float, restarts: RestartCheck | None) -> None:
             """Quality figures of a final pose; raises QualityError when one fails."""
             t0 = time.perf_counter()
@@ -455,15 +457,11 @@ def _similarity_on_square(renderer, T: np.ndarray, K: np.ndarray, img_t: torch.T
     image ``img_t`` (intrinsics ``K``) downsampled by ``factor``. The weight is the
     downsampled valid mask (``crisp``: only pixels whose whole block is valid), times the
     downsampled bone ``weight`` when given."""
-    il = downsample(img_t, factor)
     vl = downsample(val_t.float(), factor)
     wl = (vl > 0.99).float() if crisp else vl
     if weight is not None:
         wl = wl * downsample(weight, factor)
-    Kl = scaled_K(K, img_t.shape[0] / il.shape[0])
-    with torch.no_grad():
-        return float(_similarity_at(renderer, torch.as_tensor(T, dtype=torch.float32), Kl, il,
-                                    wl, samples_per_ray))
+    return level_similarity(renderer, img_t, K, T, wl, factor, samples_per_ray)
 
 
 def _refine_one(renderer, img, valid, camera, ref_img, img_t, val_t, weight, pivot, T_start,

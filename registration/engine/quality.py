@@ -155,6 +155,7 @@ def check_restarts(
     pose is not determined by the image (typically a drift along the viewing direction)."""
     if len(spread_mm) != len(similarities):
         raise ValueError("one similarity per restart is needed")
+
     def clearly_worse(s: float) -> bool:
         return bool(np.isfinite(reference_similarity) and np.isfinite(s)
                     and s < reference_similarity - th.restart_similarity_margin)

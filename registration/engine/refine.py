@@ -241,19 +241,25 @@ def refine_pose(
     return RefineResult(T_out, best_sim, sim0, n_iter, time.perf_counter() - t0, history)
 
 
+def level_similarity(renderer, image: torch.Tensor, K: np.ndarray, T: np.ndarray,
+                     weight_l: torch.Tensor, factor: int, samples_per_ray: int) -> float:
+    """Similarity (no gradient) of the DRR at ``T`` (``T_cam_from_world``) with ``image``
+    (H, W, intrinsics ``K``) downsampled by ``factor``; ``weight_l`` is the pixel weight at
+    that downsampled size."""
+    img_l = downsample(torch.as_tensor(image, dtype=torch.float32), factor)
+    K_l = scaled_K(K, image.shape[0] / img_l.shape[0])
+    with torch.no_grad():
+        return float(_similarity_at(renderer, torch.as_tensor(T, dtype=torch.float32), K_l,
+                                    img_l, weight_l, samples_per_ray))
+
+
 def pose_similarity(renderer, image: torch.Tensor, K: np.ndarray, T: np.ndarray,
                     weight: torch.Tensor, level: RefineLevel) -> float:
     """Similarity of the DRR at ``T`` (``T_cam_from_world``) with ``image`` (H, W) at a
     refinement level: both downsampled by ``level.factor``, ``weight`` (H, W) the pixel
     weight (valid mask times bone weight), as :func:`refine_pose` reports it."""
-    img = torch.as_tensor(image, dtype=torch.float32)
-    f = level.factor
-    img_l = downsample(img, f)
-    w_l = downsample(torch.as_tensor(weight, dtype=torch.float32), f)
-    K_l = scaled_K(K, img.shape[0] / img_l.shape[0])
-    with torch.no_grad():
-        return float(_similarity_at(renderer, torch.as_tensor(T, dtype=torch.float32), K_l,
-                                    img_l, w_l, level.samples_per_ray))
+    w_l = downsample(torch.as_tensor(weight, dtype=torch.float32), level.factor)
+    return level_similarity(renderer, image, K, T, w_l, level.factor, level.samples_per_ray)
 
 
 RESTART_LEVELS = (
@@ -277,10 +283,6 @@ class RestartCheck:
     similarities: list[float]
     poses: list[np.ndarray]
     reference_similarity: float = math.nan
-
-    @property
-    def max_spread_mm(self) -> float:
-        return max(self.spread_mm) if self.spread_mm else 0.0
 
     def best_rival(self, min_gain: float) -> int | None:
         """Index of the restart that matches the X-ray best, if it beats the refined pose

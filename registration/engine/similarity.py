@@ -74,7 +74,7 @@ def gaussian_blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
         # the result is smooth at that scale, and the cost drops by about k^3)
         k = int(sigma_px // 3)
         h, w = y.shape[-2:]
-        small = F.avg_pool2d(y, k, ceil_mode=True) * 1.0
+        small = F.avg_pool2d(y, k, ceil_mode=True)
         small = gaussian_blur(small[:, 0], math.sqrt(max(sigma_px**2 - k * k / 12.0, 1.0)) / k)
         y = F.interpolate(small.unsqueeze(1), size=(h, w), mode="bilinear", align_corners=False)
         return y[0, 0] if squeeze else y[:, 0]
