@@ -8,7 +8,9 @@ Loss per pixel (see :func:`scene_coord_loss`):
 * a binary cross-entropy on the bone mask.
 
 Training keeps a pool of noise-free rendered samples, refreshes a few of them every step
-and draws each batch from the pool with freshly simulated appearance.
+and draws each batch from the pool with freshly simulated appearance. The learning rate
+warms up and then decays over the budget, counted in steps or in seconds, whichever runs
+out first (:func:`budget_fraction`), so a run stopped by its time limit ends annealed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,27 @@ from registration.engine.dataset import (
 from registration.engine.unet import SceneCoordOutput, SceneCoordUNet, normalise_image
 
 OFF_BONE_LOG_SCALE = math.log(0.5)
+WARMUP_FRACTION = 0.1
+FINAL_LR_FACTOR = 0.01
+
+
+def budget_fraction(step: int, steps: int, elapsed_s: float, max_seconds: float) -> float:
+    """How far training is through its budget, in [0, 1]: the larger of the step share and
+    the time share, so that a run stopped by the clock still finishes its schedule."""
+    by_steps = step / max(steps, 1)
+    by_time = elapsed_s / max_seconds if max_seconds > 0 else 0.0
+    return float(min(1.0, max(by_steps, by_time)))
+
+
+def learning_rate(fraction: float, max_lr: float) -> float:
+    """Linear warm-up over the first ``WARMUP_FRACTION`` of the budget, then a cosine decay
+    to ``FINAL_LR_FACTOR * max_lr`` at its end."""
+    f = min(max(fraction, 0.0), 1.0)
+    if f < WARMUP_FRACTION:
+        return max_lr * (0.04 + 0.96 * f / WARMUP_FRACTION)
+    t = (f - WARMUP_FRACTION) / (1.0 - WARMUP_FRACTION)
+    low = FINAL_LR_FACTOR * max_lr
+    return low + 0.5 * (max_lr - low) * (1.0 + math.cos(math.pi * t))
 
 
 @dataclass(frozen=True)
@@ -188,9 +211,6 @@ def train_model(
     )
     net = SceneCoordUNet(base=p.base_channels, depth=p.depth).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=p.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=p.lr, total_steps=max(p.steps, 2), pct_start=0.1
-    )
     appearance = AppearanceParams()
     say = log or (lambda _m: None)
 
@@ -233,6 +253,11 @@ def train_model(
                 pool.append(s)
             else:
                 pool[int(rng.integers(len(pool)))] = s
+        lr = learning_rate(
+            budget_fraction(step - 1, p.steps, time.perf_counter() - t0, p.max_seconds), p.lr
+        )
+        for group in opt.param_groups:
+            group["lr"] = lr
         idx = rng.choice(len(pool), size=min(p.batch_size, len(pool)), replace=False)
         x, c, m, v = _batch(pool, idx, rng, device, appearance)
         out = net(x)
@@ -241,16 +266,17 @@ def train_model(
         parts.total.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
-        sched.step()
         loss = float(parts.total.detach())
         ema = loss if ema is None else 0.95 * ema + 0.05 * loss
-        if step % 10 == 0 or step == 1 or step == p.steps:
+        out_of_time = time.perf_counter() - t0 > p.max_seconds
+        if step % 10 == 0 or step == 1 or step == p.steps or out_of_time:
             rec = {
                 "step": step,
                 "loss": loss,
                 "loss_ema": ema,
                 "median_error_mm": parts.median_error * box.scale,
                 "mask_bce": parts.mask_bce,
+                "lr": lr,
                 "seconds": time.perf_counter() - t0,
             }
             history.append(rec)
@@ -261,7 +287,7 @@ def train_model(
             say(
                 f"step {step}/{p.steps} loss {ema:.3f} median error {parts.median_error * box.scale:.1f} mm"
             )
-        if time.perf_counter() - t0 > p.max_seconds:
+        if out_of_time:
             say(f"stopping at step {step}: time budget {p.max_seconds:.0f} s reached")
             break
     net.eval()

@@ -316,7 +316,10 @@ class Command(BaseCommand):
             per["no_refine"].append(e3n)
             pde["no_refine"].append(e2n)
             if not opts["skip_refine_only"]:
-                T_rough = perturb_pose(T_true, float(rng.uniform(0, 10)), float(rng.uniform(0, 30)), rng,
+                # its own stream per image, so skipping this mode leaves the shots unchanged
+                rough_rng = np.random.default_rng([opts["seed"], 104729, i])
+                T_rough = perturb_pose(T_true, float(rough_rng.uniform(0, 10)),
+                                       float(rough_rng.uniform(0, 30)), rough_rng,
                                        center_world=box.centre)
                 r2 = register(volume, None, img, val, icam, T_init=T_rough,
                               options=RegistrationOptions(**ropts), renderer=renderer)
