@@ -388,6 +388,37 @@ def _along_ray(T: torch.Tensor, pivot_cam: torch.Tensor, d_mm: float) -> torch.T
     return D @ T
 
 
+def view_pivot(
+    T_cam_from_world: np.ndarray,
+    K: np.ndarray,
+    valid: torch.Tensor | np.ndarray,
+    pivot_world: np.ndarray,
+    weight: torch.Tensor | np.ndarray | None = None,
+) -> np.ndarray:
+    """The pivot for an image that may show only part of the bone: the point on the ray
+    through the (weighted) centroid of the ``valid`` pixels, at the camera depth of
+    ``pivot_world`` (the bone centre) in pose ``T_cam_from_world``. LPS mm, (3,).
+
+    Rotations about, and depth moves along the ray through, the bone centre shift a
+    close-up's visible part sideways; about this point they keep it in view."""
+    w = torch.as_tensor(valid).double()
+    if weight is not None:
+        w = w * torch.as_tensor(weight).double()
+    total = float(w.sum())
+    T = np.asarray(T_cam_from_world, dtype=np.float64)
+    pw = np.asarray(pivot_world, dtype=np.float64)
+    z = float((T[:3, :3] @ pw + T[:3, 3])[2])
+    if total <= 0 or z <= 0:
+        return pw.copy()
+    h, wd = w.shape
+    vv, uu = torch.meshgrid(torch.arange(h, dtype=torch.float64),
+                            torch.arange(wd, dtype=torch.float64), indexing="ij")
+    u, v = float((w * uu).sum()) / total, float((w * vv).sum()) / total
+    ray = np.linalg.solve(np.asarray(K, dtype=np.float64), np.array([u, v, 1.0]))
+    p_cam = ray * (z / ray[2])
+    return T[:3, :3].T @ (p_cam - T[:3, 3])
+
+
 def depth_line_search(
     renderer,
     image: torch.Tensor,

@@ -31,6 +31,8 @@ def test_mask_dice_and_agreement_check():
     check_mask_agreement(0.8)
     with pytest.raises(QualityError, match="does not overlap"):
         check_mask_agreement(d)
+    with pytest.raises(QualityError, match="Dice 0.50 < 0.60"):
+        check_mask_agreement(0.5)  # half the bone in the wrong place (a wrong close-up)
 
 
 def test_other_checks_name_the_problem():
