@@ -2,9 +2,10 @@
 
 Stages: network -> confidence-ranked selection -> PnP-RANSAC (+LM) -> coarse pose search
 around each start (the PnP pose and/or a given initial pose such as the header angles) ->
-intensity refinement of the best hypothesis -> 1-D depth search -> self-checks (similarity,
-bone-mask agreement, restart consistency); when the self-checks fail, the next start is
-refined and checked (a restart that matched better than the refined pose, else the next
+intensity refinement of the best hypothesis -> 1-D depth search (search, refinement and
+depth search turn about the view pivot, :func:`~registration.engine.refine.view_pivot`) ->
+self-checks (similarity, bone-mask agreement, restart consistency); when the self-checks
+fail, the next start is refined and checked (a restart that matched better than the refined pose, else the next
 search hypothesis) before the registration is reported as failed.
 
 Input: an X-ray in line-integral form (H, W) with its collimator mask and its
@@ -106,8 +107,8 @@ class RegistrationOptions:
     coarse_levels: int = 1
     depth_search_size: int = 256  # 1-D depth search at this image size after refining (0: off)
     max_attempts: int = 2  # hypotheses refined in turn until one passes the self-checks
-    # search, refine, depth search and restarts turn about the point at the bone's depth on
-    # the ray through the view's centre (refine.view_pivot), not about the bone centre
+    # search, refinement and depth search turn about the point at the bone's depth on the
+    # ray through the view's centre (refine.view_pivot), not about the bone centre
     view_pivot: bool = True
     thresholds: QualityThresholds = field(default_factory=QualityThresholds)
     device: str = "cpu"
@@ -480,9 +481,9 @@ def _refine_one(renderer, img, valid, camera, ref_img, img_t, val_t, weight,
                 stage: _StageClock) -> tuple[np.ndarray, float, RestartCheck | None]:
     """Refine one start: gradient refinement, depth line search, restart self-check.
     ``pivots``: (the pivot of the refinement and the depth search, that of the restarts).
-    The restarts turn about the bone centre: about the view's centre they stayed near a
-    wrong close-up pose (abdomen CT, 20 held-out shots: 3 poses 45-552 mm off passed,
-    none did about the bone centre). Returns ``(T_cam_from_world, similarity at the finest
+    The restarts turn about the bone centre: about the view's centre they stayed near
+    wrong close-up poses (abdomen CT, 20 held-out shots: poses 45 and 552 mm off passed;
+    about the bone centre both failed). Returns ``(T_cam_from_world, similarity at the finest
     refinement level, the restarts or None when off)``; stage timings add up over calls."""
     pivot, check_pivot = pivots
 
