@@ -26,8 +26,8 @@ class QualityThresholds:
     min_similarity: float = 0.55
     min_bone_in_view_fraction: float = 0.01
     # Dice of the network's bone mask and the CT bone projected at the final pose: 0.80-0.99
-    # at every pose < 10 mm off, 0.36-0.81 at poses 45-552 mm off (3 x 20 held-out shots
-    # per CT, two runs each); 0.35 let a close-up 91 mm off pass
+    # at every pose < 10 mm off, 0.36-0.81 at poses 45-552 mm off (five bench runs of 20
+    # held-out shots over the three CTs); 0.35 let a close-up 91 mm off pass
     min_mask_dice: float = 0.6
     source_distance_range: tuple[float, float] = (0.2, 1.6)  # x source-to-detector
     # re-refinements from perturbed copies must agree. With the coarse search and depth
