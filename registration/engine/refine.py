@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from registration.engine.camera import backproject
 from registration.engine.pose import se3_exp
 from registration.engine.similarity import combined_similarity, downsample
 
@@ -411,12 +412,9 @@ def view_pivot(
     if total <= 0 or z <= 0:
         return pw.copy()
     h, wd = w.shape
-    vv, uu = torch.meshgrid(torch.arange(h, dtype=torch.float64),
-                            torch.arange(wd, dtype=torch.float64), indexing="ij")
-    u, v = float((w * uu).sum()) / total, float((w * vv).sum()) / total
-    ray = np.linalg.solve(np.asarray(K, dtype=np.float64), np.array([u, v, 1.0]))
-    p_cam = ray * (z / ray[2])
-    return T[:3, :3].T @ (p_cam - T[:3, 3])
+    u = float(w.sum(0) @ torch.arange(wd, dtype=torch.float64)) / total
+    v = float(w.sum(1) @ torch.arange(h, dtype=torch.float64)) / total
+    return backproject(np.array([[u, v]]), z, K, T)[0]
 
 
 def depth_line_search(
