@@ -11,6 +11,11 @@ Training keeps a pool of noise-free rendered samples, refreshes a few of them ev
 and draws each batch from the pool with freshly simulated appearance. The learning rate
 warms up and then decays over the budget, counted in steps or in seconds, whichever runs
 out first (:func:`budget_fraction`), so a run stopped by its time limit ends annealed.
+
+The forward pass runs under bfloat16 autocast where the hardware computes in bfloat16
+natively (:func:`training_dtype`; on the 2-core AMX CPU a quick-preset step's network
+part takes 141 instead of 207 ms), so more steps fit in a time budget; the loss, the
+weights and the optimiser state stay float32, and inference is float32.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ class Preset:
     samples_per_ray: int
     lr: float
     max_seconds: float
+    precision: str = "auto"  # "auto" (bf16 autocast where native), "bf16" or "fp32"
 
 
 PRESETS: dict[str, Preset] = {
@@ -102,7 +108,32 @@ def get_preset(name: str) -> Preset:
             kw[key] = int(os.environ[env])
     if os.environ.get("ORTHOFUSE_TRAIN_MAX_SECONDS"):
         kw["max_seconds"] = float(os.environ["ORTHOFUSE_TRAIN_MAX_SECONDS"])
+    if os.environ.get("ORTHOFUSE_TRAIN_PRECISION"):
+        kw["precision"] = os.environ["ORTHOFUSE_TRAIN_PRECISION"]
     return Preset(**kw)
+
+
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` computes bfloat16 convolutions in hardware (AMX/AVX-512-BF16
+    CPUs through oneDNN, Ampere or newer GPUs); elsewhere autocast would emulate it slowly."""
+    if str(device).startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    try:
+        return bool(torch.backends.mkldnn.is_available()
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def training_dtype(precision: str, device: str) -> torch.dtype:
+    """The autocast dtype of the forward pass for a preset's ``precision``."""
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "auto":
+        return torch.bfloat16 if native_bf16(device) else torch.float32
+    raise ValueError(f"unknown precision {precision!r} (choose auto, bf16 or fp32)")
 
 
 @dataclass
@@ -210,6 +241,7 @@ def train_model(
         device=device,
     )
     net = SceneCoordUNet(base=p.base_channels, depth=p.depth).to(device)
+    amp_dtype = training_dtype(p.precision, device)
     opt = torch.optim.AdamW(net.parameters(), lr=p.lr, weight_decay=1e-4)
     appearance = AppearanceParams()
     say = log or (lambda _m: None)
@@ -260,7 +292,10 @@ def train_model(
             group["lr"] = lr
         idx = rng.choice(len(pool), size=min(p.batch_size, len(pool)), replace=False)
         x, c, m, v = _batch(pool, idx, rng, device, appearance)
-        out = net(x)
+        with torch.autocast(torch.device(device).type, dtype=amp_dtype,
+                            enabled=amp_dtype != torch.float32):
+            out = net(x)
+        out = SceneCoordOutput(out.coords.float(), out.log_scale.float(), out.bone_logit.float())
         parts = scene_coord_loss(out, c, m, v)
         opt.zero_grad(set_to_none=True)
         parts.total.backward()
@@ -300,6 +335,7 @@ def train_model(
         "bone_threshold_hu": bone_threshold_hu,
         "seed": seed,
         "device": str(device),
+        "training_precision": str(amp_dtype).removeprefix("torch."),
         "training": {
             "steps_done": step,
             "seconds": time.perf_counter() - t0,
