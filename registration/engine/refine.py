@@ -473,3 +473,113 @@ def depth_line_search(
         best_d, best_s = centre, s_new
     T_out = _along_ray(T0, pivot_cam, best_d).numpy()
     return DepthSearch(T_out, best_d, s_before, best_s)
+
+
+
+def depth_profile_search(
+    renderer,
+    image: torch.Tensor,
+    K: np.ndarray,
+    T: np.ndarray,
+    pivot_world: np.ndarray,
+    *,
+    valid: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+    step_mm: float = 5.0,
+    half_width: int = 2,
+    max_shifts: int = 2,
+    levels: tuple[tuple[int, int, float], ...] = ((4, 8, 0.5), (2, 4, 0.2)),
+    samples_per_ray: int = 64,
+) -> DepthSearch:
+    """Settle the depth on the similarity's profile: the best match at each depth.
+
+    In a close-up a depth change is matched almost as well once a small rotation and a
+    sideways shift follow it, so the optimum lies on a long, nearly flat ridge and the
+    gradient refinement can stop anywhere on it (measured: a 208 px close-up ended 10.4 mm
+    off in depth, 0.55 deg and 1 mm off otherwise; moving along the bare ray lowers the
+    similarity, so :func:`depth_line_search` cannot walk it). Here ``2 half_width + 1``
+    copies of ``T`` moved ``step_mm`` apart along the camera axis have their five other DoF
+    refined together (one batch of DRRs per Adam step; ``levels``: downsampling factor,
+    iterations, step in deg/mm) and are scored at the full size of ``image``. While the
+    best copy is at an end of the window, the window moves on from it (``max_shifts``
+    times). A parabola through the best copy and its neighbours picks the depth; the pose
+    there interpolates the neighbours' increments. Returns ``T`` itself when no copy scores
+    higher. On held-out close-ups the profile, unlike the bare ray, peaked at the true depth.
+    """
+    img = torch.as_tensor(image, dtype=torch.float32)
+    val = torch.ones_like(img) if valid is None else torch.as_tensor(valid).float()
+    w = val if weight is None else val * torch.as_tensor(weight, dtype=torch.float32)
+    T0 = torch.as_tensor(np.asarray(T, dtype=np.float64), dtype=torch.float32)
+    pw = torch.as_tensor(np.asarray(pivot_world, dtype=np.float64), dtype=torch.float32)
+    pivot_cam = T0[:3, :3] @ pw + T0[:3, 3]
+    not_depth = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 0.0])
+    n = img.shape[0]
+    pyramid = []
+    for factor, iterations, lr in levels:
+        img_l = downsample(img, factor) if factor > 1 else img
+        w_l = downsample(w, factor) * (downsample(val, factor) > 0.99).float() if factor > 1 else w
+        pyramid.append((img_l, w_l, scaled_K(K, n / img_l.shape[0]), iterations, lr))
+
+    def poses_of(th: torch.Tensor) -> torch.Tensor:
+        return torch.stack([increment(t, pivot_cam) @ T0 for t in th])
+
+    def score(th: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return batch_similarity(renderer, poses_of(th), K, img, w,
+                                    samples_per_ray).double().numpy()
+
+    def profile(start: torch.Tensor) -> torch.Tensor:
+        """Refine the five non-depth DoF of every row of ``start`` (k, 6) together."""
+        theta = start.clone()
+        for img_l, w_l, K_l, iterations, lr in pyramid:
+            th = theta.clone().requires_grad_(True)
+            opt = torch.optim.Adam([th], lr=lr)
+            best = torch.full((len(theta),), -math.inf)
+            for _ in range(iterations):
+                sims = batch_similarity(renderer, poses_of(th), K_l, img_l, w_l, samples_per_ray)
+                better = sims.detach() > best
+                best = torch.where(better, sims.detach(), best)
+                theta[better] = th.detach()[better]
+                opt.zero_grad()
+                (-sims.sum()).backward()
+                th.grad.mul_(not_depth)
+                opt.step()
+        return theta
+
+    s_before = float(score(torch.zeros(1, 6))[0])
+    offsets = torch.arange(-half_width, half_width + 1, dtype=torch.float32) * step_mm
+    start = torch.zeros(len(offsets), 6)
+    start[:, 5] = offsets
+    thetas = profile(start)
+    sims = score(thetas)
+    for _ in range(max_shifts):
+        i = int(np.argmax(sims))
+        if 0 < i < len(sims) - 1:
+            break
+        side = 1.0 if i == len(sims) - 1 else -1.0
+        nxt = thetas[i].repeat(half_width * 2, 1)  # continue from the end copy's pose
+        nxt[:, 5] = thetas[i, 5] + side * torch.arange(1, 2 * half_width + 1) * step_mm
+        more = profile(nxt)
+        thetas = torch.cat([thetas, more]) if side > 0 else torch.cat([more.flip(0), thetas])
+        sims = np.concatenate([sims, score(more)]) if side > 0 else np.concatenate(
+            [score(more)[::-1], sims])
+    i = int(np.argmax(sims))
+    best_th, best_s = thetas[i], float(sims[i])
+    if 0 < i < len(sims) - 1:
+        y0, y1, y2 = sims[i - 1], sims[i], sims[i + 1]
+        den = y0 - 2 * y1 + y2
+        if den < 0:
+            off = float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))  # in sample steps
+            j = i + (1 if off > 0 else -1)
+            th_fit = thetas[i] + abs(off) * (thetas[j] - thetas[i])
+            s_fit = float(score(th_fit[None])[0])
+            if s_fit >= best_s:
+                best_th, best_s = th_fit, s_fit
+    if best_s <= s_before:
+        return DepthSearch(np.asarray(T, dtype=np.float64).copy(), 0.0, s_before, s_before)
+    with torch.no_grad():
+        T_out = (increment(best_th, pivot_cam) @ T0).double().numpy()
+    U, _, Vt = np.linalg.svd(T_out[:3, :3])
+    T_out[:3, :3] = U @ Vt
+    return DepthSearch(T_out, float(best_th[5]), s_before, best_s)
+

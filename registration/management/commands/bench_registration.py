@@ -108,6 +108,8 @@ class Command(BaseCommand):
                                  "(the site gives it whenever the X-ray header has the angles)")
         parser.add_argument("--no-search", action="store_true",
                             help="skip the coarse pose search before refinement")
+        parser.add_argument("--no-profile-search", action="store_true",
+                            help="skip the depth profile search (for comparison)")
         parser.add_argument("--box-pivot", action="store_true",
                             help="turn about the bone-box centre instead of the view's centre")
 
@@ -229,7 +231,8 @@ class Command(BaseCommand):
         kinds = []
         per_image: list[dict] = []
         ropts = {"device": device, "optimise_depth": not opts["frozen_depth"],
-                 "search": not opts["no_search"], "view_pivot": not opts["box_pivot"]}
+                 "search": not opts["no_search"], "view_pivot": not opts["box_pivot"],
+                 "profile_search": not opts["no_profile_search"]}
         if opts["restarts"] is not None:
             ropts["n_restarts"] = opts["restarts"]
         n = opts["n_images"]
