@@ -109,8 +109,10 @@ class RegistrationOptions:
     coarse_levels: int = 1
     # before the 1-D depth search: the depth with the best match once the five other DoF
     # follow it (refine.depth_profile_search), at the depth-search size. pelvis_bone_002,
-    # 20 held-out shots: mean 0.91 -> 0.48 mm, +1.0 s per image
-    profile_search: bool = True
+    # 20 held-out shots: mean 0.91 -> 0.48 mm, +1.0 s per image. Off by default until the
+    # restart check runs it too: its restarts stop elsewhere on the depth ridge and reject
+    # good close-up poses (tests/registration/test_engine_pipeline.py close-up, seed 4)
+    profile_search: bool = False
     depth_search_size: int = 256  # 1-D depth search at this image size after refining (0: off)
     max_attempts: int = 2  # hypotheses refined in turn until one passes the self-checks
     # search, refinement and depth search turn about the point at the bone's depth on the
