@@ -460,11 +460,9 @@ def depth_line_search(
         ss = score(ds)
         i = int(np.argmax(ss))
         d_new = float(ds[i])
-        if 0 < i < steps - 1:
-            y0, y1, y2 = ss[i - 1], ss[i], ss[i + 1]
-            den = y0 - 2 * y1 + y2
-            if den < 0:
-                d_new = float(ds[i] + 0.5 * (y0 - y2) / den * (ds[1] - ds[0]))
+        vertex = parabola_vertex(ss, i)
+        if vertex is not None:
+            d_new = float(ds[i] + vertex * (ds[1] - ds[0]))
         if ss[i] > best_s:
             best_d, best_s = float(ds[i]), float(ss[i])
         centre, half = d_new, half / 4.0
@@ -474,6 +472,50 @@ def depth_line_search(
     T_out = _along_ray(T0, pivot_cam, best_d).numpy()
     return DepthSearch(T_out, best_d, s_before, best_s)
 
+
+def parabola_vertex(values: np.ndarray, i: int) -> float | None:
+    """Offset, in sample steps from sample ``i``, of the vertex of the parabola through
+    ``values[i - 1 : i + 2]`` (equally spaced samples); None at an end of ``values`` or
+    where the three samples do not bend down."""
+    if not 0 < i < len(values) - 1:
+        return None
+    y0, y1, y2 = values[i - 1], values[i], values[i + 1]
+    den = y0 - 2 * y1 + y2
+    return float(0.5 * (y0 - y2) / den) if den < 0 else None
+
+
+def adam_on_increments(
+    renderer,
+    best_theta: torch.Tensor,
+    best_sim: torch.Tensor,
+    T0: torch.Tensor,
+    pivot_cam: torch.Tensor,
+    K: np.ndarray,
+    image: torch.Tensor,
+    weight: torch.Tensor,
+    samples_per_ray: int,
+    iterations: int,
+    lr: float,
+    mask: torch.Tensor,
+) -> None:
+    """Adam on a batch of pose increments ``(B, 6)`` (deg, mm; :func:`increment` about
+    ``pivot_cam``, applied to ``T0``), starting from ``best_theta``; each candidate's
+    similarity depends only on its own increment, so the summed objective refines them
+    independently. ``mask`` (6,) zeroes the gradient of the DoF kept fixed. Updates
+    ``best_theta`` and ``best_sim`` (B,) in place wherever a step matched better."""
+    T0f, pcf = T0.float(), pivot_cam.float()
+    th = best_theta.detach().float().clone().requires_grad_(True)
+    opt = torch.optim.Adam([th], lr=lr)
+    for _ in range(iterations):
+        poses = torch.stack([increment(t, pcf) @ T0f for t in th])
+        sims = batch_similarity(renderer, poses, K, image, weight, samples_per_ray)
+        better = sims.detach().to(best_sim.dtype) > best_sim
+        best_sim[better] = sims.detach().to(best_sim.dtype)[better]
+        best_theta[better] = th.detach().to(best_theta.dtype)[better]
+        opt.zero_grad()
+        (-sims.sum()).backward()
+        th.grad.mul_(mask)
+        opt.step()
 
 
 def depth_profile_search(
@@ -532,18 +574,10 @@ def depth_profile_search(
         """Refine the five non-depth DoF of every row of ``start`` (k, 6) together."""
         theta = start.clone()
         for img_l, w_l, K_l, iterations, lr in pyramid:
-            th = theta.clone().requires_grad_(True)
-            opt = torch.optim.Adam([th], lr=lr)
+            # similarities of different sizes do not compare: each level starts afresh
             best = torch.full((len(theta),), -math.inf)
-            for _ in range(iterations):
-                sims = batch_similarity(renderer, poses_of(th), K_l, img_l, w_l, samples_per_ray)
-                better = sims.detach() > best
-                best = torch.where(better, sims.detach(), best)
-                theta[better] = th.detach()[better]
-                opt.zero_grad()
-                (-sims.sum()).backward()
-                th.grad.mul_(not_depth)
-                opt.step()
+            adam_on_increments(renderer, theta, best, T0, pivot_cam, K_l, img_l, w_l,
+                               samples_per_ray, iterations, lr, not_depth)
         return theta
 
     s_before = float(score(torch.zeros(1, 6))[0])
@@ -565,16 +599,14 @@ def depth_profile_search(
             [score(more)[::-1], sims])
     i = int(np.argmax(sims))
     best_th, best_s = thetas[i], float(sims[i])
-    if 0 < i < len(sims) - 1:
-        y0, y1, y2 = sims[i - 1], sims[i], sims[i + 1]
-        den = y0 - 2 * y1 + y2
-        if den < 0:
-            off = float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))  # in sample steps
-            j = i + (1 if off > 0 else -1)
-            th_fit = thetas[i] + abs(off) * (thetas[j] - thetas[i])
-            s_fit = float(score(th_fit[None])[0])
-            if s_fit >= best_s:
-                best_th, best_s = th_fit, s_fit
+    vertex = parabola_vertex(sims, i)
+    if vertex is not None:
+        off = float(np.clip(vertex, -0.5, 0.5))
+        j = i + (1 if off > 0 else -1)
+        th_fit = thetas[i] + abs(off) * (thetas[j] - thetas[i])
+        s_fit = float(score(th_fit[None])[0])
+        if s_fit >= best_s:
+            best_th, best_s = th_fit, s_fit
     if best_s <= s_before:
         return DepthSearch(np.asarray(T, dtype=np.float64).copy(), 0.0, s_before, s_before)
     with torch.no_grad():

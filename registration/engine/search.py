@@ -24,7 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from registration.engine.refine import batch_similarity, increment, pose_distance_mm, scaled_K
+from registration.engine.refine import (
+    adam_on_increments,
+    batch_similarity,
+    increment,
+    pose_distance_mm,
+    scaled_K,
+)
 from registration.engine.similarity import downsample
 
 
@@ -157,25 +163,13 @@ def _refine_batch(renderer, thetas0: np.ndarray, T0: torch.Tensor, pivot_cam: to
     """Adam on all candidate increments at once (each candidate's similarity only depends
     on its own increment, so the summed objective refines them independently): first the
     in-plane shift and roll, then all 6 DoF. Returns each candidate's best increment and similarity."""
-    theta = torch.as_tensor(thetas0, dtype=torch.float64).clone()
-    best_theta = theta.clone()
-    best_sim = torch.full((len(theta),), -math.inf, dtype=torch.float64)
-    T0f, pcf = T0.float(), pivot_cam.float()
+    best_theta = torch.as_tensor(thetas0, dtype=torch.float64).clone()
+    best_sim = torch.full((len(best_theta),), -math.inf, dtype=torch.float64)
     for phase, (n_it, lr) in enumerate(zip(space.iterations, space.lr, strict=True)):
-        th = best_theta.clone().float().requires_grad_(True)
-        opt = torch.optim.Adam([th], lr=lr)
         # first only what moves the image sideways and turns it (x, y, roll), then all
         mask = torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0, 0.0]) if phase == 0 else torch.ones(6)
-        for _ in range(n_it):
-            poses = torch.stack([increment(t, pcf) @ T0f for t in th])
-            sims = batch_similarity(renderer, poses, K_l, img_l, w_l, space.samples_per_ray)
-            better = sims.detach().double() > best_sim
-            best_sim = torch.where(better, sims.detach().double(), best_sim)
-            best_theta[better] = th.detach().double()[better]
-            opt.zero_grad()
-            (-sims.sum()).backward()
-            th.grad.mul_(mask)
-            opt.step()
+        adam_on_increments(renderer, best_theta, best_sim, T0, pivot_cam, K_l, img_l, w_l,
+                           space.samples_per_ray, n_it, lr, mask)
     return best_theta.numpy(), best_sim.numpy()
 
 
