@@ -109,10 +109,11 @@ class RegistrationOptions:
     coarse_levels: int = 1
     # before the 1-D depth search: the depth with the best match once the five other DoF
     # follow it (refine.depth_profile_search), at the depth-search size. pelvis_bone_002,
-    # 20 held-out shots: mean 0.91 -> 0.48 mm, +1.0 s per image. Off by default until the
-    # restart check runs it too: its restarts stop elsewhere on the depth ridge and reject
-    # good close-up poses (tests/registration/test_engine_pipeline.py close-up, seed 4)
-    profile_search: bool = False
+    # 20 held-out shots: mean 0.91 -> 0.48 mm, +1.0 s per image. A restart of the self-check
+    # that lands far away goes through it too (else it stops elsewhere on the depth ridge
+    # and rejects a good close-up pose; synthetic close-up, 6 seeded starts: 2 rejected
+    # without the profile search, none with it, all 0.56-1.29 mm)
+    profile_search: bool = True
     depth_search_size: int = 256  # 1-D depth search at this image size after refining (0: off)
     max_attempts: int = 2  # hypotheses refined in turn until one passes the self-checks
     # search, refinement and depth search turn about the point at the bone's depth on the
@@ -513,22 +514,31 @@ def _refine_one(renderer, img, valid, camera, ref_img, img_t, val_t, weight,
             d_w = torch.nn.functional.interpolate(weight[None, None], size=(dsize, dsize),
                                                   mode="bilinear", align_corners=False)[0, 0]
     d_img_t, d_val_t = torch.as_tensor(d_img.image), torch.as_tensor(d_img.valid)
-    if opt.profile_search:
-        t0 = time.perf_counter()
-        rs = depth_profile_search(renderer, d_img_t, d_img.K, T_final, pivot, valid=d_val_t,
-                                weight=d_w)
-        T_final = rs.T_cam_from_world
-        add("depth_profile", t0, moved_mm=round(rs.moved_mm, 3),
-            similarity_before=round(rs.similarity_before, 5),
-            similarity_after=round(rs.similarity, 5))
-    if dsize >= 16:
-        t0 = time.perf_counter()
-        ds = depth_line_search(renderer, d_img_t, d_img.K, T_final, pivot, valid=d_val_t,
-                               weight=d_w)
-        T_final = ds.T_cam_from_world
-        add("depth", t0, size=dsize, moved_mm=round(ds.moved_mm, 3),
-            similarity_before=round(ds.similarity_before, 5),
-            similarity_after=round(ds.similarity, 5))
+
+    def depth_stages(T: np.ndarray, record: bool) -> np.ndarray:
+        """The depth profile search and the 1-D depth search (whichever are on) from ``T``;
+        ``record``: add their timings and figures to the stages."""
+        if opt.profile_search:
+            t0 = time.perf_counter()
+            rs = depth_profile_search(renderer, d_img_t, d_img.K, T, pivot, valid=d_val_t,
+                                      weight=d_w)
+            T = rs.T_cam_from_world
+            if record:
+                add("depth_profile", t0, moved_mm=round(rs.moved_mm, 3),
+                    similarity_before=round(rs.similarity_before, 5),
+                    similarity_after=round(rs.similarity, 5))
+        if dsize >= 16:
+            t0 = time.perf_counter()
+            ds = depth_line_search(renderer, d_img_t, d_img.K, T, pivot, valid=d_val_t,
+                                   weight=d_w)
+            T = ds.T_cam_from_world
+            if record:
+                add("depth", t0, size=dsize, moved_mm=round(ds.moved_mm, 3),
+                    similarity_before=round(ds.similarity_before, 5),
+                    similarity_after=round(ds.similarity, 5))
+        return T
+
+    T_final = depth_stages(T_final, record=True)
     if opt.profile_search or dsize >= 16:  # the pose moved: its similarity at the finest level
         last = opt.refine_levels[-1]
         sim = _similarity_on_square(renderer, T_final, ref_img.K, img_t, val_t, last.factor,
@@ -536,9 +546,12 @@ def _refine_one(renderer, img, valid, camera, ref_img, img_t, val_t, weight,
     rc = None
     if opt.n_restarts > 0:
         t0 = time.perf_counter()
+        # a restart that lands far away goes through the profile search as the refined
+        # pose did: on a close-up's flat depth ridge the refinement alone stops anywhere
+        settle = (lambda T: depth_stages(T, record=False)) if opt.profile_search else None
         rc = restart_check(renderer, img_t, ref_img.K, T_final, pivot_world=check_pivot,
-                           valid=val_t,
-                           weight=weight, n_restarts=opt.n_restarts)
+                           valid=val_t, weight=weight, n_restarts=opt.n_restarts,
+                           settle=settle, settle_beyond_mm=opt.thresholds.max_restart_spread_mm)
         add("restarts", t0, spread_mm=[round(x, 2) for x in rc.spread_mm],
             similarities=[round(x, 4) for x in rc.similarities],
             reference_similarity=round(rc.reference_similarity, 4))

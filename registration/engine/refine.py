@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -322,6 +323,8 @@ def restart_check(
     levels: tuple[RefineLevel, ...] = RESTART_LEVELS,
     seed: int = 0,
     depth_search: bool = True,
+    settle: Callable[[np.ndarray], np.ndarray] | None = None,
+    settle_beyond_mm: float = 10.0,
 ) -> RestartCheck:
     """Is ``T_refined`` a well-determined optimum? Perturb it (a rotation of ``rot_deg``
     about a random axis through the pivot, ``depth_mm`` along the camera axis, alternately
@@ -333,6 +336,11 @@ def restart_check(
     better matched (:func:`registration.engine.quality.check_restarts` weighs both). With
     ``depth_search`` each restart ends with :func:`depth_line_search` (+-8 mm), as the
     registration itself does, so that a slow depth convergence is not taken for ambiguity.
+    A restart that still lands more than ``settle_beyond_mm`` away is passed to ``settle``
+    (``T_cam_from_world`` in and out) when given: the registration's own depth stages
+    (e.g. :func:`depth_profile_search`), which the refined pose went through too, so that
+    a restart left elsewhere on a flat depth ridge is compared where it settles. Restarts
+    that come back cost nothing extra.
     """
     rng = np.random.default_rng(seed)
     T0 = np.asarray(T_refined, dtype=np.float64)
@@ -363,6 +371,8 @@ def restart_check(
             ds = depth_line_search(renderer, image, K, T_r, pw, valid=valid, weight=weight,
                                    half_range_mm=8.0, steps=5)
             T_r = ds.T_cam_from_world
+        if settle is not None and pose_distance_mm(T_r, T0, pw) > settle_beyond_mm:
+            T_r = settle(T_r)
         spreads.append(pose_distance_mm(T_r, T0, pw))
         sims.append(pose_similarity(renderer, img, K, T_r, w_all, levels[-1]))
         poses.append(T_r)
