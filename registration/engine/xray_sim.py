@@ -78,6 +78,42 @@ def distort_image(image: np.ndarray, forward_poly: dict, *, fill: float = 0.0) -
     )
 
 
+def aec_dose(
+    line_integral: np.ndarray,
+    target_photons: float,
+    *,
+    field: np.ndarray | None = None,
+    central_fraction: float = 0.5,
+    max_dose: float = 2.5e5,
+) -> float:
+    """Unattenuated dose (photons per pixel) chosen by automatic exposure control.
+
+    A C-arm's automatic brightness control raises the tube output for a thick patient
+    until the detector signal in the centre of the field reaches its set point. Here: the
+    dose at which the median primary photon count ``dose * exp(-line)`` over the central
+    ``central_fraction`` (of each side) of the exposed ``field`` equals ``target_photons``,
+    capped at the tube's ``max_dose``. ``line_integral`` (H, W), attenuation-positive.
+    """
+    if target_photons <= 0 or max_dose <= 0:
+        raise ValueError("target_photons and max_dose must be positive")
+    if not 0 < central_fraction <= 1:
+        raise ValueError(f"central_fraction must be in (0, 1], got {central_fraction}")
+    line = np.asarray(line_integral, dtype=np.float64)
+    H, W = line.shape
+    centre = np.zeros((H, W), dtype=bool)
+    mh, mw = int(round(H * (1 - central_fraction) / 2)), int(round(W * (1 - central_fraction) / 2))
+    centre[mh : H - mh, mw : W - mw] = True
+    region = centre if field is None else centre & np.asarray(field, dtype=bool)
+    if not region.any():
+        region = np.ones((H, W), dtype=bool) if field is None else np.asarray(field, dtype=bool)
+    if not region.any():
+        return float(max_dose)
+    transmitted = float(np.median(np.exp(-np.clip(line[region], 0.0, None))))
+    if transmitted <= 0:
+        return float(max_dose)
+    return float(min(max_dose, target_photons / transmitted))
+
+
 def simulate_xray(
     line_integral: Any,
     params: XraySimParams | None = None,

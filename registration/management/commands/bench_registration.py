@@ -108,6 +108,10 @@ class Command(BaseCommand):
                                  "(the site gives it whenever the X-ray header has the angles)")
         parser.add_argument("--no-search", action="store_true",
                             help="skip the coarse pose search before refinement")
+        parser.add_argument("--fixed-dose", action="store_true",
+                            help="draw the tube output (4e3-6e4 photons per pixel, unattenuated) "
+                                 "regardless of the patient instead of automatic exposure control "
+                                 "(a set point of 1e3-1e4 photons at the centre, tube limit 2.5e5)")
         parser.add_argument("--no-profile-search", action="store_true",
                             help="skip the depth profile search (for comparison)")
         parser.add_argument("--box-pivot", action="store_true",
@@ -179,7 +183,7 @@ class Command(BaseCommand):
         from registration.engine.pipeline import RegistrationOptions, register
         from registration.engine.pose import carm_pose, perturb_pose
         from registration.engine.training import train_model
-        from registration.engine.xray_sim import XraySimParams, simulate_xray
+        from registration.engine.xray_sim import XraySimParams, aec_dose, simulate_xray
         from webapp.dicomio.errors import InputRefused
 
         try:
@@ -254,8 +258,14 @@ class Command(BaseCommand):
             # held-out appearance: the imaging engine's C-arm simulator (not the training
             # augmentation), then the same stored-pixels -> line-integral path as register_xray
             lo_c = rng.uniform(0, 0.12, 4) * (rng.random() < 0.5)
-            sim = simulate_xray(np.where(ivalid, drr, 0.0), XraySimParams(
-                dose=float(np.exp(rng.uniform(np.log(4e3), np.log(6e4)))),
+            line = np.where(ivalid, drr, 0.0)
+            if opts["fixed_dose"]:  # the tube output drawn regardless of the patient
+                dose = float(np.exp(rng.uniform(np.log(4e3), np.log(6e4))))
+            else:  # automatic exposure control: a set point for the central detector signal
+                dose = aec_dose(line, float(np.exp(rng.uniform(np.log(1e3), np.log(1e4)))),
+                                field=ivalid)
+            sim = simulate_xray(line, XraySimParams(
+                dose=dose,
                 heel_strength=float(rng.uniform(0.05, 0.25)),
                 scatter_fraction=float(rng.uniform(0.05, 0.3)),
                 scatter_sigma_px=float(rng.uniform(10, 40)),
@@ -364,6 +374,7 @@ class Command(BaseCommand):
         out = {
             "ct": str(ct_path),
             "header_start": not opts["no_header_start"],
+            "exposure": "fixed dose 4e3-6e4" if opts["fixed_dose"] else "AEC set point 1e3-1e4",
             "refined_from_counts": {k: starts.count(k) for k in set(starts) if k},
             "self_check_confusion": confusion,
             "error_parts_median_abs": parts_median,
