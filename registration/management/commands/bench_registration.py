@@ -240,6 +240,16 @@ class Command(BaseCommand):
         if opts["restarts"] is not None:
             ropts["n_restarts"] = opts["restarts"]
         n = opts["n_images"]
+        # one untimed registration first (the network is warmed above), so that per-image
+        # seconds are those of a worker that has registered before: the first call in a
+        # process pays one-off allocations and kernel set-up (measured 2.5-3 s here)
+        T_warm = carm_pose(0.0, 0.0, float(cam.source_to_detector_mm) * 0.65, box.centre)
+        with torch.no_grad():
+            warm = renderer.render(torch.as_tensor(T_warm[None], dtype=torch.float32),
+                                   torch.as_tensor(cam.K, dtype=torch.float32), cam.height,
+                                   cam.width, samples_per_ray=64)[0].numpy()
+        register(volume, model, warm, np.ones_like(warm, bool), cam, T_init=T_warm,
+                 options=RegistrationOptions(**ropts), renderer=renderer)
         for i in range(n):
             T_true, info = sampler.sample(rng)
             close = rng.random() < opts["closeup_share"]
@@ -272,7 +282,9 @@ class Command(BaseCommand):
                 collimator=tuple(float(x) for x in lo_c),
                 ii_radius_fraction=None if close or rng.random() < 0.5 else float(rng.uniform(0.47, 0.5)),
                 gain=float(rng.uniform(0.6, 0.95)),
-            ), rng=rng)
+            ), rng=np.random.default_rng([opts["seed"], 15485863, i]))
+            # ^ the quantum noise has its own stream per image: Poisson draws consume a
+            # dose-dependent amount of randomness and would change every later shot
             img, val = line_integral_and_mask(sim.pixels, sim.photometric, bits_stored=sim.bits_stored)
             val = val & ivalid
             # targets: bone points that project into the image
