@@ -120,6 +120,7 @@ class DrrRenderer:
         # the bone-only volume is built on first use (saves a volume's memory otherwise)
         self._bone_voxels = np.asarray(bone, dtype=bool)
         self._mu_bone_cache: torch.Tensor | None = None
+        self._bone_points_cache: np.ndarray | None = None
 
         # normalised grid coordinates (align_corners=True): g = 2 * idx / (n - 1) - 1
         k, j, i = self.shape
@@ -179,6 +180,17 @@ class DrrRenderer:
             mask = torch.as_tensor(self._bone_voxels, device=self.device)[None, None]
             self._mu_bone_cache = torch.where(mask, self._mu, torch.zeros_like(self._mu))
         return self._mu_bone_cache
+
+    def bone_points(self, max_points: int = 20_000, seed: int = 0) -> np.ndarray:
+        """LPS mm centres ``(N, 3)`` of the bone voxels (a seeded random subset of at most
+        ``max_points``), computed once per renderer."""
+        if self._bone_points_cache is None:
+            kji = np.argwhere(self._bone_voxels)
+            if len(kji) > max_points:
+                kji = kji[np.random.default_rng(seed).choice(len(kji), max_points, replace=False)]
+            ijk1 = np.concatenate([kji[:, ::-1].astype(np.float64), np.ones((len(kji), 1))], 1)
+            self._bone_points_cache = (ijk1 @ self.affine.T)[:, :3]
+        return self._bone_points_cache
 
     @property
     def mu_volume(self) -> torch.Tensor:

@@ -31,6 +31,7 @@ from registration.engine.pnp import solve_pnp_ransac
 from registration.engine.quality import (
     QualityError,
     QualityThresholds,
+    check_bone_depth,
     check_image,
     check_mask_agreement,
     check_network,
@@ -189,6 +190,27 @@ def _bone_in_view(
     vsmall = cv2.resize(np.asarray(valid, np.float32), (n, n), interpolation=cv2.INTER_AREA) > 0.5
     bone = (b > 1e-3) & vsmall
     return float(bone.sum() / max(vsmall.sum(), 1)), bone, vsmall
+
+
+def bone_depth_in_view(
+    points_lps: np.ndarray, T: np.ndarray, K: np.ndarray, valid: np.ndarray
+) -> tuple[float, float] | None:
+    """Nearest and farthest camera depth (mm) of the ``points_lps`` (N, 3) that project
+    onto a ``valid`` pixel of the image with intrinsics ``K`` at pose ``T``
+    (``T_cam_from_world``); None when none does."""
+    pc = np.asarray(points_lps, np.float64) @ T[:3, :3].T + T[:3, 3]
+    front = pc[:, 2] > 1e-6
+    pc = pc[front]
+    uvw = pc @ np.asarray(K, np.float64).T
+    u = np.floor(uvw[:, 0] / uvw[:, 2] + 0.5).astype(np.int64)
+    v = np.floor(uvw[:, 1] / uvw[:, 2] + 0.5).astype(np.int64)
+    h, w = valid.shape
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    inside[inside] = np.asarray(valid, bool)[v[inside], u[inside]]
+    if not inside.any():
+        return None
+    z = pc[inside, 2]
+    return float(z.min()), float(z.max())
 
 
 def mask_dice(bone_prob: np.ndarray, bone_ct: np.ndarray, valid: np.ndarray) -> float:
@@ -389,6 +411,9 @@ def register(
             res.T_cam_from_world = T_final
             res.similarity = similarity
             check_pose(T_final, pivot, camera.source_to_detector_mm, th)
+            check_bone_depth(bone_depth_in_view(renderer.bone_points(), T_final, ref_img.K,
+                                                ref_img.valid),
+                             camera.source_to_detector_mm, th)
             check_similarity(similarity, biv, th)
             if dice is not None:
                 check_mask_agreement(dice, th)

@@ -30,6 +30,11 @@ class QualityThresholds:
     # held-out shots over the three CTs); 0.35 let a close-up 91 mm off pass
     min_mask_dice: float = 0.6
     source_distance_range: tuple[float, float] = (0.2, 1.6)  # x source-to-detector
+    # CT bone that projects into the X-ray lies between source and detector: at least this
+    # far from the source and no farther than the detector plane (x source-to-detector).
+    # Physical limits, not fitted; a close-up accepted 276 mm off had its bone in view at
+    # 787-1038 mm with the detector at 1000 mm (abdomen CT, 20 held-out shots)
+    bone_depth_range: tuple[float, float] = (0.1, 1.0)
     # re-refinements from perturbed copies must agree. With the coarse search and depth
     # search (2 x 24 held-out results of the abdomen CT): largest spread 0.4-9.5 mm at every
     # pose < 10 mm off, 12.5-30.9 mm at every pose > 10 mm off
@@ -114,6 +119,27 @@ def check_pose(
             "pose",
             f"implausible pose: the bone centre is {c[2]:.0f} mm from the source "
             f"(source-to-detector {source_to_detector_mm:.0f} mm)",
+        )
+
+
+def check_bone_depth(
+    depth_range_mm: tuple[float, float] | None,
+    source_to_detector_mm: float,
+    th: QualityThresholds = QualityThresholds(),
+) -> None:
+    """``depth_range_mm``: nearest and farthest camera depth (mm from the source) of the CT
+    bone that projects into the image at the final pose (None: none does). The patient
+    cannot reach behind the detector nor touch the source."""
+    if depth_range_mm is None:
+        return
+    near, far = depth_range_mm
+    lo, hi = th.bone_depth_range
+    if far > hi * source_to_detector_mm or near < lo * source_to_detector_mm:
+        raise QualityError(
+            "pose",
+            f"implausible pose: the bone in view would lie {near:.0f}-{far:.0f} mm from the "
+            f"source, outside the {lo * source_to_detector_mm:.0f}-"
+            f"{hi * source_to_detector_mm:.0f} mm between source and detector",
         )
 
 
