@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from registration.engine.camera import Camera
-from registration.engine.drr import DrrRenderer
-from registration.engine.phantom_ct import synthetic_bone_ct
-from registration.engine.pose import carm_pose
 from registration.engine.refine import depth_profile_search
+from tests.registration.synthetic_view import synthetic_view
 
 
 @pytest.fixture(scope="module")
 def scene():
-    vol = synthetic_bone_ct(48, 4.0)
-    cam = Camera.from_geometry(80, 80, 1000.0, 3.6, 3.6)
-    renderer = DrrRenderer(vol, bone_threshold_hu=200.0)
-    T_true = carm_pose(20.0, 10.0, 650.0, [5.0, 0.0, 0.0])
-    with torch.no_grad():
-        img = renderer.render(torch.as_tensor(T_true[None], dtype=torch.float32),
-                              torch.as_tensor(cam.K, dtype=torch.float32), 80, 80,
-                              samples_per_ray=128)[0]
-    return cam, renderer, T_true, img
+    return synthetic_view()
 
 
 def _depth_of_centre(T: np.ndarray) -> float:

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from registration.engine.camera import Camera
-from registration.engine.drr import DrrRenderer
-from registration.engine.phantom_ct import synthetic_bone_ct
-from registration.engine.pose import carm_pose
 from registration.engine.refine import RefineLevel, pose_distance_mm, restart_check
+from tests.registration.synthetic_view import synthetic_view
 
 LEVELS = (RefineLevel(4, 30, 1.5, 48), RefineLevel(2, 20, 0.5, 64))
 
@@ -20,14 +16,7 @@ LEVELS = (RefineLevel(4, 30, 1.5, 48), RefineLevel(2, 20, 0.5, 64))
 def shifted_pose():
     """An X-ray at a true pose and a pose 25 mm off it in depth, from which restarts
     land more than 5 mm away (test_engine_refine)."""
-    vol = synthetic_bone_ct(48, 4.0)
-    cam = Camera.from_geometry(80, 80, 1000.0, 3.6, 3.6)
-    renderer = DrrRenderer(vol, bone_threshold_hu=200.0)
-    T_true = carm_pose(20.0, 10.0, 650.0, [5.0, 0.0, 0.0])
-    with torch.no_grad():
-        img = renderer.render(torch.as_tensor(T_true[None], dtype=torch.float32),
-                              torch.as_tensor(cam.K, dtype=torch.float32), 80, 80,
-                              samples_per_ray=96)[0]
+    cam, renderer, T_true, img = synthetic_view(samples_per_ray=96)
     T_bad = T_true.copy()
     T_bad[2, 3] += 25.0
     return renderer, img, cam, T_bad
