@@ -64,12 +64,10 @@ def bone_points(
     volume, threshold_hu: float, max_points: int = 200_000, seed: int = 0
 ) -> np.ndarray:
     """LPS mm positions (N, 3) of (a random subset of) voxels above ``threshold_hu``."""
-    arr = np.asarray(volume.array)
-    kji = np.argwhere(arr > threshold_hu)
-    if len(kji) > max_points:
-        rng = np.random.default_rng(seed)
-        kji = kji[rng.choice(len(kji), max_points, replace=False)]
-    return volume.voxel_to_world(kji[:, ::-1].astype(np.float64))
+    from registration.engine.drr import voxel_centres_lps
+
+    return voxel_centres_lps(np.asarray(volume.array) > threshold_hu, volume.affine,
+                             max_points, seed)
 
 
 def bone_box(volume, threshold_hu: float = 200.0, min_voxels: int = 50) -> BoneBox:

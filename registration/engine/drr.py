@@ -54,6 +54,18 @@ def _volume_parts(volume: Any) -> tuple[np.ndarray, np.ndarray]:
     return array, affine
 
 
+def voxel_centres_lps(
+    mask: np.ndarray, affine: np.ndarray, max_points: int, seed: int = 0
+) -> np.ndarray:
+    """LPS mm centres ``(N, 3)`` of the voxels set in ``mask`` (k, j, i), through the 4x4
+    voxel (i, j, k) -> LPS ``affine``; a seeded random subset of at most ``max_points``."""
+    kji = np.argwhere(mask)
+    if len(kji) > max_points:
+        kji = kji[np.random.default_rng(seed).choice(len(kji), max_points, replace=False)]
+    A = np.asarray(affine, dtype=np.float64)
+    return kji[:, ::-1].astype(np.float64) @ A[:3, :3].T + A[:3, 3]
+
+
 class DrrRenderer:
     """Renders DRRs of one CT volume.
 
@@ -120,7 +132,7 @@ class DrrRenderer:
         # the bone-only volume is built on first use (saves a volume's memory otherwise)
         self._bone_voxels = np.asarray(bone, dtype=bool)
         self._mu_bone_cache: torch.Tensor | None = None
-        self._bone_points_cache: np.ndarray | None = None
+        self._bone_points_cache: dict[tuple[int, int], np.ndarray] = {}
 
         # normalised grid coordinates (align_corners=True): g = 2 * idx / (n - 1) - 1
         k, j, i = self.shape
@@ -184,13 +196,11 @@ class DrrRenderer:
     def bone_points(self, max_points: int = 20_000, seed: int = 0) -> np.ndarray:
         """LPS mm centres ``(N, 3)`` of the bone voxels (a seeded random subset of at most
         ``max_points``), computed once per renderer."""
-        if self._bone_points_cache is None:
-            kji = np.argwhere(self._bone_voxels)
-            if len(kji) > max_points:
-                kji = kji[np.random.default_rng(seed).choice(len(kji), max_points, replace=False)]
-            ijk1 = np.concatenate([kji[:, ::-1].astype(np.float64), np.ones((len(kji), 1))], 1)
-            self._bone_points_cache = (ijk1 @ self.affine.T)[:, :3]
-        return self._bone_points_cache
+        key = (int(max_points), int(seed))
+        if key not in self._bone_points_cache:
+            self._bone_points_cache[key] = voxel_centres_lps(self._bone_voxels, self.affine,
+                                                             max_points, seed)
+        return self._bone_points_cache[key]
 
     @property
     def mu_volume(self) -> torch.Tensor:

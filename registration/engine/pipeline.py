@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from registration.engine.camera import Camera
+from registration.engine.camera import Camera, project
 from registration.engine.model_io import LoadedModel
 from registration.engine.pnp import solve_pnp_ransac
 from registration.engine.quality import (
@@ -198,19 +198,16 @@ def bone_depth_in_view(
     """Nearest and farthest camera depth (mm) of the ``points_lps`` (N, 3) that project
     onto a ``valid`` pixel of the image with intrinsics ``K`` at pose ``T``
     (``T_cam_from_world``); None when none does."""
-    pc = np.asarray(points_lps, np.float64) @ T[:3, :3].T + T[:3, 3]
-    front = pc[:, 2] > 1e-6
-    pc = pc[front]
-    uvw = pc @ np.asarray(K, np.float64).T
-    u = np.floor(uvw[:, 0] / uvw[:, 2] + 0.5).astype(np.int64)
-    v = np.floor(uvw[:, 1] / uvw[:, 2] + 0.5).astype(np.int64)
+    pts = np.asarray(points_lps, np.float64)
+    z = pts @ T[2, :3] + T[2, 3]
+    pts, z = pts[z > 1e-6], z[z > 1e-6]  # behind the source nothing projects
+    u, v = np.floor(project(pts, K, T) + 0.5).astype(np.int64).T
     h, w = valid.shape
     inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
     inside[inside] = np.asarray(valid, bool)[v[inside], u[inside]]
     if not inside.any():
         return None
-    z = pc[inside, 2]
-    return float(z.min()), float(z.max())
+    return float(z[inside].min()), float(z[inside].max())
 
 
 def mask_dice(bone_prob: np.ndarray, bone_ct: np.ndarray, valid: np.ndarray) -> float:

@@ -103,9 +103,10 @@ def aec_dose(
     centre = np.zeros((H, W), dtype=bool)
     mh, mw = int(round(H * (1 - central_fraction) / 2)), int(round(W * (1 - central_fraction) / 2))
     centre[mh : H - mh, mw : W - mw] = True
-    region = centre if field is None else centre & np.asarray(field, dtype=bool)
-    if not region.any():
-        region = np.ones((H, W), dtype=bool) if field is None else np.asarray(field, dtype=bool)
+    exposed = np.ones((H, W), dtype=bool) if field is None else np.asarray(field, dtype=bool)
+    region = centre & exposed
+    if not region.any():  # a field off the centre: meter all of it
+        region = exposed
     if not region.any():
         return float(max_dose)
     transmitted = float(np.median(np.exp(-np.clip(line[region], 0.0, None))))

@@ -30,7 +30,8 @@ def test_bone_points_are_the_bone_voxels_in_lps(scene):
     assert len(pts) == len(kji)
     expected = vol.voxel_to_world(kji[:, ::-1].astype(float))
     np.testing.assert_allclose(np.sort(pts, 0), np.sort(expected, 0), atol=1e-9)
-    assert renderer.bone_points() is renderer.bone_points()  # computed once
+    assert renderer.bone_points() is renderer.bone_points()  # computed once per subset
+    assert len(renderer.bone_points(max_points=100)) == 100
 
 
 def test_depth_range_of_the_bone_in_view(scene):
