@@ -120,8 +120,14 @@ def simulate_xray(
     params: XraySimParams | None = None,
     *,
     rng: np.random.Generator | None = None,
+    detector: np.ndarray | None = None,
 ) -> SimulatedXray:
-    """Stored-form simulated X-ray of a (H, W) line-integral image (NumPy or torch)."""
+    """Stored-form simulated X-ray of a (H, W) line-integral image (NumPy or torch).
+
+    ``detector`` (H, W) bool marks the pixels that exist on the detector (default: all).
+    A close-up window that reaches past the detector's edge has pixels outside it: they
+    receive no photons, so they neither scatter nor glare into the image, and they are
+    stored as 0 like collimated pixels."""
     p = params or XraySimParams()
     if hasattr(line_integral, "detach"):
         line_integral = line_integral.detach().cpu().numpy()
@@ -142,6 +148,14 @@ def simulate_xray(
     intensity = np.broadcast_to(intensity, (H, W)).copy()
 
     exposed = np.ones((H, W), dtype=bool)
+    if detector is not None:
+        detector = np.asarray(detector, dtype=bool)
+        if detector.shape != (H, W):
+            raise ValueError(
+                f"detector mask is {detector.shape[1]}x{detector.shape[0]} pixels but the "
+                f"image is {W}x{H}"
+            )
+        exposed &= detector
     left, top, right, bottom = p.collimator
     exposed[:, : int(round(left * W))] = False
     exposed[: int(round(top * H)), :] = False

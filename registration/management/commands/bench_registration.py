@@ -282,9 +282,11 @@ class Command(BaseCommand):
                 collimator=tuple(float(x) for x in lo_c),
                 ii_radius_fraction=None if close or rng.random() < 0.5 else float(rng.uniform(0.47, 0.5)),
                 gain=float(rng.uniform(0.6, 0.95)),
-            ), rng=np.random.default_rng([opts["seed"], 15485863, i]))
+            ), rng=np.random.default_rng([opts["seed"], 15485863, i]), detector=ivalid)
             # ^ the quantum noise has its own stream per image: Poisson draws consume a
-            # dose-dependent amount of randomness and would change every later shot
+            # dose-dependent amount of randomness and would change every later shot. A
+            # close-up window's pixels beyond the detector edge get no photons (detector=):
+            # simulated as open beam they glared 25x the primary over a thick abdomen
             img, val = line_integral_and_mask(sim.pixels, sim.photometric, bits_stored=sim.bits_stored)
             val = val & ivalid
             # targets: bone points that project into the image
