@@ -50,7 +50,33 @@ def field_mask(brightness: np.ndarray, *, min_area_fraction: float = 0.002) -> n
             outside |= labels == lab
     if outside.any():
         outside = cv2.dilate(outside.astype(np.uint8), kernel).astype(bool)
-    return ~outside
+    return ~(outside | _flat_border_lines(img, 1e-4 * span))
+
+
+def _flat_border_lines(img: np.ndarray, tol: float) -> np.ndarray:
+    """True on the rows and columns at the image border that are flat along their whole
+    length (peak-to-peak at most ``tol``), peeled inward: a collimator blade that covers
+    only a pixel or two is too thin for the 3x3 flatness test, and its unexposed pixels
+    would read as the thickest anatomy in the image."""
+    H, W = img.shape
+    out = np.zeros((H, W), dtype=bool)
+    top, bottom, left, right = 0, H, 0, W
+    while top < bottom and left < right:
+        if np.ptp(img[top, left:right]) <= tol:
+            out[top] = True
+            top += 1
+        elif np.ptp(img[bottom - 1, left:right]) <= tol:
+            out[bottom - 1] = True
+            bottom -= 1
+        elif np.ptp(img[top:bottom, left]) <= tol:
+            out[:, left] = True
+            left += 1
+        elif np.ptp(img[top:bottom, right - 1]) <= tol:
+            out[:, right - 1] = True
+            right -= 1
+        else:
+            break
+    return out
 
 
 def line_integral_and_mask(
