@@ -40,7 +40,7 @@ class SearchSpace:
 
     shift_mm: float = 60.0  # sideways grid half-width (camera x and y)
     shift_step_mm: float = 15.0  # sideways grid step
-    top_k: int = 4  # distinct grid poses refined together, and candidates returned
+    top_k: int = 8  # distinct grid poses refined together, and candidates returned
     distinct_mm: float = 10.0  # kept grid poses differ by at least this (mean, mm)
     iterations: tuple[int, int] = (12, 12)  # Adam steps in-plane (x, y, roll), then 6 DoF
     lr: tuple[float, float] = (2.0, 1.0)  # Adam step (deg / mm) of the two phases
