@@ -40,7 +40,10 @@ class SearchSpace:
 
     shift_mm: float = 60.0  # sideways grid half-width (camera x and y)
     shift_step_mm: float = 15.0  # sideways grid step
-    top_k: int = 8  # distinct grid poses refined together, and candidates returned
+    # distinct grid poses refined together, and candidates returned. 4 -> 8 (+0.5 s): an
+    # abdomen close-up whose header start was 38 mm off sideways, 38 mm in depth and
+    # 10.5 deg turned was found (1.0 mm) instead of missed; 60 held-out shots: 0 failures
+    top_k: int = 8
     distinct_mm: float = 10.0  # kept grid poses differ by at least this (mean, mm)
     iterations: tuple[int, int] = (12, 12)  # Adam steps in-plane (x, y, roll), then 6 DoF
     lr: tuple[float, float] = (2.0, 1.0)  # Adam step (deg / mm) of the two phases
