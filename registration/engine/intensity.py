@@ -40,8 +40,9 @@ def field_mask(brightness: np.ndarray, *, min_area_fraction: float = 0.002) -> n
     span = float(np.ptp(img)) if img.size else 0.0
     if span == 0.0:
         return np.ones((H, W), dtype=bool)
+    tol = 1e-4 * span  # "flat": varies by no more than this
     kernel = np.ones((3, 3), np.uint8)
-    flat = ((cv2.dilate(img, kernel) - cv2.erode(img, kernel)) <= 1e-4 * span).astype(np.uint8)
+    flat = ((cv2.dilate(img, kernel) - cv2.erode(img, kernel)) <= tol).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     outside = np.zeros((H, W), dtype=bool)
@@ -50,7 +51,7 @@ def field_mask(brightness: np.ndarray, *, min_area_fraction: float = 0.002) -> n
             outside |= labels == lab
     if outside.any():
         outside = cv2.dilate(outside.astype(np.uint8), kernel).astype(bool)
-    return ~(outside | _flat_border_lines(img, 1e-4 * span))
+    return ~(outside | _flat_border_lines(img, tol))
 
 
 def _flat_border_lines(img: np.ndarray, tol: float) -> np.ndarray:

@@ -268,13 +268,12 @@ class Command(BaseCommand):
             # held-out appearance: the imaging engine's C-arm simulator (not the training
             # augmentation), then the same stored-pixels -> line-integral path as register_xray
             lo_c = rng.uniform(0, 0.12, 4) * (rng.random() < 0.5)
-            line = np.where(ivalid, drr, 0.0)
             if opts["fixed_dose"]:  # the tube output drawn regardless of the patient
                 dose = float(np.exp(rng.uniform(np.log(4e3), np.log(6e4))))
             else:  # automatic exposure control: a set point for the central detector signal
-                dose = aec_dose(line, float(np.exp(rng.uniform(np.log(1e3), np.log(1e4)))),
+                dose = aec_dose(drr, float(np.exp(rng.uniform(np.log(1e3), np.log(1e4)))),
                                 field=ivalid)
-            sim = simulate_xray(line, XraySimParams(
+            sim = simulate_xray(drr, XraySimParams(
                 dose=dose,
                 heel_strength=float(rng.uniform(0.05, 0.25)),
                 scatter_fraction=float(rng.uniform(0.05, 0.3)),
