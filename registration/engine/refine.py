@@ -171,25 +171,53 @@ def refine_pose(
     default.
     Returns the best pose seen.
     """
+    return refine_poses(renderer, image, K, [T_init], valid=valid, weight=weight,
+                        pivot_world=pivot_world, levels=levels, time_budget_s=time_budget_s,
+                        patience=patience, optimise_depth=optimise_depth)[0]
+
+
+def refine_poses(
+    renderer,
+    image: torch.Tensor,
+    K: np.ndarray,
+    T_inits: list[np.ndarray],
+    *,
+    valid: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+    pivot_world: np.ndarray | None = None,
+    levels: tuple[RefineLevel, ...] = DEFAULT_LEVELS,
+    time_budget_s: float | None = None,
+    patience: int = 10,
+    optimise_depth: bool = True,
+) -> list[RefineResult]:
+    """:func:`refine_pose` for several starts at once: one batch of DRRs per Adam step.
+
+    Each start keeps its own increment, Adam state (element-wise, so independent of the
+    others), best pose and early stop; a start that has stopped is still rendered while
+    the others go on but no longer counts, so every result equals that of refining its
+    start alone. The
+    default ``weight`` is the bone weight at the first start. ``seconds`` is the batch's.
+    """
     t0 = time.perf_counter()
     img = torch.as_tensor(image, dtype=torch.float32)
     H, W = img.shape
     val = torch.ones_like(img) if valid is None else torch.as_tensor(valid).float()
-    T0 = torch.as_tensor(np.asarray(T_init, dtype=np.float64), dtype=torch.float32)
+    T0s = [torch.as_tensor(np.asarray(T, dtype=np.float64), dtype=torch.float32)
+           for T in T_inits]
+    n = len(T0s)
     if weight is None:
-        weight = bone_weight_from_drr(renderer, np.asarray(T_init), K, (H, W))
+        weight = bone_weight_from_drr(renderer, np.asarray(T_inits[0]), K, (H, W))
     wgt = torch.as_tensor(weight, dtype=torch.float32) * val
     if pivot_world is None:
-        pivot_cam = torch.tensor([0.0, 0.0, float(K[0, 0]) * 0 + 700.0])
+        pivots = [torch.tensor([0.0, 0.0, 700.0]) for _ in T0s]
     else:
         pw = torch.as_tensor(np.asarray(pivot_world, dtype=np.float64), dtype=torch.float32)
-        pivot_cam = T0[:3, :3] @ pw + T0[:3, 3]
-    theta = torch.zeros(6, dtype=torch.float32)
-    history: list[dict] = []
-    n_iter = 0
-    sim0 = float("nan")
-    best_theta = theta.clone()
-    best_sim = -math.inf
+        pivots = [T0[:3, :3] @ pw + T0[:3, 3] for T0 in T0s]
+    histories: list[list[dict]] = [[] for _ in T0s]
+    n_iter = [0] * n
+    sim0 = [float("nan")] * n
+    best_theta = torch.zeros(n, 6, dtype=torch.float32)
+    out_of_time = False
     for li, lvl in enumerate(levels):
         f = lvl.factor
         img_l = downsample(img, f) if f > 1 else img
@@ -197,6 +225,7 @@ def refine_pose(
         # make the mask crisp again where padding was averaged in
         w_l = w_l * (downsample(val, f) > 0.99).float() if f > 1 else w_l
         K_l = scaled_K(K, H / img_l.shape[0])
+        scales = (1, 2) if min(img_l.shape) >= 48 else (1,)
         theta = best_theta.clone().requires_grad_(True)
         opt = torch.optim.Adam([theta], lr=lvl.lr)
         depth_mask = torch.ones(6)
@@ -205,42 +234,55 @@ def refine_pose(
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(
             opt, T_max=max(lvl.iterations, 1), eta_min=lvl.lr * 0.1
         )
-        level_best = -math.inf
-        last_gain = 0
+        level_best = [-math.inf] * n
+        last_gain = [0] * n
+        running = [True] * n
         for it in range(lvl.iterations):
-            T = increment(theta, pivot_cam) @ T0
-            sim = _similarity_at(renderer, T, K_l, img_l, w_l, lvl.samples_per_ray)
-            s = float(sim.detach())
-            if li == 0 and it == 0:
-                sim0 = s
-            if s > level_best + 1e-5:
-                last_gain = it
-            if s > level_best:
-                level_best = s
-                best_theta = theta.detach().clone()
-            if it - last_gain >= patience and it >= lvl.iterations // 2:
+            poses = torch.stack([increment(theta[b], pivots[b]) @ T0s[b] for b in range(n)])
+            sims = batch_similarity(renderer, poses, K_l, img_l, w_l, lvl.samples_per_ray,
+                                    scales=scales)
+            for b in range(n):
+                if not running[b]:
+                    continue
+                s = float(sims[b].detach())
+                if li == 0 and it == 0:
+                    sim0[b] = s
+                if s > level_best[b] + 1e-5:
+                    last_gain[b] = it
+                if s > level_best[b]:
+                    level_best[b] = s
+                    best_theta[b] = theta[b].detach()
+                if it - last_gain[b] >= patience and it >= lvl.iterations // 2:
+                    running[b] = False
+                    continue
+                n_iter[b] += 1
+                if it % 5 == 0:
+                    histories[b].append({"level": li, "iter": it, "similarity": s})
+            if not any(running):
                 break
             opt.zero_grad()
-            (-sim).backward()
+            (-sims.sum()).backward()
             theta.grad.mul_(depth_mask)
             opt.step()
             sched.step()
-            n_iter += 1
-            if it % 5 == 0:
-                history.append({"level": li, "iter": it, "similarity": s})
             if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s:
+                out_of_time = True
                 break
-        if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s:
+        if out_of_time:
             break
-    # final similarity at the finest level actually used
-    with torch.no_grad():
-        T_best = increment(best_theta, pivot_cam) @ T0
-    best_sim = pose_similarity(renderer, img, K, T_best.numpy(), wgt, levels[-1])
-    T_out = T_best.double().numpy()
-    # re-orthonormalise (float32 drift)
-    U, _, Vt = np.linalg.svd(T_out[:3, :3])
-    T_out[:3, :3] = U @ Vt
-    return RefineResult(T_out, best_sim, sim0, n_iter, time.perf_counter() - t0, history)
+    results = []
+    for b in range(n):
+        # final similarity at the finest level actually used
+        with torch.no_grad():
+            T_best = increment(best_theta[b], pivots[b]) @ T0s[b]
+        best_sim = pose_similarity(renderer, img, K, T_best.numpy(), wgt, levels[-1])
+        T_out = T_best.double().numpy()
+        # re-orthonormalise (float32 drift)
+        U, _, Vt = np.linalg.svd(T_out[:3, :3])
+        T_out[:3, :3] = U @ Vt
+        results.append(RefineResult(T_out, best_sim, sim0[b], n_iter[b],
+                                    time.perf_counter() - t0, histories[b]))
+    return results
 
 
 def level_similarity(renderer, image: torch.Tensor, K: np.ndarray, T: np.ndarray,
@@ -352,7 +394,7 @@ def restart_check(
     w_all = torch.as_tensor(weight, dtype=torch.float32) * val
     ref_sim = pose_similarity(renderer, img, K, T0, w_all, levels[-1])
     pivot_cam = torch.as_tensor(T0[:3, :3] @ pw + T0[:3, 3], dtype=torch.float64)
-    spreads, sims, poses = [], [], []
+    starts = []
     for k in range(n_restarts):
         axis = rng.normal(size=3)
         axis /= np.linalg.norm(axis)
@@ -363,9 +405,12 @@ def restart_check(
             np.concatenate([axis * rot_deg, [side[0], side[1], sign * depth_mm]]),
             dtype=torch.float64,
         )
-        T_start = (increment(theta, pivot_cam) @ torch.as_tensor(T0)).numpy()
-        rr = refine_pose(renderer, image, K, T_start, valid=valid, weight=weight,
-                         pivot_world=pw, levels=levels)
+        starts.append((increment(theta, pivot_cam) @ torch.as_tensor(T0)).numpy())
+    # the restarts are refined together, as one batch of DRRs per step
+    refined = refine_poses(renderer, image, K, starts, valid=valid, weight=weight,
+                           pivot_world=pw, levels=levels) if starts else []
+    spreads, sims, poses = [], [], []
+    for rr in refined:
         T_r = rr.T_cam_from_world
         if depth_search:
             ds = depth_line_search(renderer, image, K, T_r, pw, valid=valid, weight=weight,
