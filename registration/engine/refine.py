@@ -194,9 +194,9 @@ def refine_poses(
 
     Each start keeps its own increment, Adam state (element-wise, so independent of the
     others), best pose and early stop; a start that has stopped is still rendered while
-    the others go on but no longer counts, so every result equals that of refining its
-    start alone. The
-    default ``weight`` is the bone weight at the first start. ``seconds`` is the batch's.
+    the others go on but no longer counts. With ``weight`` given, every result therefore
+    equals that of refining its start alone; the default weight is the bone weight at the
+    first start, shared by all. ``seconds`` is the whole batch's.
     """
     t0 = time.perf_counter()
     img = torch.as_tensor(image, dtype=torch.float32)
