@@ -416,7 +416,7 @@ def register(
                 check_mask_agreement(dice, th)
             if restarts is not None:
                 check_restarts(restarts.spread_mm, restarts.similarities,
-                               restarts.reference_similarity, th)
+                               restarts.reference_similarity, th, pose_similarity=similarity)
 
         if opt.refine:
             levels = opt.refine_levels

@@ -72,3 +72,19 @@ def test_restart_check_accepts_a_far_restart_that_matches_clearly_worse():
         check_restarts([20.0], [0.1], float("nan"), th)
     with pytest.raises(ValueError):
         check_restarts([1.0, 2.0], [0.9], 0.9, th)
+
+
+def test_a_poorer_far_restart_excuses_only_a_pose_that_matches_well():
+    th = QualityThresholds()
+    worse = 0.95 - th.restart_similarity_margin - 1e-2
+    good = th.poorer_rival_min_similarity + 1e-3
+    poor = th.poorer_rival_min_similarity - 1e-3
+    check_restarts([1.0, 20.0], [0.95, worse], 0.95, th, pose_similarity=good)
+    with pytest.raises(QualityError, match=r"matches the X-ray only 0\.85 \(< 0\.85\)") as exc:
+        check_restarts([1.0, 20.0], [0.95, worse], 0.95, th, pose_similarity=poor)
+    assert exc.value.stage == "consistency"
+    assert "20.0 mm" in str(exc.value)
+    with pytest.raises(QualityError):  # a similarity that was never computed is not good
+        check_restarts([1.0, 20.0], [0.95, worse], 0.95, th, pose_similarity=float("nan"))
+    # restarts that come back close need no excuse, however poor the match
+    check_restarts([1.0, 9.0], [0.95, worse], 0.95, th, pose_similarity=0.6)
