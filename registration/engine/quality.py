@@ -49,8 +49,8 @@ class QualityThresholds:
     restart_similarity_margin: float = 0.003
     # ... and only when the final pose itself matches at least this well (similarity at the
     # finest refinement level). A refine-only close-up accepted 27.4 mm off matched 0.76,
-    # its far restart (18.3 mm) worse; over 3 x 40 held-out shots in both modes no pose
-    # < 10 mm off had a restart farther than 10.0 mm (their similarities 0.72-0.999)
+    # its far restart (18.3 mm) worse; in no bench run (3 x 40 held-out shots, both modes,
+    # AEC and fixed dose) did a pose < 10 mm off have a restart farther than 10.0 mm
     poorer_rival_min_similarity: float = 0.85
 
 
