@@ -108,12 +108,12 @@ def batch_similarity(
                                scales=scales, highpass_sigma_px=hp)
 
 
-def _similarity_at(renderer, T: torch.Tensor, K: np.ndarray, img_l: torch.Tensor, w_l: torch.Tensor,
-                   spr: int) -> torch.Tensor:
-    """Similarity of the DRR at ``T`` with ``img_l`` (:func:`batch_similarity`, two scales
-    from 48 px on)."""
+def _similarities_at(renderer, poses: torch.Tensor, K: np.ndarray, img_l: torch.Tensor,
+                     w_l: torch.Tensor, spr: int) -> torch.Tensor:
+    """Similarity of the DRR at each pose ``(B, 4, 4)`` with ``img_l`` at one refinement
+    level -> ``(B,)`` (:func:`batch_similarity`, two scales from 48 px on)."""
     scales = (1, 2) if min(img_l.shape) >= 48 else (1,)
-    return batch_similarity(renderer, T[None], K, img_l, w_l, spr, scales=scales)[0]
+    return batch_similarity(renderer, poses, K, img_l, w_l, spr, scales=scales)
 
 
 def bone_weight_from_drr(
@@ -225,7 +225,6 @@ def refine_poses(
         # make the mask crisp again where padding was averaged in
         w_l = w_l * (downsample(val, f) > 0.99).float() if f > 1 else w_l
         K_l = scaled_K(K, H / img_l.shape[0])
-        scales = (1, 2) if min(img_l.shape) >= 48 else (1,)
         theta = best_theta.clone().requires_grad_(True)
         opt = torch.optim.Adam([theta], lr=lvl.lr)
         depth_mask = torch.ones(6)
@@ -239,8 +238,7 @@ def refine_poses(
         running = [True] * n
         for it in range(lvl.iterations):
             poses = torch.stack([increment(theta[b], pivots[b]) @ T0s[b] for b in range(n)])
-            sims = batch_similarity(renderer, poses, K_l, img_l, w_l, lvl.samples_per_ray,
-                                    scales=scales)
+            sims = _similarities_at(renderer, poses, K_l, img_l, w_l, lvl.samples_per_ray)
             for b in range(n):
                 if not running[b]:
                     continue
@@ -293,8 +291,8 @@ def level_similarity(renderer, image: torch.Tensor, K: np.ndarray, T: np.ndarray
     img_l = downsample(torch.as_tensor(image, dtype=torch.float32), factor)
     K_l = scaled_K(K, image.shape[0] / img_l.shape[0])
     with torch.no_grad():
-        return float(_similarity_at(renderer, torch.as_tensor(T, dtype=torch.float32), K_l,
-                                    img_l, weight_l, samples_per_ray))
+        return float(_similarities_at(renderer, torch.as_tensor(T, dtype=torch.float32)[None],
+                                      K_l, img_l, weight_l, samples_per_ray)[0])
 
 
 def pose_similarity(renderer, image: torch.Tensor, K: np.ndarray, T: np.ndarray,
