@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from registration.engine.camera import Camera, pixel_rays
+from registration.engine.camera import Camera
 from registration.engine.pose import carm_pose
 
 
@@ -250,7 +250,6 @@ class Sample:
     valid: np.ndarray  # (S, S) bool, pixel on the detector
     T_cam_from_world: np.ndarray
     K: np.ndarray
-    rays: np.ndarray  # (3, S, S) float32 unit ray direction per pixel (LPS = box frame axes)
 
 
 class SampleGenerator:
@@ -315,15 +314,8 @@ class SampleGenerator:
         coords = np.concatenate([entry, exit_], axis=1).reshape(self.size, self.size, 6)
         coords = np.where(mask[..., None], np.nan_to_num(coords), 0.0).transpose(2, 0, 1)
         drr = np.where(valid, drr, 0.0)
-        rays = pixel_rays(cam, T)[1].transpose(2, 0, 1)
         return Sample(
-            drr.astype(np.float32),
-            coords.astype(np.float32),
-            mask,
-            valid,
-            T,
-            cam.K.copy(),
-            rays.astype(np.float32),
+            drr.astype(np.float32), coords.astype(np.float32), mask, valid, T, cam.K.copy()
         )
 
 

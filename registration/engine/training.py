@@ -3,9 +3,7 @@
 Loss per pixel (see :func:`scene_coord_loss`):
 
 * on bone pixels, a 3-D Laplace negative log-likelihood of the entry and exit points,
-  ``|x - x_hat| / b + 3 log b`` with ``log b`` predicted by the network (normalised units),
-  where the part of ``x - x_hat`` along the pixel's ray counts ``ALONG_RAY_WEIGHT`` times:
-  PnP poses hinge on where a point lies across its ray, hardly on where along it;
+  ``|x - x_hat| / b + 3 log b`` with ``log b`` predicted by the network (normalised units);
 * off bone, the predicted ``log b`` is pushed up to at least ``OFF_BONE_LOG_SCALE``;
 * a binary cross-entropy on the bone mask.
 
@@ -43,7 +41,6 @@ from registration.engine.dataset import (
 from registration.engine.unet import SceneCoordOutput, SceneCoordUNet, normalise_image
 
 OFF_BONE_LOG_SCALE = math.log(0.5)
-ALONG_RAY_WEIGHT = 0.25
 WARMUP_FRACTION = 0.1
 FINAL_LR_FACTOR = 0.01
 
@@ -81,7 +78,6 @@ class Preset:
     lr: float
     max_seconds: float
     precision: str = "auto"  # "auto" (bf16 autocast where native), "bf16" or "fp32"
-    ray_weighted_loss: bool = True  # scene_coord_loss with the pixel rays
 
 
 PRESETS: dict[str, Preset] = {
@@ -151,40 +147,22 @@ class LossParts:
     median_error: float  # normalised units, entry+exit on bone pixels
 
 
-def ray_weighted_norm(residual: torch.Tensor, rays: torch.Tensor, along_weight: float) -> torch.Tensor:
-    """Length of ``residual`` (B, 3, H, W) with its component along the unit pixel ray
-    ``rays`` (B, 3, H, W) scaled by ``along_weight``: a point moved along its own ray still
-    projects onto its pixel, so that part of the error barely moves a PnP pose."""
-    along = (residual * rays).sum(dim=1, keepdim=True)
-    across = residual - along * rays
-    return torch.sqrt((across**2).sum(dim=1) + (along_weight * along[:, 0]) ** 2 + 1e-12)
-
-
 def scene_coord_loss(
-    out: SceneCoordOutput,
-    coords: torch.Tensor,
-    mask: torch.Tensor,
-    valid: torch.Tensor,
-    rays: torch.Tensor | None = None,
+    out: SceneCoordOutput, coords: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor
 ) -> LossParts:
     """Loss for a batch. ``coords`` (B, 6, H, W) normalised targets; ``mask``/``valid``
-    (B, H, W) bool; ``rays`` (B, 3, H, W) unit pixel rays: when given, the error along the
-    ray counts ``ALONG_RAY_WEIGHT`` times (:func:`ray_weighted_norm`), else in full."""
+    (B, H, W) bool."""
     on = (mask & valid).float()
     off = ((~mask) & valid).float()
     pred = out.coords
     r1 = torch.linalg.norm(pred[:, :3] - coords[:, :3], dim=1)
     r2 = torch.linalg.norm(pred[:, 3:] - coords[:, 3:], dim=1)
-    w1, w2 = r1, r2
-    if rays is not None:
-        w1 = ray_weighted_norm(pred[:, :3] - coords[:, :3], rays, ALONG_RAY_WEIGHT)
-        w2 = ray_weighted_norm(pred[:, 3:] - coords[:, 3:], rays, ALONG_RAY_WEIGHT)
     s1, s2 = out.log_scale[:, 0], out.log_scale[:, 1]
-    nll = 0.5 * (w1 * torch.exp(-s1) + 3 * s1 + w2 * torch.exp(-s2) + 3 * s2)
+    nll = 0.5 * (r1 * torch.exp(-s1) + 3 * s1 + r2 * torch.exp(-s2) + 3 * s2)
     n_on = on.sum().clamp_min(1.0)
     coord_nll = (nll * on).sum() / n_on
     # plain L1 term keeps the coordinates learning while scales are still large
-    l1 = (0.5 * (w1 + w2) * on).sum() / n_on
+    l1 = (0.5 * (r1 + r2) * on).sum() / n_on
     off_pen = (
         F.relu(OFF_BONE_LOG_SCALE - out.log_scale).mean(dim=1) * off
     ).sum() / off.sum().clamp_min(1.0)
@@ -214,7 +192,7 @@ def _batch(
     device: str,
     appearance: AppearanceParams,
 ) -> tuple[torch.Tensor, ...]:
-    imgs, coords, masks, valids, rays = [], [], [], [], []
+    imgs, coords, masks, valids = [], [], [], []
     for i in idx:
         s = pool[int(i)]
         drr = torch.from_numpy(s.drr)
@@ -223,13 +201,11 @@ def _batch(
         valids.append(val)
         coords.append(torch.from_numpy(s.coords))
         masks.append(torch.from_numpy(s.mask) & val)
-        rays.append(torch.from_numpy(s.rays))
     return (
         torch.stack(imgs).to(device),
         torch.stack(coords).to(device),
         torch.stack(masks).to(device),
         torch.stack(valids).to(device),
-        torch.stack(rays).to(device),
     )
 
 
@@ -317,12 +293,12 @@ def train_model(
         for group in opt.param_groups:
             group["lr"] = lr
         idx = rng.choice(len(pool), size=min(p.batch_size, len(pool)), replace=False)
-        x, c, m, v, r = _batch(pool, idx, rng, device, appearance)
+        x, c, m, v = _batch(pool, idx, rng, device, appearance)
         with torch.autocast(torch.device(device).type, dtype=amp_dtype,
                             enabled=amp_dtype != torch.float32):
             out = net(x)
         out = SceneCoordOutput(out.coords.float(), out.log_scale.float(), out.bone_logit.float())
-        parts = scene_coord_loss(out, c, m, v, r if p.ray_weighted_loss else None)
+        parts = scene_coord_loss(out, c, m, v)
         opt.zero_grad(set_to_none=True)
         parts.total.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
