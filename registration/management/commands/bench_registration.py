@@ -99,6 +99,9 @@ class Command(BaseCommand):
         parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
         parser.add_argument("--closeup-share", type=float, default=0.3)
         parser.add_argument("--skip-refine-only", action="store_true")
+        parser.add_argument("--network-only", action="store_true",
+                            help="network + PnP alone (no search, refinement or refine-only "
+                                 "run): a quick comparison of models")
         parser.add_argument("--restarts", type=int, default=None,
                             help="self-check re-refinements per result (default: the pipeline's)")
         parser.add_argument("--frozen-depth", action="store_true",
@@ -220,7 +223,7 @@ class Command(BaseCommand):
         renderer = DrrRenderer(volume, device=device, bone_threshold_hu=model.bone_threshold_hu)
         with torch.no_grad():  # warm-up, so that per-image timings are steady-state
             s = model.input_size
-            model.net(torch.zeros(1, 1, s, s, device=device))
+            model.net(torch.zeros(1, model.net.in_channels, s, s, device=device))
         from registration.engine.dataset import BoneBox
 
         box = BoneBox(np.asarray(model.meta["normalisation"]["centre_lps_mm"]),
@@ -239,6 +242,9 @@ class Command(BaseCommand):
                  "profile_search": not opts["no_profile_search"]}
         if opts["restarts"] is not None:
             ropts["n_restarts"] = opts["restarts"]
+        net_only = bool(opts.get("network_only"))
+        if net_only:
+            ropts["refine"] = False
         n = opts["n_images"]
         # one untimed registration first (the network is warmed above), so that per-image
         # seconds are those of a worker that has registered before: the first call in a
@@ -330,12 +336,16 @@ class Command(BaseCommand):
             per_image[-1]["mtre_header_start_mm"] = err(T_header)[0]
             per_image[-1]["mtre_mm"] = e3
             per_image[-1]["mtre_of_rejected_mm"] = err(res.extras.get("T_rejected"))[0]
-            per["refine"].append(e3)
-            pde["refine"].append(e2)
-            e3c, e2c = err(res.T_cam_from_world if res.T_cam_from_world is not None
-                           else res.extras.get("T_rejected"))
-            per["refine_unchecked"].append(e3c)
-            pde["refine_unchecked"].append(e2c)
+            # the bone centre's distance from the source at the true pose (depth bias)
+            per_image[-1]["true_centre_depth_mm"] = float((T_true[:3, :3] @ box.centre
+                                                           + T_true[:3, 3])[2])
+            if not net_only:
+                per["refine"].append(e3)
+                pde["refine"].append(e2)
+                e3c, e2c = err(res.T_cam_from_world if res.T_cam_from_world is not None
+                               else res.extras.get("T_rejected"))
+                per["refine_unchecked"].append(e3c)
+                pde["refine_unchecked"].append(e2c)
             e3n, e2n = err(res.T_pnp)
             per_image[-1]["pnp_error_parts"] = _error_parts(res.T_pnp, T_true, box.centre)
             per_image[-1]["error_parts"] = _error_parts(
@@ -343,7 +353,7 @@ class Command(BaseCommand):
                 else res.extras.get("T_rejected"), T_true, box.centre)
             per["no_refine"].append(e3n)
             pde["no_refine"].append(e2n)
-            if not opts["skip_refine_only"]:
+            if not opts["skip_refine_only"] and not net_only:
                 # its own stream per image, so skipping this mode leaves the shots unchanged
                 rough_rng = np.random.default_rng([opts["seed"], 104729, i])
                 T_rough = perturb_pose(T_true, float(rough_rng.uniform(0, 10)),
@@ -373,8 +383,8 @@ class Command(BaseCommand):
                 f"unchecked {_f(per['refine_unchecked'][-1])}) refine-only {_f(per['refine_only'][-1] if per['refine_only'] else None)}"
                 f" mm  {res.seconds:.2f} s  {res.message if res.status != 'ok' else ''}"
             )
-        confusion = {"refine": _confusion(per_image)}
-        if not opts["skip_refine_only"]:
+        confusion = {"network_only" if net_only else "refine": _confusion(per_image)}
+        if not opts["skip_refine_only"] and not net_only:
             confusion["refine_only"] = _confusion([p["refine_only"] for p in per_image])
         starts = [p.get("refined_from") for p in per_image]
         parts_median = {}
