@@ -141,11 +141,9 @@ class _StageClock:
 
 
 def network_correspondences(
-    model: LoadedModel, image: np.ndarray, valid: np.ndarray, K: np.ndarray,
-    device: str = "cpu",
+    model: LoadedModel, image: np.ndarray, valid: np.ndarray, device: str = "cpu"
 ) -> dict:
-    """Run the network on a square image of the model's size whose intrinsics are ``K``
-    (pixels of that grid; a camera-aware network takes its ray directions from it).
+    """Run the network on a square image of the model's size.
 
     Returns ``uv`` (M, 2) pixels, ``xyz`` (M, 3) LPS mm, ``sigma_mm`` (M,) for the entry and
     exit points of every pixel predicted as bone, plus ``bone_prob`` (N, N).
@@ -153,7 +151,7 @@ def network_correspondences(
     x = torch.as_tensor(image, dtype=torch.float32)[None]
     v = torch.as_tensor(valid)[None]
     with torch.no_grad():
-        out = model.net(model.net.make_input(normalise_image(x, v), [K]).to(device))
+        out = model.net(normalise_image(x, v).to(device))
     prob = torch.sigmoid(out.bone_logit[0, 0]).cpu().numpy()
     coords = out.coords[0].cpu().numpy()  # (6, N, N)
     ls = out.log_scale[0].cpu().numpy()  # (2, N, N)
@@ -268,8 +266,7 @@ def register(
             net_img = to_square(img, valid, camera.K, model.input_size)
             stage("preprocess", t0, input_size=model.input_size)
             t0 = time.perf_counter()
-            corr = network_correspondences(model, net_img.image, net_img.valid, net_img.K,
-                                           opt.device)
+            corr = network_correspondences(model, net_img.image, net_img.valid, opt.device)
             bone_prob = corr["bone_prob"]
             med_sig = float(np.median(corr["sigma_mm"])) if len(corr["sigma_mm"]) else float("inf")
             stage(

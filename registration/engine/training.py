@@ -78,8 +78,6 @@ class Preset:
     lr: float
     max_seconds: float
     precision: str = "auto"  # "auto" (bf16 autocast where native), "bf16" or "fp32"
-    # camera-aware network: ray-direction input channels (unet.ray_channels)
-    ray_inputs: bool = False
 
 
 PRESETS: dict[str, Preset] = {
@@ -114,9 +112,6 @@ def get_preset(name: str) -> Preset:
         kw["max_seconds"] = float(os.environ["ORTHOFUSE_TRAIN_MAX_SECONDS"])
     if os.environ.get("ORTHOFUSE_TRAIN_PRECISION"):
         kw["precision"] = os.environ["ORTHOFUSE_TRAIN_PRECISION"]
-    if os.environ.get("ORTHOFUSE_TRAIN_RAY_INPUTS"):
-        kw["ray_inputs"] = os.environ["ORTHOFUSE_TRAIN_RAY_INPUTS"].strip().lower() in (
-            "1", "true", "yes", "on")
     return Preset(**kw)
 
 
@@ -196,10 +191,7 @@ def _batch(
     rng: np.random.Generator,
     device: str,
     appearance: AppearanceParams,
-    net: SceneCoordUNet,
 ) -> tuple[torch.Tensor, ...]:
-    """(network input, normalised targets, bone mask, valid mask) of the pool samples
-    ``idx`` with freshly simulated appearance."""
     imgs, coords, masks, valids = [], [], [], []
     for i in idx:
         s = pool[int(i)]
@@ -209,9 +201,8 @@ def _batch(
         valids.append(val)
         coords.append(torch.from_numpy(s.coords))
         masks.append(torch.from_numpy(s.mask) & val)
-    x = net.make_input(torch.stack(imgs), [pool[int(i)].K for i in idx])
     return (
-        x.to(device),
+        torch.stack(imgs).to(device),
         torch.stack(coords).to(device),
         torch.stack(masks).to(device),
         torch.stack(valids).to(device),
@@ -230,10 +221,6 @@ def train_model(
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train a network for one CT and one C-arm camera.
-
-    A camera-aware network (``preset.ray_inputs``) scales its ray channels by the tangent
-    of the camera's half field of view (half the larger detector side over the focal
-    length), so that a full view spans about [-1, 1].
 
     ``progress`` is called with ``{"step", "steps", "loss", "median_error_mm", "seconds",
     "phase"}`` about every 10 steps; returning ``True`` cancels (the partially trained
@@ -255,9 +242,7 @@ def train_model(
         samples_per_ray=p.samples_per_ray,
         device=device,
     )
-    half_fov_tan = 0.5 * max(camera.width, camera.height) / float(camera.K[0, 0])
-    net = SceneCoordUNet(base=p.base_channels, depth=p.depth, ray_inputs=p.ray_inputs,
-                         ray_tan_scale=half_fov_tan).to(device)
+    net = SceneCoordUNet(base=p.base_channels, depth=p.depth).to(device)
     amp_dtype = training_dtype(p.precision, device)
     opt = torch.optim.AdamW(net.parameters(), lr=p.lr, weight_decay=1e-4)
     appearance = AppearanceParams()
@@ -308,7 +293,7 @@ def train_model(
         for group in opt.param_groups:
             group["lr"] = lr
         idx = rng.choice(len(pool), size=min(p.batch_size, len(pool)), replace=False)
-        x, c, m, v = _batch(pool, idx, rng, device, appearance, net)
+        x, c, m, v = _batch(pool, idx, rng, device, appearance)
         with torch.autocast(torch.device(device).type, dtype=amp_dtype,
                             enabled=amp_dtype != torch.float32):
             out = net(x)

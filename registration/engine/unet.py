@@ -1,12 +1,6 @@
 """Small U-Net that maps a line-integral X-ray to per-pixel scene coordinates.
 
-Input: ``(B, C, H, W)``: the normalised line-integral image (see :func:`normalise_image`)
-and, for a camera-aware network (``ray_inputs``), two more channels with the direction of
-each pixel's ray (:func:`ray_channels`), so that the network knows the field of view of
-the image it sees: a close-up window and a full view of the same bone then differ in
-input, and the apparent size of anatomy becomes a cue to its distance from the source.
-Build the input with :meth:`SceneCoordUNet.make_input`.
-
+Input: ``(B, 1, H, W)`` normalised line-integral image (see :func:`normalise_image`).
 Output (:class:`SceneCoordOutput`), all per pixel of the input grid:
 
 - ``coords``: ``(B, 6, H, W)`` entry (channels 0-2) and exit (3-5) bone-surface points
@@ -23,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -61,43 +54,22 @@ class _Block(nn.Module):
         return self.net(x)
 
 
-def ray_channels(K: np.ndarray, height: int, width: int, tan_scale: float) -> torch.Tensor:
-    """``(2, height, width)`` float32: the ray direction of every pixel in the camera frame,
-    ``(x / z, y / z)`` of ``K^-1 (u, v, 1)`` (OpenCV axes, u = column, v = row, top-left
-    pixel centre (0, 0)), divided by ``tan_scale`` (dimensionless, typically the tangent of
-    the full detector's half field of view, so a full view spans about [-1, 1])."""
-    if not tan_scale > 0:
-        raise ValueError(f"tan_scale must be > 0, got {tan_scale}")
-    Kinv = np.linalg.inv(np.asarray(K, dtype=np.float64))
-    vv, uu = np.mgrid[0:height, 0:width].astype(np.float64)
-    pix = np.stack([uu, vv, np.ones_like(uu)], axis=-1) @ Kinv.T
-    tan = pix[..., :2] / pix[..., 2:3] / float(tan_scale)
-    return torch.from_numpy(np.ascontiguousarray(tan.transpose(2, 0, 1), dtype=np.float32))
-
-
 class SceneCoordUNet(nn.Module):
     """U-Net with ``depth`` down/up levels and ``base`` channels at full resolution.
 
-    Channel widths double per level up to ``max_channels``. With ``ray_inputs`` the input
-    has two ray-direction channels after the image (see :func:`ray_channels`, scaled by
-    ``ray_tan_scale``).
+    Channel widths double per level up to ``max_channels``.
     """
 
-    def __init__(self, base: int = 16, depth: int = 4, max_channels: int = 128, *,
-                 ray_inputs: bool = False, ray_tan_scale: float = 1.0) -> None:
+    def __init__(self, base: int = 16, depth: int = 4, max_channels: int = 128) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError("depth must be >= 1")
-        if not ray_tan_scale > 0:
-            raise ValueError(f"ray_tan_scale must be > 0, got {ray_tan_scale}")
         self.base = int(base)
         self.depth = int(depth)
         self.max_channels = int(max_channels)
-        self.ray_inputs = bool(ray_inputs)
-        self.ray_tan_scale = float(ray_tan_scale)
         widths = [min(base * 2**i, max_channels) for i in range(depth + 1)]
         self.enc = nn.ModuleList()
-        cin = self.in_channels
+        cin = 1
         for w in widths:
             self.enc.append(_Block(cin, w))
             cin = w
@@ -113,10 +85,6 @@ class SceneCoordUNet(nn.Module):
             self.head.bias[6:8].fill_(-1.0)
             self.head.weight.mul_(0.1)
 
-    @property
-    def in_channels(self) -> int:
-        return 3 if self.ray_inputs else 1
-
     def config(self) -> dict:
         """Architecture parameters, stored in model.json."""
         return {
@@ -124,9 +92,6 @@ class SceneCoordUNet(nn.Module):
             "base": self.base,
             "depth": self.depth,
             "max_channels": self.max_channels,
-            "ray_inputs": self.ray_inputs,
-            "ray_tan_scale": self.ray_tan_scale,
-            "inputs": ["image(1)"] + (["ray_x/z(1)", "ray_y/z(1)"] if self.ray_inputs else []),
             "outputs": ["entry_xyz(3)", "exit_xyz(3)", "log_scale(2)", "bone_logit(1)"],
         }
 
@@ -134,22 +99,9 @@ class SceneCoordUNet(nn.Module):
     def multiple(self) -> int:
         return 2**self.depth
 
-    def make_input(self, image: torch.Tensor, Ks: list[np.ndarray] | None = None) -> torch.Tensor:
-        """The network input from normalised images ``(B, 1, H, W)`` and, for a
-        camera-aware network, each image's intrinsics (``Ks``: B arrays (3, 3), pixels of
-        the ``H x W`` grid); other networks ignore ``Ks``."""
-        if not self.ray_inputs:
-            return image
-        if Ks is None or len(Ks) != image.shape[0]:
-            raise ValueError("a camera-aware network needs one intrinsic matrix per image")
-        H, W = image.shape[-2:]
-        rays = torch.stack([ray_channels(K, H, W, self.ray_tan_scale) for K in Ks])
-        return torch.cat([image, rays.to(image.device, image.dtype)], dim=1)
-
     def forward(self, x: torch.Tensor) -> SceneCoordOutput:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"expected (B, {self.in_channels}, H, W) input, got {tuple(x.shape)}")
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ValueError(f"expected (B, 1, H, W) input, got {tuple(x.shape)}")
         if x.shape[-1] % self.multiple or x.shape[-2] % self.multiple:
             raise ValueError(
                 f"image size must be divisible by {self.multiple}, got {tuple(x.shape[-2:])}"
@@ -177,8 +129,6 @@ def build_model(config: dict) -> SceneCoordUNet:
         base=int(config.get("base", 16)),
         depth=int(config.get("depth", 4)),
         max_channels=int(config.get("max_channels", 128)),
-        ray_inputs=bool(config.get("ray_inputs", False)),
-        ray_tan_scale=float(config.get("ray_tan_scale", 1.0)),
     )
 
 

@@ -223,7 +223,7 @@ class Command(BaseCommand):
         renderer = DrrRenderer(volume, device=device, bone_threshold_hu=model.bone_threshold_hu)
         with torch.no_grad():  # warm-up, so that per-image timings are steady-state
             s = model.input_size
-            model.net(torch.zeros(1, model.net.in_channels, s, s, device=device))
+            model.net(torch.zeros(1, 1, s, s, device=device))
         from registration.engine.dataset import BoneBox
 
         box = BoneBox(np.asarray(model.meta["normalisation"]["centre_lps_mm"]),
@@ -380,7 +380,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"[{name}] {i + 1}/{n} {kinds[-1]:7s} {res.status:6s} mTRE pnp "
                 f"{_f(e3n)} refined {_f(e3)} (from {per_image[-1]['refined_from']}, "
-                f"unchecked {_f(per['refine_unchecked'][-1])}) refine-only {_f(per['refine_only'][-1] if per['refine_only'] else None)}"
+                f"unchecked {_f(per['refine_unchecked'][-1] if per['refine_unchecked'] else None)}) refine-only {_f(per['refine_only'][-1] if per['refine_only'] else None)}"
                 f" mm  {res.seconds:.2f} s  {res.message if res.status != 'ok' else ''}"
             )
         confusion = {"network_only" if net_only else "refine": _confusion(per_image)}
