@@ -4,8 +4,8 @@ Stages: network -> confidence-ranked selection -> PnP-RANSAC (+LM) -> coarse pos
 around each start (the PnP pose and/or a given initial pose such as the header angles) ->
 intensity refinement of the best hypothesis -> depth profile search (optional) and 1-D
 depth search (search, refinement and depth searches turn about the view pivot,
-:func:`~registration.engine.refine.view_pivot`) -> self-checks (similarity, bone-mask
-agreement, restart consistency); when the self-checks fail, the next start is refined and
+:func:`~registration.engine.refine.view_pivot`) -> self-checks (similarity, local
+similarity, bone-mask agreement, restart consistency); when the self-checks fail, the next start is refined and
 checked (a restart that matched better than the refined pose, else the next search
 hypothesis) before the registration is reported as failed.
 
@@ -33,6 +33,7 @@ from registration.engine.quality import (
     QualityThresholds,
     check_bone_depth,
     check_image,
+    check_local_similarity,
     check_mask_agreement,
     check_network,
     check_pnp,
@@ -47,6 +48,7 @@ from registration.engine.refine import (
     depth_line_search,
     depth_profile_search,
     level_similarity,
+    local_similarity,
     refine_pose,
     restart_check,
     scaled_K,
@@ -403,8 +405,10 @@ def register(
             biv, bone_ct, vsmall = _bone_in_view(renderer, T_final, ref_img.K, rsize,
                                                  ref_img.valid)
             dice = mask_dice(bone_prob, bone_ct, vsmall) if bone_prob is not None else None
+            local = local_similarity(renderer, img_t, ref_img.K, T_final, val_t)
             stage("quality", t0, bone_in_view_fraction=round(biv, 4),
-                  mask_dice=None if dice is None else round(dice, 4))
+                  mask_dice=None if dice is None else round(dice, 4),
+                  local_similarity=round(local, 4))
             res.T_cam_from_world = T_final
             res.similarity = similarity
             check_pose(T_final, pivot, camera.source_to_detector_mm, th)
@@ -412,6 +416,7 @@ def register(
                                                 ref_img.valid),
                              camera.source_to_detector_mm, th)
             check_similarity(similarity, biv, th)
+            check_local_similarity(local, th)
             if dice is not None:
                 check_mask_agreement(dice, th)
             if restarts is not None:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from registration.engine.camera import backproject
 from registration.engine.pose import se3_exp
-from registration.engine.similarity import combined_similarity, downsample
+from registration.engine.similarity import combined_similarity, downsample, local_structure_ncc
 
 
 @dataclass
@@ -302,6 +302,34 @@ def pose_similarity(renderer, image: torch.Tensor, K: np.ndarray, T: np.ndarray,
     weight (valid mask times bone weight), as :func:`refine_pose` reports it."""
     w_l = downsample(torch.as_tensor(weight, dtype=torch.float32), level.factor)
     return level_similarity(renderer, image, K, T, w_l, level.factor, level.samples_per_ray)
+
+
+# the windows of the local similarity: Gaussian sigma as a fraction of the image size
+# (4 px at the 128 px refinement size)
+LOCAL_WINDOW_FRACTION = 1.0 / 32.0
+
+
+def local_similarity(renderer, image: torch.Tensor, K: np.ndarray, T: np.ndarray,
+                     valid: torch.Tensor | None = None, samples_per_ray: int = 80) -> float:
+    """How well the CT's structure lines up with the X-ray, window by window, at pose ``T``
+    (``T_cam_from_world``): :func:`~registration.engine.similarity.local_structure_ncc`
+    of the DRR and ``image`` (H, W, intrinsics ``K``), both high-passed as in the
+    refinement, weighted by the CT bone at ``T`` (:func:`bone_weight_from_drr`) inside
+    ``valid``. It needs nothing from the network, so it checks the pose independently of
+    it. In [-1, 1]."""
+    img = torch.as_tensor(image, dtype=torch.float32)
+    h, w = img.shape
+    weight = bone_weight_from_drr(renderer, T, K, (h, w))
+    if valid is not None:
+        weight = weight * torch.as_tensor(valid).float()
+    with torch.no_grad():
+        drr = renderer.render(torch.as_tensor(T[None], dtype=torch.float32),
+                              torch.as_tensor(K, dtype=torch.float32), h, w,
+                              samples_per_ray=samples_per_ray)[0].float()
+        hp = None if HIGHPASS_FRACTION is None else HIGHPASS_FRACTION * min(h, w)
+        return float(local_structure_ncc(img, drr, weight,
+                                         window_sigma_px=LOCAL_WINDOW_FRACTION * min(h, w),
+                                         highpass_sigma_px=hp)[0])
 
 
 RESTART_LEVELS = (

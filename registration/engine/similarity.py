@@ -121,3 +121,42 @@ def combined_similarity(
         if gc_weight:
             total = total + gc_weight * gradient_correlation(xa, xb, ws)
     return total / len(scales)
+
+
+def local_structure_ncc(
+    xray: torch.Tensor,
+    drr: torch.Tensor,
+    weight: torch.Tensor,
+    *,
+    window_sigma_px: float,
+    highpass_sigma_px: float | None = None,
+    eps: float = 1e-12,
+) -> torch.Tensor:
+    """Local NCC of ``xray`` and ``drr`` (``(B, H, W)`` or ``(H, W)``) in Gaussian windows of
+    ``window_sigma_px``, averaged with weights ``weight`` times the DRR's local standard
+    deviation, i.e. over the places where the CT predicts structure -> ``(B,)``.
+
+    Unlike the global NCC it does not depend on how the contrast varies across the image
+    (scatter and beam hardening compress the bone contrast of thick regions), so it stays
+    near 1 at the true pose of a close-up whose global similarity is low, while a pose
+    that puts the CT's bone edges where the X-ray has none scores low in those windows.
+    With ``highpass_sigma_px`` both images are first high-passed (:func:`highpass`).
+    """
+    x, d = _b(xray).float(), _b(drr).float()
+    w = _b(weight).float().expand_as(x)
+    if highpass_sigma_px is not None:
+        x = highpass(x, highpass_sigma_px, w)
+        d = highpass(d, highpass_sigma_px, w)
+    inside = (w > 0).float()
+    norm = gaussian_blur(inside, window_sigma_px).clamp_min(1e-6)
+
+    def local_mean(a: torch.Tensor) -> torch.Tensor:
+        return gaussian_blur(a * inside, window_sigma_px) / norm
+
+    mx, md = local_mean(x), local_mean(d)
+    vx = (local_mean(x * x) - mx * mx).clamp_min(0.0)
+    vd = (local_mean(d * d) - md * md).clamp_min(0.0)
+    cov = local_mean(x * d) - mx * md
+    lncc = cov / torch.sqrt(vx * vd + eps)
+    s = w * torch.sqrt(vd)
+    return (lncc * s).sum(dim=(-2, -1)) / s.sum(dim=(-2, -1)).clamp_min(eps)

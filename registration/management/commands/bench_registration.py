@@ -328,6 +328,7 @@ class Command(BaseCommand):
                 "similarity": res.similarity if math.isfinite(res.similarity) else None,
                 "n_inliers": res.n_inliers, "n_correspondences": res.n_correspondences,
                 "mask_dice": res.stages.get("quality", {}).get("mask_dice"),
+                "local_similarity": res.stages.get("quality", {}).get("local_similarity"),
                 "restart_spread_mm": res.stages.get("restarts", {}).get("spread_mm"),
                 "refined_from": res.stages.get("hypotheses", {}).get("start"),
                 "stages": res.stages,
@@ -365,6 +366,7 @@ class Command(BaseCommand):
                 per_image[-1]["refine_only"] = {
                     "status": r2.status, "message": r2.message,
                     "similarity": r2.similarity if math.isfinite(r2.similarity) else None,
+                    "local_similarity": r2.stages.get("quality", {}).get("local_similarity"),
                     "mtre_mm": e3r, "mtre_of_rejected_mm": err(r2.extras.get("T_rejected"))[0],
                     "seconds": r2.seconds,
                     "restart_spread_mm": r2.stages.get("restarts", {}).get("spread_mm"),
