@@ -3,9 +3,14 @@ X-ray, insensitive to contrast that varies across the image, sensitive to displa
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
 
+from registration.engine.phantom_ct import synthetic_bone_ct
+from registration.engine.pipeline import RegistrationOptions, register
 from registration.engine.quality import QualityError, QualityThresholds, check_local_similarity
 from registration.engine.refine import local_similarity
 from registration.engine.similarity import gaussian_blur, local_structure_ncc, ncc
@@ -74,3 +79,24 @@ def test_check_names_the_figure():
     with pytest.raises(QualityError, match="do not line up"):
         check_local_similarity(float("nan"))
     check_local_similarity(0.7, QualityThresholds(min_local_similarity=0.5))
+
+
+def test_pipeline_fails_a_pose_whose_edges_are_off_with_the_local_reason():
+    cam, renderer, T_true, img = synthetic_view()
+    vol = synthetic_bone_ct(48, 4.0)  # the CT of synthetic_view
+    valid = np.ones(img.shape, bool)
+    # only the local check: the global similarity threshold is off for this test
+    th = dataclasses.replace(QualityThresholds(), min_similarity=-1.0)
+    opts = RegistrationOptions(refine=False, refine_size=80, thresholds=th)
+    ok = register(vol, None, img.numpy(), valid, cam, T_init=T_true, options=opts,
+                  renderer=renderer)
+    assert ok.status == "ok", ok.message
+    assert ok.stages["quality"]["local_similarity"] > 0.98
+    T_off = T_true.copy()
+    T_off[0, 3] += 12.0
+    bad = register(vol, None, img.numpy(), valid, cam, T_init=T_off, options=opts,
+                   renderer=renderer)
+    assert bad.status == "failed"
+    assert "local similarity" in bad.message
+    assert bad.T_cam_from_world is None
+    assert bad.stages["quality"]["local_similarity"] < th.min_local_similarity
