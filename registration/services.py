@@ -529,6 +529,8 @@ def run_registration(reg: Registration, report: Callable[[float, str], None]) ->
         "similarity": out["similarity"],
         "median_uncertainty_mm": out["stages"].get("network", {}).get("median_uncertainty_mm"),
         "bone_in_view_fraction": out["stages"].get("quality", {}).get("bone_in_view_fraction"),
+        "local_similarity": out["stages"].get("quality", {}).get("local_similarity"),
+        "mask_dice": out["stages"].get("quality", {}).get("mask_dice"),
         "failed_check": out["stages"].get("quality", {}).get("failed_check"),
         "initial_pose": "header angles" if T_init is not None else None,
         "device": device,

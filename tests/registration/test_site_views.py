@@ -70,10 +70,13 @@ def test_surgeon_pages_and_buttons(client, scene, surgeon_a, django_capture_on_c
     from registration.models import Registration, RegistrationModel
 
     client.force_login(surgeon_a)
+    scene["reg"].quality = {**scene["reg"].quality, "local_similarity": 0.934}
+    scene["reg"].save(update_fields=["quality"])
     page = client.get(reverse("registration:registration-detail", args=[scene["reg"].pk]))
     assert page.status_code == 200
     html = page.content.decode()
     assert 'id="overlay-opacity"' in html and 'id="reg-drr"' in html and "True mTRE" in html
+    assert 'id="local-similarity">0.934<' in html
     for which in ("overlay", "drr", "xray"):
         img = client.get(reverse("registration:registration-image", args=[scene["reg"].pk, which]))
         assert img.status_code == 200 and img.content[:4] == b"\x89PNG", which
