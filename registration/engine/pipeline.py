@@ -5,9 +5,9 @@ around each start (the PnP pose and/or a given initial pose such as the header a
 intensity refinement of the best hypothesis -> depth profile search (optional) and 1-D
 depth search (search, refinement and depth searches turn about the view pivot,
 :func:`~registration.engine.refine.view_pivot`) -> self-checks (similarity, local
-similarity, bone-mask agreement, restart consistency); when the self-checks fail, the next start is refined and
-checked (a restart that matched better than the refined pose, else the next search
-hypothesis) before the registration is reported as failed.
+similarity, bone-mask agreement, restart consistency); when the self-checks fail, the next
+start is refined and checked (a restart that matched better than the refined pose, else
+the next search hypothesis) before the registration is reported as failed.
 
 Input: an X-ray in line-integral form (H, W) with its collimator mask and its
 :class:`~registration.engine.camera.Camera` (dewarped pinhole intrinsics). Output: a

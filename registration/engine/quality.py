@@ -26,9 +26,10 @@ class QualityThresholds:
     # the detector-edge fix); one abdomen close-up 4.7 mm off scored 0.57 under fixed dose and
     # is rejected too: no threshold separates it from the 95 mm pose, and a rejected pose is
     # safer than an accepted wrong one. Wrong poses 15-27 mm off that score higher are left
-    # to check_restarts, which does not catch them all: an abdomen close-up 22.9 mm off
-    # scored 0.769 with restarts 6.6 mm away and passed (its true pose reaches 0.961; a
-    # good close-up of another shot reaches only 0.768). Was 0.55, which let the 95 mm pose pass
+    # to min_local_similarity and check_restarts: before the local check an abdomen close-up
+    # 22.9 mm off scored 0.769 with restarts 6.6 mm away and passed (its true pose reaches
+    # 0.961; a good close-up of another shot reaches only 0.768). Was 0.55, which let the
+    # 95 mm pose pass
     min_similarity: float = 0.65
     # local similarity (refine.local_similarity: NCC in 4 px windows of the 128 px image
     # where the CT shows bone, weighted by the DRR's local structure; needs nothing from the
