@@ -86,6 +86,11 @@ GC_WEIGHT = 0.0
 HIGHPASS_FRACTION: float | None = 0.1
 
 
+def highpass_sigma_px(h: int, w: int) -> float | None:
+    """The high-pass Gaussian sigma (pixels) for an ``h x w`` image, or None when off."""
+    return None if HIGHPASS_FRACTION is None else HIGHPASS_FRACTION * min(h, w)
+
+
 def batch_similarity(
     renderer,
     poses: torch.Tensor,
@@ -101,7 +106,7 @@ def batch_similarity(
     (+ ``GC_WEIGHT`` gradient correlation) averaged over ``scales``; differentiable in the
     poses. The DRR is rendered in the poses' dtype and compared in the image's."""
     h, w = image.shape
-    hp = None if HIGHPASS_FRACTION is None else HIGHPASS_FRACTION * min(h, w)
+    hp = highpass_sigma_px(h, w)
     drr = renderer.render(poses, torch.as_tensor(K, dtype=poses.dtype), h, w,
                           samples_per_ray=samples_per_ray)
     return combined_similarity(image, drr.to(image.dtype), weight, gc_weight=GC_WEIGHT,
@@ -326,10 +331,9 @@ def local_similarity(renderer, image: torch.Tensor, K: np.ndarray, T: np.ndarray
         drr = renderer.render(torch.as_tensor(T[None], dtype=torch.float32),
                               torch.as_tensor(K, dtype=torch.float32), h, w,
                               samples_per_ray=samples_per_ray)[0].float()
-        hp = None if HIGHPASS_FRACTION is None else HIGHPASS_FRACTION * min(h, w)
         return float(local_structure_ncc(img, drr, weight,
                                          window_sigma_px=LOCAL_WINDOW_FRACTION * min(h, w),
-                                         highpass_sigma_px=hp)[0])
+                                         highpass_sigma_px=highpass_sigma_px(h, w))[0])
 
 
 RESTART_LEVELS = (

@@ -104,7 +104,7 @@ def test_train_then_register_through_the_worker(tiny_training, patient_a, surgeo
     after = target_error_mm(pts, T, true_T).mean()
     assert after < before and after < 5.0, (before, after)
     assert reg.quality["true_mtre_mm"] < 5.0
-    assert reg.quality["local_similarity"] >= 0.8  # the self-check passed it
+    assert reg.quality["local_similarity"] >= 0.8  # passed the check (0.75) with margin
     assert reg.overlay_file and reg.drr_file
     with reg.overlay_file.open("rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"

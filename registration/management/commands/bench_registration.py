@@ -242,7 +242,7 @@ class Command(BaseCommand):
                  "profile_search": not opts["no_profile_search"]}
         if opts["restarts"] is not None:
             ropts["n_restarts"] = opts["restarts"]
-        net_only = bool(opts.get("network_only"))
+        net_only = bool(opts["network_only"])
         if net_only:
             ropts["refine"] = False
         n = opts["n_images"]
