@@ -42,3 +42,14 @@ def test_a_short_run_lowers_the_loss_in_either_precision(precision):
     losses = [h["loss"] for h in result.history]
     first, last = sum(losses[:2]) / 2, sum(losses[-2:]) / 2
     assert last < first - 0.2, (first, last)
+
+
+def test_cpu_bf16_needs_amx(monkeypatch):
+    """AVX-512-BF16 without AMX trains slower in bfloat16, so "auto" keeps float32 there."""
+    import registration.engine.training as training
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr(training, "cpu_has_amx", lambda: False)
+    assert training_dtype("auto", "cpu") == torch.float32
+    monkeypatch.setattr(training, "cpu_has_amx", lambda: True)
+    assert training_dtype("auto", "cpu") == torch.bfloat16
