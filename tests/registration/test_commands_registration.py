@@ -21,7 +21,7 @@ from registration.engine.pose import carm_pose, perturb_pose
 
 RESULT_KEYS = {"status", "message", "T_cam_from_world", "seconds", "stages", "n_correspondences",
                "n_inliers", "similarity"}
-TINY = {"ORTHOFUSE_TRAIN_STEPS": "40", "ORTHOFUSE_TRAIN_POOL": "4", "ORTHOFUSE_TRAIN_SIZE": "32",
+TINY = {"ORTHOFUSE_TRAIN_STEPS": "80", "ORTHOFUSE_TRAIN_POOL": "4", "ORTHOFUSE_TRAIN_SIZE": "32",
         "ORTHOFUSE_TRAIN_BATCH": "2"}
 
 
