@@ -27,7 +27,7 @@ import torch
 
 from registration.engine.camera import Camera, project
 from registration.engine.model_io import LoadedModel
-from registration.engine.pnp import solve_pnp_ransac
+from registration.engine.pnp import refine_pose_weighted, solve_pnp_ransac
 from registration.engine.quality import (
     QualityError,
     QualityThresholds,
@@ -99,6 +99,9 @@ class RegistrationOptions:
     grid: int = 8
     ransac_px: float = 3.0
     ransac_iterations: int = 300
+    # after RANSAC on the selected few: weighted robust LM of the pose on every bone
+    # correspondence within ransac_px of it, weights 1 / sigma^2 (pnp.refine_pose_weighted)
+    pnp_polish: bool = False
     refine_size: int = 128  # capped at the image's larger side (never upsample)
     refine_levels: tuple[RefineLevel, ...] = DEFAULT_LEVELS
     optimise_depth: bool = True  # False: 5 DoF, depth kept from the start pose (refine_pose)
@@ -312,9 +315,17 @@ def register(
                 )
                 res.n_correspondences = pnp.n_correspondences
                 res.n_inliers = pnp.n_inliers
+                n_polish = None
+                if pnp.ok and opt.pnp_polish:
+                    T_pol, n_polish = refine_pose_weighted(
+                        corr["uv"], corr["xyz"], net_img.K, pnp.T_cam_from_world,
+                        1.0 / np.maximum(corr["sigma_mm"], 1e-3) ** 2, gate_px=opt.ransac_px,
+                    )
+                    pnp.T_cam_from_world = T_pol
                 stage(
                     "pnp",
                     t0,
+                    n_polished=n_polish,
                     inlier_ratio=round(pnp.inlier_ratio, 4),
                     reprojection_rmse_px=None
                     if not math.isfinite(pnp.reprojection_rmse_px)

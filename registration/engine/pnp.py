@@ -160,3 +160,97 @@ def solve_pnp_ransac(
         rmse,
         message="" if ok else f"only {n_in} inliers after refinement (need >= {min_inliers})",
     )
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+    """(N, 3) vectors -> (N, 3, 3) cross-product matrices."""
+    z = np.zeros(len(v))
+    return np.stack(
+        [
+            np.stack([z, -v[:, 2], v[:, 1]], 1),
+            np.stack([v[:, 2], z, -v[:, 0]], 1),
+            np.stack([-v[:, 1], v[:, 0], z], 1),
+        ],
+        1,
+    )
+
+
+def refine_pose_weighted(
+    points_2d: np.ndarray,
+    points_3d: np.ndarray,
+    K: np.ndarray,
+    T_cam_from_world: np.ndarray,
+    weights: np.ndarray,
+    *,
+    gate_px: float = 3.0,
+    huber_px: float = 1.0,
+    iterations: int = 10,
+) -> tuple[np.ndarray, int]:
+    """Weighted robust Levenberg-Marquardt of a pose on many correspondences.
+
+    Minimises ``sum_i w_i * huber(|proj(K, T, X_i) - x_i|)`` (pixels of ``K``'s image,
+    Huber corner ``huber_px``) over the correspondences within ``gate_px`` of their
+    projection at the start pose ``T_cam_from_world`` (the gate is kept fixed, so points
+    the start calls outliers never enter). ``weights`` (N,) >= 0, e.g. the inverse
+    predicted variance. The update is a left increment in the camera frame:
+    ``T <- [exp(omega) | v] T``. Returns (refined ``T_cam_from_world``, points used);
+    the start pose is returned unchanged when fewer than 6 points pass the gate.
+    """
+    x = np.asarray(points_2d, np.float64).reshape(-1, 2)
+    X = np.asarray(points_3d, np.float64).reshape(-1, 3)
+    w = np.asarray(weights, np.float64).reshape(-1)
+    if not len(x) == len(X) == len(w):
+        raise ValueError(f"{len(x)} image points, {len(X)} 3-D points, {len(w)} weights")
+    Kd = np.asarray(K, np.float64)
+    T = np.asarray(T_cam_from_world, np.float64).copy()
+    use = np.isfinite(x).all(1) & np.isfinite(X).all(1) & np.isfinite(w) & (w > 0)
+    use[use] &= reprojection_errors(x[use], X[use], Kd, T) < gate_px
+    if use.sum() < 6:
+        return T, int(use.sum())
+    x, X, w = x[use], X[use], w[use] / w[use].max()
+    fx, fy, s = Kd[0, 0], Kd[1, 1], Kd[0, 1]
+
+    def residuals(Tm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xc = X @ Tm[:3, :3].T + Tm[:3, 3]
+        p = xc @ Kd.T
+        return p[:, :2] / p[:, 2:3] - x, xc
+
+    def cost(r: np.ndarray) -> float:
+        e = np.linalg.norm(r, axis=1)
+        rho = np.where(e <= huber_px, 0.5 * e**2, huber_px * (e - 0.5 * huber_px))
+        return float((w * rho).sum())
+
+    lam = 1e-3
+    r, xc = residuals(T)
+    c = cost(r)
+    for _ in range(int(iterations)):
+        e = np.linalg.norm(r, axis=1)
+        wi = w * np.where(e <= huber_px, 1.0, huber_px / np.maximum(e, 1e-12))
+        z = xc[:, 2]
+        Jp = np.zeros((len(X), 2, 3))
+        Jp[:, 0, 0] = fx / z
+        Jp[:, 0, 1] = s / z
+        Jp[:, 0, 2] = -(fx * xc[:, 0] + s * xc[:, 1]) / z**2
+        Jp[:, 1, 1] = fy / z
+        Jp[:, 1, 2] = -fy * xc[:, 1] / z**2
+        J = np.concatenate([Jp @ -_skew(xc), Jp], 2)  # d r / d (omega, v)
+        H = np.einsum("n,nki,nkj->ij", wi, J, J)
+        g = np.einsum("n,nki,nk->i", wi, J, r)
+        improved = False
+        for _ in range(8):
+            delta = -np.linalg.solve(H + lam * np.diag(np.diag(H) + 1e-12), g)
+            D = np.eye(4)
+            D[:3, :3] = cv2.Rodrigues(delta[:3].reshape(3, 1))[0]
+            D[:3, 3] = delta[3:]
+            Tn = D @ T
+            rn, xcn = residuals(Tn)
+            cn = cost(rn) if (xcn[:, 2] > 1e-6).all() else np.inf
+            if cn < c:
+                T, r, xc, lam = Tn, rn, xcn, max(lam / 10, 1e-9)
+                improved = c - cn > 1e-12 * max(c, 1.0)
+                c = cn
+                break
+            lam *= 10
+        if not improved:
+            break
+    return T, int(use.sum())
