@@ -122,9 +122,9 @@ class Command(BaseCommand):
                                  "(a set point of 1e3-1e4 photons at the centre, tube limit 2.5e5)")
         parser.add_argument("--no-profile-search", action="store_true",
                             help="skip the depth profile search (for comparison)")
-        parser.add_argument("--pnp-polish", action="store_true",
-                            help="after PnP-RANSAC, weighted robust LM on every bone "
-                                 "correspondence (RegistrationOptions.pnp_polish)")
+        parser.add_argument("--no-pnp-polish", action="store_true",
+                            help="skip the weighted LM of the PnP pose on every bone "
+                                 "correspondence (RegistrationOptions.pnp_polish; for comparison)")
         parser.add_argument("--box-pivot", action="store_true",
                             help="turn about the bone-box centre instead of the view's centre")
 
@@ -259,7 +259,7 @@ class Command(BaseCommand):
         ropts = {"device": device, "optimise_depth": not opts["frozen_depth"],
                  "search": not opts["no_search"], "view_pivot": not opts["box_pivot"],
                  "profile_search": not opts["no_profile_search"],
-                 "pnp_polish": bool(opts["pnp_polish"])}
+                 "pnp_polish": not opts["no_pnp_polish"]}
         if opts["restarts"] is not None:
             ropts["n_restarts"] = opts["restarts"]
         net_only = bool(opts["network_only"])
