@@ -89,7 +89,10 @@ PRESETS: dict[str, Preset] = {
     # mean: 3000 steps 10.3 mm, 6000 steps 5.2 mm (AMD EPYC, 2 cores, 9 steps/s). Half a
     # new sample per step (62 ms each): on a 2-core AVX-512 Xeon without AMX, fp32 and
     # 0.5 refresh gave 6844 steps and best half 7.27 mm on 80 held-out shots, against
-    # 4211 steps and 8.22 mm with bf16 and 1.0 refresh
+    # 4211 steps and 8.22 mm with bf16 and 1.0 refresh. The budget limits it, not the
+    # network: trained 100 minutes (bench --train-minutes 100; 43254 steps on a 2-core AMX
+    # Xeon) the same preset gives best half 2.75 mm on 80 held-out shots (2.44 with the PnP
+    # polish)
     "quick": Preset("quick", 64, 16, 4, 20000, 12, 800, 0.5, 64, 2e-3, 18 * 60),
     "standard": Preset("standard", 192, 24, 5, 12000, 12, 1024, 4, 192, 1e-3, 3 * 3600),
     "full": Preset("full", 256, 32, 5, 40000, 16, 2048, 8, 256, 1e-3, 10 * 3600),
