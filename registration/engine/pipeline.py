@@ -102,7 +102,10 @@ class RegistrationOptions:
     # after RANSAC on the selected few: weighted robust LM of the pose on every bone
     # correspondence within ransac_px of it, weights 1 / sigma^2 (pnp.refine_pose_weighted).
     # pelvis_bone_002, 80 held-out shots, quick network trained 100 min: best half
-    # 2.75 -> 2.44 mm, mean 12.3 -> 11.1 mm, 46 shots nearer and 34 farther, +13 ms
+    # 2.75 -> 2.44 mm, mean 12.3 -> 11.1 mm, 46 shots nearer and 34 farther, +13 ms.
+    # Points with isotropic 3-D noise bias such a fit in depth (errors in variables; see
+    # tests/registration/test_pipeline_pnp_polish.py), yet on the network's points keeping
+    # only those as confident as the selected median did worse (best half 3.14 mm)
     pnp_polish: bool = True
     refine_size: int = 128  # capped at the image's larger side (never upsample)
     refine_levels: tuple[RefineLevel, ...] = DEFAULT_LEVELS
