@@ -320,13 +320,12 @@ def register(
                 )
                 res.n_correspondences = pnp.n_correspondences
                 res.n_inliers = pnp.n_inliers
-                n_polish = None
+                T_net, n_polish = pnp.T_cam_from_world, None
                 if pnp.ok and opt.pnp_polish:
-                    T_pol, n_polish = refine_pose_weighted(
-                        corr["uv"], corr["xyz"], net_img.K, pnp.T_cam_from_world,
+                    T_net, n_polish = refine_pose_weighted(
+                        corr["uv"], corr["xyz"], net_img.K, T_net,
                         1.0 / np.maximum(corr["sigma_mm"], 1e-3) ** 2, gate_px=opt.ransac_px,
                     )
-                    pnp.T_cam_from_world = T_pol
                 stage(
                     "pnp",
                     t0,
@@ -340,10 +339,8 @@ def register(
                     if not pnp.ok:
                         raise QualityError("pnp", pnp.message)
                     check_pnp(pnp.n_correspondences, pnp.n_inliers, th)
-                    check_pose(
-                        pnp.T_cam_from_world, model.box_centre, camera.source_to_detector_mm, th
-                    )
-                    T_start = pnp.T_cam_from_world
+                    check_pose(T_net, model.box_centre, camera.source_to_detector_mm, th)
+                    T_start = T_net
                     res.T_pnp = T_start.copy()
                 except QualityError:
                     if T_init is None or not opt.refine:

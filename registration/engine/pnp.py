@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from registration.engine.pose import hat
+
 
 @dataclass
 class PnPResult:
@@ -162,19 +164,6 @@ def solve_pnp_ransac(
     )
 
 
-def _skew(v: np.ndarray) -> np.ndarray:
-    """(N, 3) vectors -> (N, 3, 3) cross-product matrices."""
-    z = np.zeros(len(v))
-    return np.stack(
-        [
-            np.stack([z, -v[:, 2], v[:, 1]], 1),
-            np.stack([v[:, 2], z, -v[:, 0]], 1),
-            np.stack([-v[:, 1], v[:, 0], z], 1),
-        ],
-        1,
-    )
-
-
 def refine_pose_weighted(
     points_2d: np.ndarray,
     points_3d: np.ndarray,
@@ -233,7 +222,7 @@ def refine_pose_weighted(
         Jp[:, 0, 2] = -(fx * xc[:, 0] + s * xc[:, 1]) / z**2
         Jp[:, 1, 1] = fy / z
         Jp[:, 1, 2] = -fy * xc[:, 1] / z**2
-        J = np.concatenate([Jp @ -_skew(xc), Jp], 2)  # d r / d (omega, v)
+        J = np.concatenate([Jp @ -hat(xc), Jp], 2)  # d r / d (omega, v)
         H = np.einsum("n,nki,nkj->ij", wi, J, J)
         g = np.einsum("n,nki,nk->i", wi, J, r)
         improved = False

@@ -201,8 +201,18 @@ def target_error_mm(points_world: Any, T_est: Any, T_true: Any) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- SE(3)
-def _hat_np(w: np.ndarray) -> np.ndarray:
-    return np.array([[0.0, -w[2], w[1]], [w[2], 0.0, -w[0]], [-w[1], w[0], 0.0]])
+def hat(w: np.ndarray) -> np.ndarray:
+    """Cross-product matrices: (..., 3) vectors -> (..., 3, 3), ``hat(w) @ x == w x x``."""
+    w = np.asarray(w, dtype=np.float64)
+    z = np.zeros_like(w[..., 0])
+    return np.stack(
+        [
+            np.stack([z, -w[..., 2], w[..., 1]], -1),
+            np.stack([w[..., 2], z, -w[..., 0]], -1),
+            np.stack([-w[..., 1], w[..., 0], z], -1),
+        ],
+        -2,
+    )
 
 
 def _hat_torch(w: torch.Tensor) -> torch.Tensor:
@@ -300,7 +310,7 @@ def se3_log(T: Any) -> Any:
     T = np.asarray(T, dtype=np.float64)
     w = _so3_log_np(T[:3, :3])
     theta = float(np.linalg.norm(w))
-    W = _hat_np(w)
+    W = hat(w)
     if theta < 1e-6:
         D = 1.0 / 12
     else:
