@@ -68,13 +68,16 @@ def scaled_K(K: np.ndarray, factor: float) -> np.ndarray:
 
 
 def increment(theta: torch.Tensor, pivot_cam: torch.Tensor) -> torch.Tensor:
-    """4x4 camera-frame increment for ``theta = (omega deg (3), v mm (3))`` about ``pivot_cam``."""
-    omega = theta[:3] * (math.pi / 180.0)
-    R = se3_exp(torch.cat([omega, torch.zeros(3, dtype=theta.dtype)]))[:3, :3]
-    t = pivot_cam - R @ pivot_cam + theta[3:]
-    D = torch.eye(4, dtype=theta.dtype)
-    D = torch.cat([torch.cat([R, t[:, None]], dim=1), D[3:]], dim=0)
-    return D
+    """Camera-frame increment(s) ``(..., 4, 4)`` for ``theta = (omega deg (3), v mm (3))``
+    ``(..., 6)`` about ``pivot_cam`` ``(..., 3)`` (camera mm; broadcast against ``theta``):
+    ``x' = R(omega) (x - p) + p + v``. Batched: one call for a whole set of poses."""
+    omega = theta[..., :3] * (math.pi / 180.0)
+    R = se3_exp(torch.cat([omega, torch.zeros_like(omega)], dim=-1))[..., :3, :3]
+    p = pivot_cam.to(theta.dtype).expand_as(theta[..., 3:])
+    t = p - (R @ p.unsqueeze(-1)).squeeze(-1) + theta[..., 3:]
+    bottom = torch.zeros(*theta.shape[:-1], 1, 4, dtype=theta.dtype, device=theta.device)
+    bottom[..., 0, 3] = 1.0
+    return torch.cat([torch.cat([R, t.unsqueeze(-1)], dim=-1), bottom], dim=-2)
 
 
 # weight of gradient correlation against NCC in the similarity: 0 (high-passed NCC alone)
@@ -207,17 +210,17 @@ def refine_poses(
     img = torch.as_tensor(image, dtype=torch.float32)
     H, W = img.shape
     val = torch.ones_like(img) if valid is None else torch.as_tensor(valid).float()
-    T0s = [torch.as_tensor(np.asarray(T, dtype=np.float64), dtype=torch.float32)
-           for T in T_inits]
+    T0s = torch.stack([torch.as_tensor(np.asarray(T, dtype=np.float64), dtype=torch.float32)
+                       for T in T_inits])  # (n, 4, 4)
     n = len(T0s)
     if weight is None:
         weight = bone_weight_from_drr(renderer, np.asarray(T_inits[0]), K, (H, W))
     wgt = torch.as_tensor(weight, dtype=torch.float32) * val
     if pivot_world is None:
-        pivots = [torch.tensor([0.0, 0.0, 700.0]) for _ in T0s]
+        pivots = torch.tensor([0.0, 0.0, 700.0]).expand(n, 3)
     else:
         pw = torch.as_tensor(np.asarray(pivot_world, dtype=np.float64), dtype=torch.float32)
-        pivots = [T0[:3, :3] @ pw + T0[:3, 3] for T0 in T0s]
+        pivots = T0s[:, :3, :3] @ pw + T0s[:, :3, 3]  # (n, 3) camera mm
     histories: list[list[dict]] = [[] for _ in T0s]
     n_iter = [0] * n
     sim0 = [float("nan")] * n
@@ -242,7 +245,7 @@ def refine_poses(
         last_gain = [0] * n
         running = [True] * n
         for it in range(lvl.iterations):
-            poses = torch.stack([increment(theta[b], pivots[b]) @ T0s[b] for b in range(n)])
+            poses = increment(theta, pivots) @ T0s
             sims = _similarities_at(renderer, poses, K_l, img_l, w_l, lvl.samples_per_ray)
             for b in range(n):
                 if not running[b]:
@@ -592,7 +595,7 @@ def adam_on_increments(
     th = best_theta.detach().float().clone().requires_grad_(True)
     opt = torch.optim.Adam([th], lr=lr)
     for _ in range(iterations):
-        poses = torch.stack([increment(t, pcf) @ T0f for t in th])
+        poses = increment(th, pcf) @ T0f
         sims = batch_similarity(renderer, poses, K, image, weight, samples_per_ray)
         better = sims.detach().to(best_sim.dtype) > best_sim
         best_sim[better] = sims.detach().to(best_sim.dtype)[better]
@@ -648,7 +651,7 @@ def depth_profile_search(
         pyramid.append((img_l, w_l, scaled_K(K, n / img_l.shape[0]), iterations, lr))
 
     def poses_of(th: torch.Tensor) -> torch.Tensor:
-        return torch.stack([increment(t, pivot_cam) @ T0 for t in th])
+        return increment(th, pivot_cam) @ T0
 
     def score(th: torch.Tensor) -> np.ndarray:
         with torch.no_grad():

@@ -81,9 +81,7 @@ def _distinct(poses: list[np.ndarray], sims: np.ndarray, pivot_world: np.ndarray
 
 def _moves(thetas: np.ndarray, T0: torch.Tensor, pivot_cam: torch.Tensor) -> torch.Tensor:
     """``(B, 4, 4)`` poses ``increment(theta) @ T0`` for ``thetas`` (B, 6) (deg, mm)."""
-    return torch.stack(
-        [increment(torch.as_tensor(t, dtype=torch.float64), pivot_cam) @ T0 for t in thetas]
-    )
+    return increment(torch.as_tensor(np.asarray(thetas), dtype=torch.float64), pivot_cam) @ T0
 
 
 def score_poses(

@@ -7,6 +7,7 @@ weight map of the same shape (e.g. bone weighting, collimator mask). Values lie 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -64,6 +65,33 @@ def downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
     return y[0] if squeeze else y
 
 
+# images up to this side are blurred by two small matrix products (one banded matrix
+# per axis) instead of a convolution: on a CPU a 1-channel convolution is slow (measured
+# 4.1 ms against 0.5 ms for 8 images of 48 x 48 px, sigma 4.8 px); the result is the same
+# zero-padded separable convolution
+_MATMUL_BLUR_MAX_PX = 128
+
+
+def _gaussian_taps(sigma_px: float, dtype: torch.dtype, device) -> tuple[torch.Tensor, int]:
+    """Normalised Gaussian taps (2 r + 1,) of radius ``r = ceil(3 sigma)`` (at least 1)."""
+    r = max(1, int(math.ceil(3.0 * sigma_px)))
+    t = torch.arange(-r, r + 1, dtype=dtype, device=device)
+    k = torch.exp(-0.5 * (t / sigma_px) ** 2)
+    return k / k.sum(), r
+
+
+@functools.lru_cache(maxsize=64)
+def _blur_matrix(n: int, sigma_px: float, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """(n, n) matrix ``M`` with ``(M @ x)[i] = sum_t k[t] x[i + t]``, zero outside: the
+    Gaussian convolution along one axis of length ``n`` with zero padding."""
+    k, r = _gaussian_taps(sigma_px, dtype, device)
+    i = torch.arange(n, device=device)
+    offset = i[None, :] - i[:, None]
+    inside = offset.abs() <= r
+    return torch.where(inside, k[(offset + r).clamp(0, 2 * r)], torch.zeros((), dtype=dtype,
+                                                                          device=device))
+
+
 def gaussian_blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
     """Separable Gaussian blur of ``(B, H, W)`` or ``(H, W)`` with zero padding (sigma in
     pixels, kernel radius 3 sigma); from 6 px on, computed on a downsampled copy."""
@@ -78,22 +106,33 @@ def gaussian_blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
         small = gaussian_blur(small[:, 0], math.sqrt(max(sigma_px**2 - k * k / 12.0, 1.0)) / k)
         y = F.interpolate(small.unsqueeze(1), size=(h, w), mode="bilinear", align_corners=False)
         return y[0, 0] if squeeze else y[:, 0]
-    r = max(1, int(math.ceil(3.0 * sigma_px)))
-    t = torch.arange(-r, r + 1, dtype=torch.float32, device=y.device)
-    k = torch.exp(-0.5 * (t / sigma_px) ** 2)
-    k = k / k.sum()
+    h, w = y.shape[-2:]
+    if max(h, w) <= _MATMUL_BLUR_MAX_PX:
+        dev = str(y.device)
+        rows = _blur_matrix(h, float(sigma_px), y.dtype, dev)
+        cols = _blur_matrix(w, float(sigma_px), y.dtype, dev)
+        y = (rows @ y[:, 0] @ cols.T)
+        return y[0] if squeeze else y
+    k, r = _gaussian_taps(sigma_px, torch.float32, y.device)
     y = F.conv2d(y, k.view(1, 1, 1, -1), padding=(0, r))
     y = F.conv2d(y, k.view(1, 1, -1, 1), padding=(r, 0))[:, 0]
     return y[0] if squeeze else y
 
 
+def _highpass_norm(weight: torch.Tensor, sigma_px: float, eps: float) -> torch.Tensor:
+    """The normalised-convolution denominator of :func:`highpass` for a 0/1 ``weight``."""
+    return gaussian_blur(weight, sigma_px).clamp_min(eps)
+
+
 def highpass(x: torch.Tensor, sigma_px: float, weight: torch.Tensor | None = None,
-             eps: float = 1e-6) -> torch.Tensor:
+             eps: float = 1e-6, *, norm: torch.Tensor | None = None) -> torch.Tensor:
     """``x`` minus its local (weighted, normalised-convolution) Gaussian mean: removes
-    slowly varying scatter and heel-effect shading before correlating. Same shape as ``x``."""
+    slowly varying scatter and heel-effect shading before correlating. Same shape as ``x``.
+    ``norm``: the blurred weight, when the caller already has it for this weight."""
     w = torch.ones_like(x) if weight is None else (weight > 0).to(x.dtype).expand_as(x)
-    mean = gaussian_blur(x * w, sigma_px) / gaussian_blur(w, sigma_px).clamp_min(eps)
-    return x - mean
+    if norm is None:
+        norm = _highpass_norm(w, sigma_px, eps)
+    return x - gaussian_blur(x * w, sigma_px) / norm
 
 
 def combined_similarity(
@@ -112,8 +151,11 @@ def combined_similarity(
     (scatter, heel effect, soft-tissue thickness) weigh less than bone edges."""
     total = 0.0
     if highpass_sigma_px is not None:
-        xray = highpass(xray, highpass_sigma_px, weight)
-        drr = highpass(drr, highpass_sigma_px, weight)
+        norm = None
+        if weight is not None and weight.ndim == 2:  # one weight: blur it once for both
+            norm = _highpass_norm((weight > 0).float(), highpass_sigma_px, 1e-6)
+        xray = highpass(xray, highpass_sigma_px, weight, norm=norm)
+        drr = highpass(drr, highpass_sigma_px, weight, norm=norm)
     for s in scales:
         xa, xb = downsample(xray, s), downsample(drr, s)
         ws = None if weight is None else downsample(weight, s)
