@@ -171,6 +171,22 @@ class _SceneCoords:
     mask: np.ndarray
 
 
+def _sample_volume(vol: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    """Trilinear samples ``(R, S)`` of ``vol`` (1, 1, k, j, i) at normalised grid points
+    ``pts`` (R, S, 3), zero outside. On a CPU the rays are split into one batch item per
+    thread over the same (expanded, not copied) volume: the 3-D sampler works through a
+    batch item on one thread (4096 x 192 samples of a CT: 188 ms in one item, 108 ms in
+    two on 2 cores; identical values)."""
+    R, S = pts.shape[:2]
+    nb = 1 if vol.device.type != "cpu" else max(1, min(torch.get_num_threads(), R))
+    per = -(-R // nb)
+    if per * nb > R:  # pad with copies of the last ray, dropped below
+        pts = torch.cat([pts, pts[-1:].expand(per * nb - R, -1, -1)])
+    out = F.grid_sample(vol.expand(nb, -1, -1, -1, -1), pts.reshape(nb, per, S, 1, 3),
+                        mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out.reshape(nb * per, S)[:R]
+
+
 def march_scene_coordinates(renderer, camera: Camera, T: np.ndarray, n_samples: int = 192) -> _SceneCoords:
     """Fast entry/exit bone points for training targets (LPS mm, NaN off bone).
 
@@ -205,9 +221,7 @@ def march_scene_coordinates(renderer, camera: Camera, T: np.ndarray, n_samples: 
     chunk = max(1, (1 << 21) // n_samples)
     for s0 in range(0, len(tt), chunk):
         sl = slice(s0, s0 + chunk)
-        pts = o + tt[sl, :, None] * d[sl, None, :]
-        vals.append(F.grid_sample(renderer._mu, pts.reshape(1, -1, n_samples, 1, 3), mode="bilinear",
-                                  padding_mode="zeros", align_corners=True)[0, 0, :, :, 0])
+        vals.append(_sample_volume(renderer._mu, o + tt[sl, :, None] * d[sl, None, :]))
     f = torch.cat(vals) - mu_thr  # (R, S), >= 0 inside bone
     inside = (f >= 0) & hit[:, None]
     any_in = inside.any(1)
