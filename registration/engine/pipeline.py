@@ -406,7 +406,7 @@ def register(
                   start_similarity={k: round(r.start_similarity, 4) for k, r in found.items()})
         elif len(starts) > 1:
             sims = {
-                k: _similarity_on_square(renderer, T, ref_img.K, img_t, val_t,
+                k: similarity_on_square(renderer, T, ref_img.K, img_t, val_t,
                                          opt.refine_levels[0].factor, 64)
                 for k, T in starts.items()
             }
@@ -444,7 +444,7 @@ def register(
                 t0 = time.perf_counter()
                 f = levels[min(opt.coarse_levels, len(levels) - 1)].factor
                 scored = [
-                    _similarity_on_square(renderer, T_c, ref_img.K, img_t, val_t, f, 64,
+                    similarity_on_square(renderer, T_c, ref_img.K, img_t, val_t, f, 64,
                                           crisp=True)
                     for _s, T_c, _k in search_cands[: max(1, opt.n_hypotheses)]
                 ]
@@ -486,7 +486,7 @@ def register(
                 stages["hypotheses"].update(attempts=n_tried, chosen=chosen, start=origin)
         else:
             T_final = T_start
-            sim = _similarity_on_square(renderer, T_final, ref_img.K, img_t, val_t, 2, 96,
+            sim = similarity_on_square(renderer, T_final, ref_img.K, img_t, val_t, 2, 96,
                                         weight=weight)
             stage("similarity", t0, similarity=round(sim, 4))
             checked(T_final, sim, None)
@@ -510,7 +510,7 @@ def register(
     return res
 
 
-def _similarity_on_square(renderer, T: np.ndarray, K: np.ndarray, img_t: torch.Tensor,
+def similarity_on_square(renderer, T: np.ndarray, K: np.ndarray, img_t: torch.Tensor,
                           val_t: torch.Tensor, factor: int, samples_per_ray: int, *,
                           weight: torch.Tensor | None = None, crisp: bool = False) -> float:
     """Similarity of the DRR at ``T`` (``T_cam_from_world``) with the square refinement
@@ -581,7 +581,7 @@ def _refine_one(renderer, img, valid, camera, ref_img, img_t, val_t, weight,
     T_final = depth_stages(T_final, record=True)
     if opt.profile_search or dsize >= 16:  # the pose moved: its similarity at the finest level
         last = opt.refine_levels[-1]
-        sim = _similarity_on_square(renderer, T_final, ref_img.K, img_t, val_t, last.factor,
+        sim = similarity_on_square(renderer, T_final, ref_img.K, img_t, val_t, last.factor,
                                     last.samples_per_ray, weight=weight)
     rc = None
     if opt.n_restarts > 0:

@@ -178,15 +178,9 @@ class Command(BaseCommand):
         import torch
 
         from registration.engine.camera import Camera
-        from registration.engine.dataset import (
-            PoseSampler,
-            bone_points,
-            sample_window,
-            window_camera,
-            window_valid_mask,
-        )
+        from registration.engine.dataset import PoseSampler, bone_points
         from registration.engine.drr import DrrRenderer
-        from registration.engine.intensity import line_integral_and_mask
+        from registration.engine.heldout import HELDOUT_STREAM_OFFSET, simulate_heldout_shot
         from registration.engine.model_io import (
             ModelError,
             ct_fingerprint,
@@ -197,7 +191,6 @@ class Command(BaseCommand):
         from registration.engine.pipeline import RegistrationOptions, register
         from registration.engine.pose import carm_pose, perturb_pose
         from registration.engine.training import get_preset, train_model
-        from registration.engine.xray_sim import XraySimParams, aec_dose, simulate_xray
         from webapp.dicomio.errors import InputRefused
 
         try:
@@ -248,7 +241,7 @@ class Command(BaseCommand):
         box = BoneBox(np.asarray(model.meta["normalisation"]["centre_lps_mm"]),
                       np.asarray(model.meta["normalisation"]["half_extent_mm"]))
         sampler = PoseSampler(box, cam)
-        rng = np.random.default_rng(opts["seed"] + 7919)  # a stream training never used
+        rng = np.random.default_rng(opts["seed"] + HELDOUT_STREAM_OFFSET)  # never in training
         all_bone = bone_points(volume, model.bone_threshold_hu, max_points=20000, seed=1)
         modes = ("no_refine", "refine", "refine_unchecked", "refine_only", "refine_only_unchecked")
         per: dict[str, list] = {m: [] for m in modes}
@@ -277,53 +270,12 @@ class Command(BaseCommand):
         register(volume, model, warm, np.ones_like(warm, bool), cam, T_init=T_warm,
                  options=RegistrationOptions(**ropts), renderer=renderer)
         for i in range(n):
-            T_true, info = sampler.sample(rng)
-            close = rng.random() < opts["closeup_share"]
-            if close:
-                u0, v0, side = sample_window(cam, rng, closeup_prob=1.0, min_fraction=0.4)
-                side = float(int(side))
-                size = int(side)
-                icam = window_camera(cam, u0, v0, side, size)
-                ivalid = window_valid_mask(cam, u0, v0, side, size)
-            else:
-                icam, ivalid = cam, np.ones((cam.height, cam.width), bool)
-            with torch.no_grad():
-                drr = renderer.render(torch.as_tensor(T_true[None], dtype=torch.float32),
-                                      torch.as_tensor(icam.K, dtype=torch.float32), icam.height, icam.width,
-                                      samples_per_ray=160)[0].numpy()
-            # held-out appearance: the imaging engine's C-arm simulator (not the training
-            # augmentation), then the same stored-pixels -> line-integral path as register_xray
-            lo_c = rng.uniform(0, 0.12, 4) * (rng.random() < 0.5)
-            if opts["fixed_dose"]:  # the tube output drawn regardless of the patient
-                dose = float(np.exp(rng.uniform(np.log(4e3), np.log(6e4))))
-            else:  # automatic exposure control: a set point for the central detector signal
-                dose = aec_dose(drr, float(np.exp(rng.uniform(np.log(1e3), np.log(1e4)))),
-                                field=ivalid)
-            sim = simulate_xray(drr, XraySimParams(
-                dose=dose,
-                heel_strength=float(rng.uniform(0.05, 0.25)),
-                scatter_fraction=float(rng.uniform(0.05, 0.3)),
-                scatter_sigma_px=float(rng.uniform(10, 40)),
-                collimator=tuple(float(x) for x in lo_c),
-                ii_radius_fraction=None if close or rng.random() < 0.5 else float(rng.uniform(0.47, 0.5)),
-                gain=float(rng.uniform(0.6, 0.95)),
-            ), rng=np.random.default_rng([opts["seed"], 15485863, i]), detector=ivalid)
-            # ^ the quantum noise has its own stream per image: Poisson draws consume a
-            # dose-dependent amount of randomness and would change every later shot. A
-            # close-up window's pixels beyond the detector edge get no photons (detector=):
-            # simulated as open beam they glared 25x the primary over a thick abdomen
-            img, val = line_integral_and_mask(sim.pixels, sim.photometric, bits_stored=sim.bits_stored)
-            val = val & ivalid
-            # targets: bone points that project into the image
-            from registration.engine.camera import project
-
-            uv = project(all_bone, icam.K, T_true)
-            inside = (uv[:, 0] >= 0) & (uv[:, 0] < icam.width) & (uv[:, 1] >= 0) & (uv[:, 1] < icam.height)
-            tgt = all_bone[inside]
-            if len(tgt) < 20:
-                tgt = all_bone
-            tgt = tgt[np.random.default_rng(i).choice(len(tgt), min(200, len(tgt)), replace=False)]
-            kinds.append("closeup" if close else "full")
+            shot = simulate_heldout_shot(renderer, cam, sampler, rng, all_bone, index=i,
+                                         seed=opts["seed"], closeup_share=opts["closeup_share"],
+                                         fixed_dose=opts["fixed_dose"])
+            img, val, icam, T_true, info, tgt = (shot.image, shot.valid, shot.camera,
+                                                 shot.T_true, shot.info, shot.targets)
+            kinds.append(shot.kind)
             # what the site knows from the header: the C-arm angles (here with 2 deg of
             # patient/table misalignment) and the source distance, aimed at the bone centre
             T_header = None
