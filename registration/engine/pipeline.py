@@ -196,7 +196,7 @@ def _bone_in_view(
             n,
             samples_per_ray=32,
             bone_only=True,
-        )[0].numpy()
+        )[0].cpu().numpy()
     vsmall = cv2.resize(np.asarray(valid, np.float32), (n, n), interpolation=cv2.INTER_AREA) > 0.5
     bone = (b > 1e-3) & vsmall
     return float(bone.sum() / max(vsmall.sum(), 1)), bone, vsmall

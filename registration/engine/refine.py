@@ -107,12 +107,14 @@ def batch_similarity(
     """Similarity of the DRR at each pose ``(B, 4, 4)`` (``T_cam_from_world``) with
     ``image`` ``(h, w)`` whose intrinsics are ``K`` -> ``(B,)``: weighted, high-passed NCC
     (+ ``GC_WEIGHT`` gradient correlation) averaged over ``scales``; differentiable in the
-    poses. The DRR is rendered in the poses' dtype and compared in the image's."""
+    poses. The DRR is rendered in the poses' dtype on the renderer's device and compared
+    in the image's dtype on the image's device (a GPU renderer's DRRs come to the image)."""
     h, w = image.shape
     hp = highpass_sigma_px(h, w)
     drr = renderer.render(poses, torch.as_tensor(K, dtype=poses.dtype), h, w,
                           samples_per_ray=samples_per_ray)
-    return combined_similarity(image, drr.to(image.dtype), weight, gc_weight=GC_WEIGHT,
+    drr = drr.to(device=image.device, dtype=image.dtype)
+    return combined_similarity(image, drr, weight, gc_weight=GC_WEIGHT,
                                scales=scales, highpass_sigma_px=hp)
 
 
@@ -132,7 +134,8 @@ def bone_weight_from_drr(
     factor: int = 4,
     floor: float = 0.3,
 ) -> torch.Tensor:
-    """A soft bone weight map ``(H, W)`` from the bone-only DRR at pose ``T`` (dilated)."""
+    """A soft bone weight map ``(H, W)`` (on the CPU, where the pipeline keeps its images)
+    from the bone-only DRR at pose ``T`` (dilated)."""
     H, W = size
     h, w = max(4, H // factor), max(4, W // factor)
     with torch.no_grad():
@@ -143,7 +146,7 @@ def bone_weight_from_drr(
             w,
             samples_per_ray=48,
             bone_only=True,
-        )[0]
+        )[0].cpu()
     m = (b > 0.05 * float(b.max().clamp_min(1e-6))).float()
     m = F.max_pool2d(m[None, None], 5, stride=1, padding=2)
     m = F.interpolate(m, size=(H, W), mode="bilinear", align_corners=False)[0, 0]
@@ -333,7 +336,7 @@ def local_similarity(renderer, image: torch.Tensor, K: np.ndarray, T: np.ndarray
     with torch.no_grad():
         drr = renderer.render(torch.as_tensor(T[None], dtype=torch.float32),
                               torch.as_tensor(K, dtype=torch.float32), h, w,
-                              samples_per_ray=samples_per_ray)[0].float()
+                              samples_per_ray=samples_per_ray)[0].to(img.device).float()
         return float(local_structure_ncc(img, drr, weight,
                                          window_sigma_px=LOCAL_WINDOW_FRACTION * min(h, w),
                                          highpass_sigma_px=highpass_sigma_px(h, w))[0])

@@ -18,32 +18,19 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
+from registration.engine import heldout
+from registration.engine.heldout import PartsNotOnOneGrid, summarise
 from registration.management.commands._regio import check_device, one_line, write_json_atomic
 
 DEFAULT_CT_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "ct"
-BENCH_CAMERA = {"width": 512, "height": 512, "sdd": 1000.0, "spacing": 0.6}
 
 
 def load_bench_ct(path: Path):
-    """A CT for benchmarking: a NIfTI/DICOM path, or a pelvis_bone_* folder whose ilium and
-    sacrum volumes (background 0) are summed and the background set to air."""
-    from webapp.dicomio import load_ct
-    from webapp.dicomio.volume import CTVolume
-
-    if path.is_dir():
-        parts = sorted(p for p in path.glob("*.nii.gz") if "_mask" not in p.name)
-        if parts and all(p.name.split("_")[-1] in ("LI.nii.gz", "RI.nii.gz", "SA.nii.gz") for p in parts):
-            vols = [load_ct(p) for p in parts]
-            arr = np.zeros(vols[0].shape, np.float32)
-            fg = np.zeros(vols[0].shape, bool)
-            for v in vols:
-                if v.shape != arr.shape or not np.allclose(v.affine, vols[0].affine, atol=1e-3):
-                    raise CommandError(f"{path.name}: the part volumes are not on one grid")
-                arr += v.array
-                fg |= v.array != 0
-            arr[~fg] = -1000.0
-            return CTVolume(arr, vols[0].affine, {"source": str(path)})
-    return load_ct(path)
+    """:func:`registration.engine.heldout.load_bench_ct`, its refusals as CommandError."""
+    try:
+        return heldout.load_bench_ct(path)
+    except PartsNotOnOneGrid as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def default_cts() -> list[Path]:
@@ -52,35 +39,6 @@ def default_cts() -> list[Path]:
     out = [DEFAULT_CT_DIR / "abdomen_pelvis_totalseg.nii.gz"]
     out += sorted(p for p in DEFAULT_CT_DIR.glob("pelvis_bone_*") if p.is_dir())
     return [p for p in out if p.exists()]
-
-
-def summarise(errors: list[float]) -> dict:
-    """mTRE statistics; non-finite entries are registrations that failed their self-check."""
-    e = np.asarray(errors, dtype=np.float64)
-    n = len(e)
-    if n == 0:
-        return {"n": 0}
-    fin = e[np.isfinite(e)]
-    big = 1e9  # stands in for a failed registration in order statistics
-    srt = np.sort(np.where(np.isfinite(e), e, big))
-    half = srt[: max(1, n // 2)]
-    half = half[half < big]
-
-    def stat(v: float) -> float | None:
-        return float(v) if v < big / 2 else None
-
-    return {
-        "n": n,
-        "n_self_check_failed": int(n - len(fin)),
-        "median_mm": stat(np.median(srt)),
-        "mean_mm_of_registered": float(np.mean(fin)) if len(fin) else None,
-        # "higher": never interpolate between a real error and a failure's stand-in
-        "p95_mm": stat(np.percentile(srt, 95, method="higher")),
-        "share_under_mm": {str(t): float(np.mean(srt < t)) for t in (1, 2, 5, 10)},
-        "best_half_mean_mm": float(np.mean(half)) if len(half) else None,
-        "best_half_sd_mm": float(np.std(half)) if len(half) else None,
-        "failure_rate_over_10mm": float(np.mean(~(srt <= 10.0))),
-    }
 
 
 class Command(BaseCommand):
@@ -177,7 +135,6 @@ class Command(BaseCommand):
     def _bench_ct(self, ct_path: Path, opts, device: str) -> dict:
         import torch
 
-        from registration.engine.camera import Camera
         from registration.engine.dataset import PoseSampler, bone_points
         from registration.engine.drr import DrrRenderer
         from registration.engine.heldout import HELDOUT_STREAM_OFFSET, simulate_heldout_shot
@@ -198,8 +155,7 @@ class Command(BaseCommand):
         except InputRefused as exc:
             raise CommandError(f"cannot load {ct_path}: {one_line(exc)}") from exc
         name = ct_path.name.replace(".nii.gz", "")
-        cam = Camera.from_geometry(BENCH_CAMERA["width"], BENCH_CAMERA["height"], BENCH_CAMERA["sdd"],
-                                   BENCH_CAMERA["spacing"], BENCH_CAMERA["spacing"])
+        cam = heldout.bench_camera()
         fp = ct_fingerprint(volume.array, volume.affine)
         preset = get_preset(opts["preset"])
         tag = f"{name}_{opts['preset']}"
@@ -266,7 +222,7 @@ class Command(BaseCommand):
         with torch.no_grad():
             warm = renderer.render(torch.as_tensor(T_warm[None], dtype=torch.float32),
                                    torch.as_tensor(cam.K, dtype=torch.float32), cam.height,
-                                   cam.width, samples_per_ray=64)[0].numpy()
+                                   cam.width, samples_per_ray=64)[0].cpu().numpy()
         register(volume, model, warm, np.ones_like(warm, bool), cam, T_init=T_warm,
                  options=RegistrationOptions(**ropts), renderer=renderer)
         for i in range(n):

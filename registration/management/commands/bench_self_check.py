@@ -19,11 +19,7 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from registration.management.commands._regio import check_device, one_line, write_json_atomic
-from registration.management.commands.bench_registration import (
-    BENCH_CAMERA,
-    default_cts,
-    load_bench_ct,
-)
+from registration.management.commands.bench_registration import default_cts, load_bench_ct
 
 RIGHT_MM = 10.0  # a pose at most this far off (3D mTRE) is right
 LOCAL_SWEEP = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
@@ -114,10 +110,13 @@ class Command(BaseCommand):
     def _poses(self, ct_path: Path, opts, device: str) -> list[dict]:
         import torch
 
-        from registration.engine.camera import Camera
         from registration.engine.dataset import PoseSampler, bone_box, bone_points
         from registration.engine.drr import DrrRenderer
-        from registration.engine.heldout import HELDOUT_STREAM_OFFSET, simulate_heldout_shot
+        from registration.engine.heldout import (
+            HELDOUT_STREAM_OFFSET,
+            bench_camera,
+            simulate_heldout_shot,
+        )
         from registration.engine.pipeline import similarity_on_square
         from registration.engine.pose import perturb_pose, target_error_mm
         from registration.engine.refine import DEFAULT_LEVELS, local_similarity, refine_pose
@@ -129,9 +128,7 @@ class Command(BaseCommand):
         except InputRefused as exc:
             raise CommandError(f"cannot load {ct_path}: {one_line(exc)}") from exc
         name = ct_path.name.replace(".nii.gz", "")
-        cam = Camera.from_geometry(BENCH_CAMERA["width"], BENCH_CAMERA["height"],
-                                   BENCH_CAMERA["sdd"], BENCH_CAMERA["spacing"],
-                                   BENCH_CAMERA["spacing"])
+        cam = bench_camera()
         renderer = DrrRenderer(volume, device=device)
         try:
             box = bone_box(volume, renderer.bone_threshold_hu)
