@@ -407,7 +407,7 @@ def register(
         elif len(starts) > 1:
             sims = {
                 k: similarity_on_square(renderer, T, ref_img.K, img_t, val_t,
-                                         opt.refine_levels[0].factor, 64)
+                                        opt.refine_levels[0].factor, 64)
                 for k, T in starts.items()
             }
             T_start = starts[max(sims, key=sims.get)]
@@ -445,7 +445,7 @@ def register(
                 f = levels[min(opt.coarse_levels, len(levels) - 1)].factor
                 scored = [
                     similarity_on_square(renderer, T_c, ref_img.K, img_t, val_t, f, 64,
-                                          crisp=True)
+                                         crisp=True)
                     for _s, T_c, _k in search_cands[: max(1, opt.n_hypotheses)]
                 ]
                 order = [int(i) for i in np.argsort(-np.asarray(scored), kind="stable")]
@@ -487,7 +487,7 @@ def register(
         else:
             T_final = T_start
             sim = similarity_on_square(renderer, T_final, ref_img.K, img_t, val_t, 2, 96,
-                                        weight=weight)
+                                       weight=weight)
             stage("similarity", t0, similarity=round(sim, 4))
             checked(T_final, sim, None)
         res.status = "ok"
@@ -511,8 +511,8 @@ def register(
 
 
 def similarity_on_square(renderer, T: np.ndarray, K: np.ndarray, img_t: torch.Tensor,
-                          val_t: torch.Tensor, factor: int, samples_per_ray: int, *,
-                          weight: torch.Tensor | None = None, crisp: bool = False) -> float:
+                         val_t: torch.Tensor, factor: int, samples_per_ray: int, *,
+                         weight: torch.Tensor | None = None, crisp: bool = False) -> float:
     """Similarity of the DRR at ``T`` (``T_cam_from_world``) with the square refinement
     image ``img_t`` (intrinsics ``K``) downsampled by ``factor``. The weight is the
     downsampled valid mask (``crisp``: only pixels whose whole block is valid), times the
@@ -582,7 +582,7 @@ def _refine_one(renderer, img, valid, camera, ref_img, img_t, val_t, weight,
     if opt.profile_search or dsize >= 16:  # the pose moved: its similarity at the finest level
         last = opt.refine_levels[-1]
         sim = similarity_on_square(renderer, T_final, ref_img.K, img_t, val_t, last.factor,
-                                    last.samples_per_ray, weight=weight)
+                                   last.samples_per_ray, weight=weight)
     rc = None
     if opt.n_restarts > 0:
         t0 = time.perf_counter()
