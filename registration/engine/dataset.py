@@ -239,10 +239,10 @@ def march_scene_coordinates(renderer, camera: Camera, T: np.ndarray, n_samples: 
     t_in = crossing(first, first - 1)
     t_out = crossing(last, last + 1)
     src, dirs = pixel_rays_np(camera, T)
-    mask = any_in.numpy().reshape(H, W)
+    mask = any_in.cpu().numpy().reshape(H, W)
     m = mask.reshape(-1, 1)
-    ent = np.where(m, src + t_in.double().numpy()[:, None] * dirs, np.nan).reshape(H, W, 3)
-    ext = np.where(m, src + t_out.double().numpy()[:, None] * dirs, np.nan).reshape(H, W, 3)
+    ent = np.where(m, src + t_in.double().cpu().numpy()[:, None] * dirs, np.nan).reshape(H, W, 3)
+    ext = np.where(m, src + t_out.double().cpu().numpy()[:, None] * dirs, np.nan).reshape(H, W, 3)
     return _SceneCoords(ent, ext, mask)
 
 
