@@ -15,8 +15,10 @@ content is traversed (outside it ``mu`` is exactly 0). Two sampling schemes:
   where it crosses the planes perpendicular to it: the content slices themselves
   (one sample per slice, bilinear in-plane, ``samples_per_ray`` an upper bound) or, when
   ``samples_per_ray`` is smaller than the number of content slices (or always, with
-  ``plane_sampling="exact"``), that many planes resampled linearly between slices. Step length = plane spacing / |cos| of the ray to
-  the axis, in mm. One batched 2-D ``grid_sample`` per chunk (vectorised on CPU).
+  ``plane_sampling="exact"``), that many planes resampled linearly between slices. Step
+  length = plane spacing / |cos| of the ray to the axis, in mm. One batched 2-D
+  ``grid_sample`` per chunk (vectorised on CPU). The planes cover the content box only,
+  and the resampled slabs stay in a least-recently-used cache (``plane_cache_bytes``).
 * ``"rays"``: each ray is clipped to the content box (slab test) and sampled at the
   midpoints of ``samples_per_ray`` equal sub-intervals, trilinear 3-D ``grid_sample``
   (``align_corners=True``, border padding: a voxel fills the cube around its centre).
@@ -24,7 +26,8 @@ content is traversed (outside it ``mu`` is exactly 0). Two sampling schemes:
 Everything is torch, so the image is differentiable with respect to ``T`` and ``K``.
 Memory: rays are processed in chunks of at most ``max_points_per_chunk`` samples (about
 16 bytes per sample in float32, plus autograd buffers when gradients are needed), so any
-batch and image size fits; on CUDA the chunks are large (2^26 samples).
+batch and image size fits; on CUDA the chunks are large (2^26 samples). Besides the volume,
+the renderer keeps a copy of the content box per marching axis used and the plane cache.
 """
 
 from __future__ import annotations
