@@ -43,9 +43,10 @@ class QualityThresholds:
     # both modes) accepted correct poses at 0.82-0.99. The hard abdomen close-up scores 0.73
     # globally at its true pose but 0.92 locally: scatter compresses its contrast unevenly,
     # which a local correlation ignores. `manage.py bench_self_check` reruns this study:
-    # 2026-12-06, pelvis_bone_002 + abdomen, 2 x 24 shots, 192 poses: wrong poses passing
-    # 25 of 54 with the global check alone, 8 of 54 (10-25 mm) with this one; right poses
-    # rejected 2 of 138 (lowest 0.689); 0.8 would pass 5 wrong and reject the same 2
+    # 2026-12-06, the three CTs, 3 x 24 shots, 288 poses: wrong poses passing 31 of 84 with
+    # the global check alone, 13 of 84 (10-27 mm) with this one; right poses rejected 2 of
+    # 204 (lowest 0.689). 0.8 would pass 9 wrong and reject the same 2, but the full
+    # pipeline's lowest correct pose is again the abdomen close-up at 0.822 (0.44 mm off)
     min_local_similarity: float = 0.75
     min_bone_in_view_fraction: float = 0.01
     # Dice of the network's bone mask and the CT bone projected at the final pose: 0.80-0.99
