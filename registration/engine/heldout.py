@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from registration.engine.camera import Camera, project
 from registration.engine.dataset import (
@@ -110,10 +109,7 @@ def simulate_heldout_shot(
         ivalid = window_valid_mask(camera, u0, v0, side, size)
     else:
         icam, ivalid = camera, np.ones((camera.height, camera.width), bool)
-    with torch.no_grad():
-        drr = renderer.render(torch.as_tensor(T_true[None], dtype=torch.float32),
-                              torch.as_tensor(icam.K, dtype=torch.float32), icam.height,
-                              icam.width, samples_per_ray=160)[0].cpu().numpy()
+    drr = renderer.render_numpy(icam, T_true, samples_per_ray=160)
     lo_c = rng.uniform(0, 0.12, 4) * (rng.random() < 0.5)
     if fixed_dose:  # the tube output drawn regardless of the patient
         dose = float(np.exp(rng.uniform(np.log(4e3), np.log(6e4))))

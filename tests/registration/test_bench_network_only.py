@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 
-import nibabel as nib
-import numpy as np
 import pytest
 from django.core.management import call_command
 
-from registration.engine.phantom_ct import synthetic_bone_ct
+from tests.registration.tiny_ct import write_tiny_ct
 
 TINY = {"ORTHOFUSE_TRAIN_STEPS": "8", "ORTHOFUSE_TRAIN_POOL": "4", "ORTHOFUSE_TRAIN_SIZE": "32",
         "ORTHOFUSE_TRAIN_BATCH": "2"}
@@ -20,11 +18,7 @@ TINY = {"ORTHOFUSE_TRAIN_STEPS": "8", "ORTHOFUSE_TRAIN_POOL": "4", "ORTHOFUSE_TR
 def tiny_ct(tmp_path, monkeypatch):
     for k, v in TINY.items():
         monkeypatch.setenv(k, v)
-    vol = synthetic_bone_ct(32, 6.0)
-    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ vol.affine
-    path = tmp_path / "tiny.nii.gz"
-    nib.save(nib.Nifti1Image(np.ascontiguousarray(vol.array.transpose(2, 1, 0)), ras), str(path))
-    return path
+    return write_tiny_ct(tmp_path / "tiny.nii.gz")
 
 
 def test_network_only_reports_pnp_alone(tiny_ct, tmp_path):

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import json
 
-import nibabel as nib
-import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.management.commands.bench_self_check import separation
+from tests.registration.tiny_ct import write_tiny_ct
 
 
 @pytest.fixture()
 def tiny_ct(tmp_path):
-    vol = synthetic_bone_ct(32, 6.0)
-    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ vol.affine
-    path = tmp_path / "tiny.nii.gz"
-    nib.save(nib.Nifti1Image(np.ascontiguousarray(vol.array.transpose(2, 1, 0)), ras), str(path))
-    return path
+    return write_tiny_ct(tmp_path / "tiny.nii.gz")
 
 
 def test_study_scores_true_and_refined_poses(tiny_ct, tmp_path):

@@ -7,7 +7,6 @@ import json
 import os
 
 import cv2
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -18,6 +17,7 @@ from registration.engine.camera import Camera
 from registration.engine.drr import DrrRenderer
 from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.pose import carm_pose, perturb_pose
+from tests.registration.tiny_ct import write_nifti
 
 RESULT_KEYS = {"status", "message", "T_cam_from_world", "seconds", "stages", "n_correspondences",
                "n_inliers", "similarity"}
@@ -25,17 +25,12 @@ TINY = {"ORTHOFUSE_TRAIN_STEPS": "80", "ORTHOFUSE_TRAIN_POOL": "4", "ORTHOFUSE_T
         "ORTHOFUSE_TRAIN_BATCH": "2"}
 
 
-def _write_nifti(vol, path):
-    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ vol.affine
-    nib.save(nib.Nifti1Image(np.ascontiguousarray(vol.array.transpose(2, 1, 0)), ras), str(path))
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("reg")
     vol = synthetic_bone_ct(32, 6.0)
     ct = d / "ct.nii.gz"
-    _write_nifti(vol, ct)
+    write_nifti(vol, ct)
     cam = Camera.from_geometry(64, 64, 1000.0, 3.6, 3.6)
     (d / "camera.json").write_text(json.dumps(cam.to_json()))
     old = {k: os.environ.get(k) for k in TINY}
@@ -149,7 +144,7 @@ def test_register_bad_inputs_fail_without_output(trained, change, pattern):
 def test_train_refuses_ct_without_bone(tmp_path):
     vol = synthetic_bone_ct(16, 10.0, bone=False)
     ct = tmp_path / "soft.nii.gz"
-    _write_nifti(vol, ct)
+    write_nifti(vol, ct)
     (tmp_path / "camera.json").write_text(json.dumps(Camera.from_geometry(32, 32, 1000.0, 6.0, 6.0).to_json()))
     with pytest.raises(CommandError, match="no bone"):
         call_command("train_registration_model", "--ct", str(ct), "--camera", str(tmp_path / "camera.json"),

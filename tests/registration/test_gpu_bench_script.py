@@ -6,11 +6,9 @@ import importlib.util
 import json
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
 import pytest
 
-from registration.engine.phantom_ct import synthetic_bone_ct
+from tests.registration.tiny_ct import write_tiny_ct
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_bench.py"
 
@@ -27,11 +25,7 @@ def tiny_ct(tmp_path, monkeypatch):
     for k, v in {"ORTHOFUSE_TRAIN_POOL": "4", "ORTHOFUSE_TRAIN_SIZE": "32",
                  "ORTHOFUSE_TRAIN_BATCH": "2"}.items():
         monkeypatch.setenv(k, v)
-    vol = synthetic_bone_ct(32, 6.0)
-    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ vol.affine
-    path = tmp_path / "tiny.nii.gz"
-    nib.save(nib.Nifti1Image(np.ascontiguousarray(vol.array.transpose(2, 1, 0)), ras), str(path))
-    return path
+    return write_tiny_ct(tmp_path / "tiny.nii.gz")
 
 
 def test_gpu_bench_runs_on_a_cpu(tiny_ct, tmp_path, capsys):

@@ -27,10 +27,14 @@ DEFAULT_CT_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" 
 
 def load_bench_ct(path: Path):
     """:func:`registration.engine.heldout.load_bench_ct`, its refusals as CommandError."""
+    from webapp.dicomio.errors import InputRefused
+
     try:
         return heldout.load_bench_ct(path)
     except PartsNotOnOneGrid as exc:
         raise CommandError(str(exc)) from exc
+    except InputRefused as exc:
+        raise CommandError(f"cannot load {path}: {one_line(exc)}") from exc
 
 
 def default_cts() -> list[Path]:
@@ -39,6 +43,23 @@ def default_cts() -> list[Path]:
     out = [DEFAULT_CT_DIR / "abdomen_pelvis_totalseg.nii.gz"]
     out += sorted(p for p in DEFAULT_CT_DIR.glob("pelvis_bone_*") if p.is_dir())
     return [p for p in out if p.exists()]
+
+
+def bench_cts(given: list[str] | None) -> list[Path]:
+    """The CTs of a benchmark: the ``--ct`` paths, else those of the shared data; each
+    must exist (CommandError otherwise)."""
+    cts = [Path(p) for p in given] if given else default_cts()
+    if not cts:
+        raise CommandError("no CT given and ../shared/data/ct not found: pass --ct PATH")
+    for p in cts:
+        if not p.exists():
+            raise CommandError(f"CT not found: {p}")
+    return cts
+
+
+def bench_ct_name(path: Path) -> str:
+    """A CT's name in tables and model tags: the file or folder name without .nii.gz."""
+    return path.name.replace(".nii.gz", "")
 
 
 class Command(BaseCommand):
@@ -96,12 +117,7 @@ class Command(BaseCommand):
             raise CommandError("--n-images must be >= 1")
         if opts["train_minutes"] is not None and not 0 < opts["train_minutes"] <= 24 * 60:
             raise CommandError("--train-minutes must be in (0, 1440]")
-        cts = [Path(p) for p in opts["ct"]] if opts["ct"] else default_cts()
-        if not cts:
-            raise CommandError("no CT given and ../shared/data/ct not found: pass --ct PATH")
-        for p in cts:
-            if not p.exists():
-                raise CommandError(f"CT not found: {p}")
+        cts = bench_cts(opts["ct"])
         report = {
             "preset": opts["preset"],
             "train_minutes": opts["train_minutes"],
@@ -148,13 +164,9 @@ class Command(BaseCommand):
         from registration.engine.pipeline import RegistrationOptions, register
         from registration.engine.pose import carm_pose, perturb_pose
         from registration.engine.training import get_preset, train_model
-        from webapp.dicomio.errors import InputRefused
 
-        try:
-            volume = load_bench_ct(ct_path)
-        except InputRefused as exc:
-            raise CommandError(f"cannot load {ct_path}: {one_line(exc)}") from exc
-        name = ct_path.name.replace(".nii.gz", "")
+        volume = load_bench_ct(ct_path)
+        name = bench_ct_name(ct_path)
         cam = heldout.bench_camera()
         fp = ct_fingerprint(volume.array, volume.affine)
         preset = get_preset(opts["preset"])
@@ -219,10 +231,7 @@ class Command(BaseCommand):
         # seconds are those of a worker that has registered before: the first call in a
         # process pays one-off allocations and kernel set-up (measured 2.5-3 s here)
         T_warm = carm_pose(0.0, 0.0, float(cam.source_to_detector_mm) * 0.65, box.centre)
-        with torch.no_grad():
-            warm = renderer.render(torch.as_tensor(T_warm[None], dtype=torch.float32),
-                                   torch.as_tensor(cam.K, dtype=torch.float32), cam.height,
-                                   cam.width, samples_per_ray=64)[0].cpu().numpy()
+        warm = renderer.render_numpy(cam, T_warm, samples_per_ray=64)
         register(volume, model, warm, np.ones_like(warm, bool), cam, T_init=T_warm,
                  options=RegistrationOptions(**ropts), renderer=renderer)
         for i in range(n):

@@ -19,7 +19,11 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from registration.management.commands._regio import check_device, one_line, write_json_atomic
-from registration.management.commands.bench_registration import default_cts, load_bench_ct
+from registration.management.commands.bench_registration import (
+    bench_ct_name,
+    bench_cts,
+    load_bench_ct,
+)
 
 RIGHT_MM = 10.0  # a pose at most this far off (3D mTRE) is right
 LOCAL_SWEEP = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
@@ -73,12 +77,7 @@ class Command(BaseCommand):
             raise CommandError("--starts must be >= 0")
         if not 0.0 <= opts["closeup_share"] <= 1.0:
             raise CommandError("--closeup-share must be in [0, 1]")
-        cts = [Path(p) for p in opts["ct"]] if opts["ct"] else default_cts()
-        if not cts:
-            raise CommandError("no CT given and ../shared/data/ct not found: pass --ct PATH")
-        for p in cts:
-            if not p.exists():
-                raise CommandError(f"CT not found: {p}")
+        cts = bench_cts(opts["ct"])
         th = QualityThresholds()
         report = {"thresholds": {"min_similarity": th.min_similarity,
                                  "min_local_similarity": th.min_local_similarity},
@@ -89,7 +88,7 @@ class Command(BaseCommand):
         for ct in cts:
             rows = self._poses(ct, opts, device)
             rows_all += rows
-            report["cts"].append({"ct": str(ct), "name": ct.name.replace(".nii.gz", ""),
+            report["cts"].append({"ct": str(ct), "name": bench_ct_name(ct),
                                   "poses": rows, **self._summary(rows, th)})
         report["pooled"] = self._summary(rows_all, th)
         write_json_atomic(opts["json"], report)
@@ -121,13 +120,9 @@ class Command(BaseCommand):
         from registration.engine.pose import perturb_pose, target_error_mm
         from registration.engine.refine import DEFAULT_LEVELS, local_similarity, refine_pose
         from registration.engine.xray_input import to_square
-        from webapp.dicomio.errors import InputRefused
 
-        try:
-            volume = load_bench_ct(ct_path)
-        except InputRefused as exc:
-            raise CommandError(f"cannot load {ct_path}: {one_line(exc)}") from exc
-        name = ct_path.name.replace(".nii.gz", "")
+        volume = load_bench_ct(ct_path)
+        name = bench_ct_name(ct_path)
         cam = bench_camera()
         renderer = DrrRenderer(volume, device=device)
         try:
