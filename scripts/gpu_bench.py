@@ -25,7 +25,6 @@ and run it there with ``carry: [".whl", "gpu_data"]``:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import sys
@@ -42,6 +41,7 @@ from registration.engine.drr import DrrRenderer  # noqa: E402
 from registration.engine.heldout import (  # noqa: E402
     HELDOUT_STREAM_OFFSET,
     bench_camera,
+    header_start_pose,
     load_bench_ct,
     simulate_heldout_shot,
     summarise,
@@ -49,7 +49,7 @@ from registration.engine.heldout import (  # noqa: E402
 from registration.engine.model_io import LoadedModel  # noqa: E402
 from registration.engine.pipeline import RegistrationOptions, register  # noqa: E402
 from registration.engine.pose import carm_pose, target_error_mm  # noqa: E402
-from registration.engine.training import get_preset, train_model  # noqa: E402
+from registration.engine.training import clock_bounded, get_preset, train_model  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,8 +83,7 @@ def run(args: argparse.Namespace) -> dict:
     device = args.device
     volume = load_bench_ct(Path(args.ct))
     cam = bench_camera()
-    preset = dataclasses.replace(get_preset(args.preset), max_seconds=60.0 * args.train_minutes,
-                                 steps=10**7)
+    preset = clock_bounded(get_preset(args.preset), args.train_minutes)
     t0 = time.perf_counter()
     tr = train_model(volume, cam, preset=preset, seed=0, device=device,
                      log=lambda m: print(f"[train] {m}", flush=True))
@@ -107,10 +106,7 @@ def run(args: argparse.Namespace) -> dict:
     for i in range(args.n_images):
         shot = simulate_heldout_shot(renderer, cam, sampler, rng, all_bone, index=i,
                                      seed=args.seed, closeup_share=args.closeup_share)
-        info = shot.info
-        T_header = carm_pose(info["lao_deg"] + float(rng.normal(0, 2)),
-                             info["cranial_deg"] + float(rng.normal(0, 2)), info["sid_mm"],
-                             box.centre)
+        T_header = header_start_pose(shot.info, rng, box.centre)
         _sync(device)
         t = time.perf_counter()
         res = register(volume, model, shot.image, shot.valid, shot.camera, T_init=T_header,

@@ -23,6 +23,7 @@ from registration.engine.dataset import (
     window_valid_mask,
 )
 from registration.engine.intensity import line_integral_and_mask
+from registration.engine.pose import carm_pose
 from registration.engine.xray_sim import XraySimParams, aec_dose, simulate_xray
 
 # the random stream of the held-out poses: bench seed + this (training uses the seed alone)
@@ -139,6 +140,15 @@ def simulate_heldout_shot(
     tgt = tgt[np.random.default_rng(index).choice(len(tgt), min(200, len(tgt)), replace=False)]
     return HeldOutShot(img, val, icam, np.asarray(T_true, np.float64), info,
                        "closeup" if close else "full", tgt)
+
+
+def header_start_pose(info: dict, rng: np.random.Generator, centre_lps_mm: np.ndarray) -> np.ndarray:
+    """What the site knows of a shot from its header, as a ``T_cam_from_world`` start: the
+    C-arm angles with 2 deg (1 SD) of patient/table misalignment drawn from ``rng``, and
+    the source distance, aimed at ``centre_lps_mm`` (the bone centre)."""
+    return carm_pose(info["lao_deg"] + float(rng.normal(0, 2)),
+                     info["cranial_deg"] + float(rng.normal(0, 2)), info["sid_mm"],
+                     centre_lps_mm)
 
 
 def summarise(errors: list[float]) -> dict:

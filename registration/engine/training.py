@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -120,6 +120,13 @@ def get_preset(name: str) -> Preset:
         kw["precision"] = os.environ["ORTHOFUSE_TRAIN_PRECISION"]
     return Preset(**kw)
 
+
+
+def clock_bounded(preset: Preset, minutes: float) -> Preset:
+    """``preset`` trained for ``minutes`` of wall-clock time, the clock alone bounding the
+    run: the step count is lifted, so the schedule anneals over the time
+    (:func:`budget_fraction`)."""
+    return replace(preset, max_seconds=60.0 * minutes, steps=10**7)
 
 def cpu_has_amx() -> bool:
     """Whether this CPU has AMX tiles for bfloat16 (Linux ``/proc/cpuinfo`` flag

@@ -9,7 +9,6 @@ network + PnP + intensity refinement, and intensity refinement alone from a roug
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import platform
@@ -163,7 +162,7 @@ class Command(BaseCommand):
         )
         from registration.engine.pipeline import RegistrationOptions, register
         from registration.engine.pose import carm_pose, perturb_pose
-        from registration.engine.training import get_preset, train_model
+        from registration.engine.training import clock_bounded, get_preset, train_model
 
         volume = load_bench_ct(ct_path)
         name = bench_ct_name(ct_path)
@@ -172,9 +171,7 @@ class Command(BaseCommand):
         preset = get_preset(opts["preset"])
         tag = f"{name}_{opts['preset']}"
         if opts["train_minutes"] is not None:
-            # the clock alone bounds the run: the schedule anneals over it (budget_fraction)
-            preset = dataclasses.replace(preset, max_seconds=60.0 * opts["train_minutes"],
-                                         steps=10**7)
+            preset = clock_bounded(preset, opts["train_minutes"])
             tag += f"_{opts['train_minutes']:g}min"
         mdir = Path(opts["models"]) / tag
         model = None
@@ -241,13 +238,8 @@ class Command(BaseCommand):
             img, val, icam, T_true, info, tgt = (shot.image, shot.valid, shot.camera,
                                                  shot.T_true, shot.info, shot.targets)
             kinds.append(shot.kind)
-            # what the site knows from the header: the C-arm angles (here with 2 deg of
-            # patient/table misalignment) and the source distance, aimed at the bone centre
-            T_header = None
-            if not opts["no_header_start"]:
-                T_header = carm_pose(info["lao_deg"] + float(rng.normal(0, 2)),
-                                     info["cranial_deg"] + float(rng.normal(0, 2)),
-                                     info["sid_mm"], box.centre)
+            T_header = (None if opts["no_header_start"]
+                        else heldout.header_start_pose(info, rng, box.centre))
             res = register(volume, model, img, val, icam, T_init=T_header,
                            options=RegistrationOptions(**ropts), renderer=renderer)
             for k, v in res.stages.items():
