@@ -1,6 +1,6 @@
 """C-arm calibration records: phantom definitions and versioned calibration profiles.
 
-A profile stores every field of ../shared/CONVENTIONS.md ``profile.json`` in ``data``
+A profile stores every field of docs/CONVENTIONS.md ``profile.json`` in ``data``
 (forward/inverse polynomials, K, source_mm, residuals, beads used); the columns beside
 it are copies for listing and filtering.
 """

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "webapp.jobs",
     "webapp.planning",
     "webapp.review",
+    "webapp.dicomnet",
     "calibration",
     "registration",
 ]

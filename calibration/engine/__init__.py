@@ -1,6 +1,6 @@
 """Django-free calibration science: phantoms, bead detection, distortion fitting, effective source, two-view geometry.
 
-Public entry points (frames and units as in ../shared/CONVENTIONS.md):
+Public entry points (frames and units as in docs/CONVENTIONS.md):
 
 - ``phantom.load_phantom(path)`` / ``phantom.phantom_from_dict(data)`` -> ``Phantom``
   (strict validation, ``PhantomError``); ``phantom.builtin_phantom("clipon_two_layer" |

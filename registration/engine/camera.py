@@ -1,6 +1,6 @@
 """C-arm pinhole camera model (no Django imports).
 
-Conventions (../shared/CONVENTIONS.md, "C-arm camera model"):
+Conventions (docs/CONVENTIONS.md, "C-arm camera model"):
 
 * The X-ray source is the camera centre. Camera axes: +x along image columns,
   +y along image rows (down), +z from the source toward the detector.

@@ -1,6 +1,6 @@
 """Differentiable digitally reconstructed radiographs (DRR), no Django imports.
 
-Output is in line-integral form (../shared/CONVENTIONS.md "X-ray intensity"):
+Output is in line-integral form (docs/CONVENTIONS.md "X-ray intensity"):
 ``DRR(u, v) = sum_i mu(x_i) * step_mm`` along the ray from the source through pixel
 centre ``(u, v)``, with ``mu`` from :mod:`registration.engine.attenuation` (mm^-1), so
 values are unitless optical depths (bone bright, air 0).

@@ -12,7 +12,7 @@ the next search hypothesis) before the registration is reported as failed.
 Input: an X-ray in line-integral form (H, W) with its collimator mask and its
 :class:`~registration.engine.camera.Camera` (dewarped pinhole intrinsics). Output: a
 :class:`RegistrationResult` whose :meth:`~RegistrationResult.to_json` is the
-``result.json`` of ../shared/CONVENTIONS.md.
+``result.json`` of docs/CONVENTIONS.md.
 """
 
 from __future__ import annotations

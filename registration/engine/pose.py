@@ -1,7 +1,7 @@
 """Rigid poses, C-arm angles and pose error measures (no Django imports).
 
 A pose is ``T_cam_from_world`` (4x4): LPS world mm -> camera mm (camera axes as in
-../shared/CONVENTIONS.md: +x columns, +y rows, +z source -> detector).
+docs/CONVENTIONS.md: +x columns, +y rows, +z source -> detector).
 
 C-arm angle convention used by :func:`carm_pose` (patient supine, head first):
 

@@ -1,6 +1,6 @@
 """Slice-stack geometry: sort slices, check spacing, detect gantry tilt, build the LPS affine.
 
-No Django imports. Frames follow ../shared/CONVENTIONS.md: the affine maps voxel index
+No Django imports. Frames follow docs/CONVENTIONS.md: the affine maps voxel index
 (i, j, k, 1) = (column, row, slice, 1) to DICOM LPS millimetres.
 """
 

@@ -1,6 +1,6 @@
 """The CT volume type shared by import, rendering and registration (no Django imports).
 
-Frames follow ../shared/CONVENTIONS.md: ``array`` has shape (slices, rows, cols) =
+Frames follow docs/CONVENTIONS.md: ``array`` has shape (slices, rows, cols) =
 (k, j, i) in HU; ``affine`` maps homogeneous voxel index (i, j, k, 1) to DICOM LPS mm.
 """
 

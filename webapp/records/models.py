@@ -1,6 +1,6 @@
 """Clinical records: care teams, patients, C-arms, CT studies and X-ray images.
 
-Frames and units follow ../shared/CONVENTIONS.md: lengths in mm, angles in degrees,
+Frames and units follow docs/CONVENTIONS.md: lengths in mm, angles in degrees,
 CT affines map voxel index (i, j, k, 1) to DICOM LPS mm.
 """
 

@@ -1,6 +1,6 @@
 """``manage.py render_drr``: one DRR in line-integral form plus its timing JSON.
 
-Contract (../shared/CONVENTIONS.md): ``--ct PATH --camera camera.json --pose pose.json
+Contract (docs/CONVENTIONS.md): ``--ct PATH --camera camera.json --pose pose.json
 --out DRR.npy [--repeat N] [--device cpu|cuda]`` writes float32 (H, W) ``DRR.npy`` and
 beside it ``DRR.json`` = ``{"seconds_per_image", "samples_per_ray", "device"}``
 (median over N renders after one warm-up). Both files are written atomically.

@@ -4,7 +4,7 @@ This module is the adapter between the planning code and the calibration engine'
 two-view geometry (``calibration.engine.twoview``): triangulation, epipolar lines and
 the angle between views come from there; only projection and drawing helpers are here.
 
-Conventions (../shared/CONVENTIONS.md): pinhole ``K`` in pixels, ``T_cam_from_world``
+Conventions (docs/CONVENTIONS.md): pinhole ``K`` in pixels, ``T_cam_from_world``
 4x4 mapping world mm (CT LPS when registered) to camera mm; pixel ``(u, v)`` with the
 centre of the top-left pixel at (0, 0).
 """
