@@ -9,6 +9,11 @@ PORT ?= 8000
 
 .PHONY: run setup venv deps frontend migrate demo serve test lint bench clean
 
+# The dev targets run in development mode on their own (settings default to production:
+# DEBUG off, and no start without DJANGO_SECRET_KEY); a variable already set is kept.
+DEV_TARGETS := run setup migrate demo serve test bench
+$(DEV_TARGETS): export DJANGO_DEBUG ?= 1
+
 run: setup demo serve
 
 setup: deps frontend migrate

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from typing import NoReturn
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -40,3 +42,19 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if not value:
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def refuse_to_start(reason: str) -> NoReturn:
+    """Stop the process with one line on stderr (no traceback) and exit status 1."""
+    raise SystemExit(f"OrthoFuse refuses to start: {reason}")
+
+
+def test_run_defaults() -> None:
+    """Under pytest, default to development settings (``DJANGO_DEBUG=1``).
+
+    pytest-django imports the settings before any conftest runs, so this cannot live in a
+    conftest; setting the variable (not only the setting) lets the ``manage.py`` and
+    ``celery`` processes that tests start inherit it. Production never imports pytest.
+    """
+    if "pytest" in sys.modules:
+        os.environ.setdefault("DJANGO_DEBUG", "1")

@@ -1,8 +1,10 @@
 """Django settings for OrthoFuse, all read from the environment (see README, Configuration).
 
-Development defaults need no server: SQLite, a filesystem Celery broker, media under
-``var/``. Production sets ``DJANGO_DEBUG=0`` plus ``DJANGO_SECRET_KEY``,
-``DJANGO_ALLOWED_HOSTS``, ``DATABASE_URL`` and ``CELERY_BROKER_URL``.
+Unset variables give production behaviour: DEBUG off, and no start without
+``DJANGO_SECRET_KEY``. Development (``DJANGO_DEBUG=1``, set by the Makefile's dev targets
+and by pytest runs) needs no server: SQLite, a filesystem Celery broker, media under
+``var/``. Production sets ``DJANGO_SECRET_KEY``, ``DJANGO_ALLOWED_HOSTS``, ``DATABASE_URL``
+and ``CELERY_BROKER_URL``.
 """
 
 from __future__ import annotations
@@ -12,17 +14,23 @@ from pathlib import Path
 
 import dj_database_url
 
-from webapp.env import env_bool, env_int, env_list, env_str
+from webapp.env import env_bool, env_int, env_list, env_str, refuse_to_start, test_run_defaults
+
+test_run_defaults()  # a pytest run (and the manage.py processes it starts) is development
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ORTHOFUSE_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# DEBUG is off unless DJANGO_DEBUG says otherwise (the Makefile's dev targets set it).
+DEBUG = env_bool("DJANGO_DEBUG", False)
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me-in-production-0123456789"
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", _DEV_SECRET if DEBUG else "")
-if not SECRET_KEY:
-    raise RuntimeError("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG=0")
+if not DEBUG and SECRET_KEY in ("", _DEV_SECRET):
+    refuse_to_start(
+        "set DJANGO_SECRET_KEY to a long random secret (DEBUG is off; "
+        "DJANGO_DEBUG=1 is for development only)"
+    )
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
@@ -206,3 +214,18 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
 }
+
+# --- DICOM network (webapp.dicomnet: manage.py dicom_listener; docs/CONVENTIONS.md)
+# Listening address, port and AE title; an empty calling-AE list accepts any peer.
+ORTHOFUSE_DICOM_HOST = env_str("ORTHOFUSE_DICOM_HOST", "127.0.0.1")
+ORTHOFUSE_DICOM_PORT = env_int("ORTHOFUSE_DICOM_PORT", 11112)
+ORTHOFUSE_DICOM_AE_TITLE = env_str("ORTHOFUSE_DICOM_AE_TITLE", "ORTHOFUSE")
+ORTHOFUSE_DICOM_ALLOWED_CALLING_AE = env_list("ORTHOFUSE_DICOM_ALLOWED_CALLING_AE", [])
+# New patients (an unknown PatientID) are created in this care team (made if missing).
+ORTHOFUSE_DICOM_CARE_TEAM = env_str("ORTHOFUSE_DICOM_CARE_TEAM", "DICOM inbox")
+# A CT series is complete after this many seconds without a new instance.
+ORTHOFUSE_DICOM_QUIET_S = float(env_str("ORTHOFUSE_DICOM_QUIET_S", "10"))
+# Multi-frame X-ray (cine): "last" frame only, or "all" frames as separate images.
+ORTHOFUSE_DICOM_MULTIFRAME = env_str("ORTHOFUSE_DICOM_MULTIFRAME", "last")
+# Received CT instances wait here, one folder per series, until the series is complete.
+ORTHOFUSE_DICOM_STAGING_DIR = env_str("ORTHOFUSE_DICOM_STAGING_DIR", str(VAR_DIR / "dicom-staging"))

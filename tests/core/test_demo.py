@@ -7,16 +7,18 @@ from django.core.management import call_command
 
 
 @pytest.mark.slow
-def test_load_demo_is_complete_and_idempotent(db, capsys):
+def test_load_demo_is_complete_and_idempotent(db, capsys, settings):
     from calibration.models import CalibrationProfile
     from webapp.planning.models import Plan
     from webapp.records.models import CArm, CTStudy, Patient, XrayImage
 
-    call_command("load_demo")
+    settings.DEBUG = False  # a production site loads it only when forced
+    call_command("load_demo", "--force")
     first = capsys.readouterr().out
     assert "user surgeon" in first and "password" in first
     counts = (Patient.objects.count(), CTStudy.objects.count(), XrayImage.objects.count(),
               CArm.objects.count(), CalibrationProfile.objects.count())
+    settings.DEBUG = True  # development needs no --force
     call_command("load_demo")
     assert (Patient.objects.count(), CTStudy.objects.count(), XrayImage.objects.count(),
             CArm.objects.count(), CalibrationProfile.objects.count()) == counts

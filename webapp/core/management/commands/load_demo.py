@@ -36,10 +36,20 @@ class Command(BaseCommand):
             default="",
             help="password of the demo logins (default: ORTHOFUSE_DEMO_PASSWORD or 'orthofuse-demo')",
         )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="load the demo logins even when DEBUG is off (never on a site with patients)",
+        )
 
     def handle(self, *args, **options) -> None:
         import os
 
+        if not settings.DEBUG and not options["force"]:
+            raise CommandError(
+                "load_demo refused: DEBUG is off and the demo adds logins with a known password "
+                "(use --force to load it anyway)"
+            )
         password = options["password"] or os.environ.get("ORTHOFUSE_DEMO_PASSWORD") or "orthofuse-demo"
         with transaction.atomic():
             team, _ = CareTeam.objects.get_or_create(name=DEMO_TEAM)
