@@ -229,3 +229,18 @@ ORTHOFUSE_DICOM_QUIET_S = float(env_str("ORTHOFUSE_DICOM_QUIET_S", "10"))
 ORTHOFUSE_DICOM_MULTIFRAME = env_str("ORTHOFUSE_DICOM_MULTIFRAME", "last")
 # Received CT instances wait here, one folder per series, until the series is complete.
 ORTHOFUSE_DICOM_STAGING_DIR = env_str("ORTHOFUSE_DICOM_STAGING_DIR", str(VAR_DIR / "dicom-staging"))
+
+# --- DICOM network (webapp.dicomnet: manage.py dicom_listener; docs/CONVENTIONS.md)
+# Listening address, port and AE title; an empty calling-AE list accepts any peer.
+ORTHOFUSE_DICOM_HOST = env_str("ORTHOFUSE_DICOM_HOST", "127.0.0.1")
+ORTHOFUSE_DICOM_PORT = env_int("ORTHOFUSE_DICOM_PORT", 11112)
+ORTHOFUSE_DICOM_AE_TITLE = env_str("ORTHOFUSE_DICOM_AE_TITLE", "ORTHOFUSE")
+ORTHOFUSE_DICOM_ALLOWED_CALLING_AE = env_list("ORTHOFUSE_DICOM_ALLOWED_CALLING_AE", [])
+# New patients (an unknown PatientID) are created in this care team (made if missing).
+ORTHOFUSE_DICOM_CARE_TEAM = env_str("ORTHOFUSE_DICOM_CARE_TEAM", "DICOM inbox")
+# A CT series is complete after this many seconds without a new instance.
+ORTHOFUSE_DICOM_QUIET_S = float(env_str("ORTHOFUSE_DICOM_QUIET_S", "10"))
+# Multi-frame X-ray (cine): "last" frame only, or "all" frames as separate images.
+ORTHOFUSE_DICOM_MULTIFRAME = env_str("ORTHOFUSE_DICOM_MULTIFRAME", "last")
+# Received CT instances wait here, one folder per series, until the series is complete.
+ORTHOFUSE_DICOM_STAGING_DIR = env_str("ORTHOFUSE_DICOM_STAGING_DIR", str(VAR_DIR / "dicom-staging"))

@@ -1,0 +1,98 @@
+"""What the listener does with one received instance, and with one complete CT series.
+
+``Receiver.receive(raw, sop_class_uid, calling_ae)`` returns a one-line outcome or raises
+:class:`Refused` (nothing stored). ``Receiver.import_series(staged)`` turns a complete CT
+series into one CT study through the upload import (``import_ct_study``), or audits why not.
+Both are independent of the network code, so tests and the server share them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pydicom
+from django.conf import settings
+from django.db import transaction
+
+from webapp.core import audit
+from webapp.dicomio import InputRefused
+from webapp.dicomio.ct import check_pixel_header, decode_frames
+from webapp.dicomnet.config import NodeConfig
+from webapp.dicomnet.filing import patient_for
+from webapp.dicomnet.instance import kind_of, parse_instance, patient_id
+from webapp.dicomnet.staging import SeriesStager, StagedSeries
+from webapp.dicomnet.status import PIXELS_REFUSED, Refused
+from webapp.dicomnet.xray_store import store_xray
+from webapp.records.ct_import import ImportRefused, import_ct_study
+from webapp.records.models import CTStudy, Patient
+
+logger = logging.getLogger(__name__)
+
+REFUSED_ACTION = "dicom_refused"  # AuditEvent.action for refusals by the DICOM node
+
+
+def audit_refusal(detail: str, mrn: str = "") -> None:
+    """Audit a refusal (instance, series or association); never raises."""
+    try:
+        patient = Patient.objects.filter(mrn=mrn).first() if mrn else None
+        audit.record(None, REFUSED_ACTION, patient=patient, detail=detail)
+    except Exception:  # noqa: BLE001 - auditing must not take the listener down
+        logger.exception("could not audit a DICOM refusal: %s", detail)
+
+
+class Receiver:
+    """Files received instances for one node configuration."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.stager = SeriesStager(config.staging_dir)
+
+    def receive(self, raw: bytes, sop_class_uid: str, calling_ae: str) -> str:
+        """Store or stage one instance; returns what happened (one line)."""
+        limit = int(settings.ORTHOFUSE_MAX_UPLOAD_BYTES)
+        if len(raw) > limit:
+            raise Refused(PIXELS_REFUSED, f"instance of {len(raw)} bytes exceeds {limit}")
+        ds = parse_instance(raw)
+        kind = kind_of(ds, sop_class_uid)
+        if kind == "xray":
+            images = store_xray(
+                ds,
+                raw,
+                care_team=self.config.care_team,
+                multiframe=self.config.multiframe,
+                work_dir=self.stager.work_dir,
+                calling_ae=calling_ae,
+            )
+            return f"X-ray stored as image(s) {', '.join(str(i.pk) for i in images)}"
+        patient_id(ds)
+        try:
+            check_pixel_header(ds, "the slice", max_voxels=int(settings.ORTHOFUSE_MAX_VOXELS))
+            decode_frames(ds, "the slice")
+        except InputRefused as exc:
+            raise Refused(PIXELS_REFUSED, exc.message) from None
+        count = self.stager.stage(ds, raw, calling_ae)
+        return f"CT instance staged ({count} in its series so far)"
+
+    def import_series(self, staged: StagedSeries) -> CTStudy | None:
+        """Import a complete series as one CT study; refusals are audited. Files go after."""
+        manifest = staged.manifest
+        mrn = str(manifest.get("mrn", ""))
+        where = f"CT series {staged.series_uid} ({len(staged.files)} instances) from " \
+                f"{manifest.get('calling_ae', '?')}"
+        try:
+            with transaction.atomic():
+                header = pydicom.dcmread(staged.files[0], stop_before_pixels=True, force=True)
+                patient, _ = patient_for(header, self.config.care_team)
+                study = import_ct_study(staged.files, patient, series_uid=staged.series_uid)
+            logger.info("%s became CT study %s", where, study.pk)
+            return study
+        except (ImportRefused, Refused) as exc:
+            logger.warning("%s refused: %s", where, exc.message)
+            audit_refusal(f"{where} refused: {exc.message}", mrn)
+        except Exception as exc:  # noqa: BLE001 - one bad series must not stop the node
+            logger.exception("%s could not be imported", where)
+            audit_refusal(f"{where} failed: internal error ({type(exc).__name__})", mrn)
+        finally:
+            self.stager.done(staged)
+        return None
+
