@@ -15,21 +15,39 @@ import numpy as np
 
 def line_integral_from_pixels(
     pixels: np.ndarray, photometric: str = "MONOCHROME2", *, bits_stored: int | None = None,
-    polarity: str = "auto",
+    polarity: str = "detect",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stored pixels -> ``(line integral (H, W) float32 bone bright, field mask (H, W) bool)``.
 
-    Thin wrapper of :func:`registration.engine.intensity.line_integral_and_mask` (which masks
-    collimator shutters and the dark surround of an image intensifier). ``polarity`` is
-    ``auto`` (MONOCHROME2 = bone dark C-arm display, MONOCHROME1 = bone bright),
-    ``bone_dark`` or ``bone_bright``. The network normalises each image, so remaining
-    gain/offset/gamma differences do not matter.
-    """
-    from registration.engine.intensity import line_integral_and_mask
+    :func:`line_integral_with_info` without the figures."""
+    li, mask, _ = line_integral_with_info(pixels, photometric, bits_stored=bits_stored,
+                                          polarity=polarity)
+    return li, mask
 
-    li, mask = line_integral_and_mask(np.asarray(pixels), photometric, bits_stored=bits_stored,
-                                      polarity=polarity)
-    return np.asarray(li, dtype=np.float32), np.asarray(mask, dtype=bool)
+
+def line_integral_with_info(
+    pixels: np.ndarray, photometric: str = "MONOCHROME2", *, bits_stored: int | None = None,
+    polarity: str = "detect",
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Stored pixels -> ``(line integral (H, W) float32 bone bright, field mask (H, W) bool,
+    {"polarity", "form", "detected", ...})``: the one photometric normalisation of every
+    X-ray entering registration.
+
+    Wraps :func:`registration.engine.intensity.line_integral_with_form` (which masks
+    collimator shutters and the dark surround of an image intensifier). ``polarity``:
+    ``detect`` (default: read from the image's quantum noise, the header convention when
+    the noise cannot tell), ``auto`` (the header convention: MONOCHROME2 = bone dark C-arm
+    display, MONOCHROME1 = bone bright), ``bone_dark`` or ``bone_bright``. The form (linear
+    counts or a gamma curve of them, or a log display) is always read from the noise, so
+    linear, gamma, log-display and MONOCHROME1 copies of one shot give the same image up
+    to gain; the network and the similarity normalise gain and offset away.
+    """
+    from registration.engine.intensity import line_integral_with_form
+
+    li, mask, info = line_integral_with_form(np.asarray(pixels), photometric,
+                                             bits_stored=bits_stored, polarity=polarity,
+                                             form="auto")
+    return np.asarray(li, dtype=np.float32), np.asarray(mask, dtype=bool), info
 
 
 def resolved_polarity(photometric: str, polarity: str = "auto") -> str:
