@@ -10,6 +10,7 @@ and ``CELERY_BROKER_URL``.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "axes",  # before webapp.core: its failed-login receiver runs first (see core.signals)
     "webapp.core",
     "webapp.records",
     "webapp.jobs",
@@ -63,6 +65,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -97,14 +100,36 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses locked-out user names and addresses
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "records:patient-list"
 LOGOUT_REDIRECT_URL = "login"
+
+# Failed sign-ins (site, admin): a user name is locked after AXES_FAILURE_LIMIT failures, an
+# address (a shared workstation) after ORTHOFUSE_LOGIN_FAILURES_PER_ADDRESS, for the cool-off.
+AXES_FAILURE_LIMIT = env_int("ORTHOFUSE_LOGIN_FAILURES_PER_USER", 5)
+ORTHOFUSE_LOGIN_FAILURES_PER_ADDRESS = env_int("ORTHOFUSE_LOGIN_FAILURES_PER_ADDRESS", 20)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ORTHOFUSE_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_HANDLER = "webapp.core.login_limits.PerUserAndAddressHandler"
+AXES_LOCKOUT_CALLABLE = "webapp.core.login_limits.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "webapp.core.audit.client_ip"  # REMOTE_ADDR, as the audit trail
+AXES_RESET_ON_SUCCESS = True
+# attempts during a lockout are refused unread: not counted, not audited (no flooding)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit trail
+AXES_VERBOSE = False  # no start-up line: commands keep stderr to their one-line messages
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_str("DJANGO_TIME_ZONE", "UTC")
@@ -192,8 +217,8 @@ SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_COOKIE_AGE", 12 * 3600)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # no HTTP Basic: a password on every request, and failures escape the sign-in limits
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -214,21 +239,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
 }
-
-# --- DICOM network (webapp.dicomnet: manage.py dicom_listener; docs/CONVENTIONS.md)
-# Listening address, port and AE title; an empty calling-AE list accepts any peer.
-ORTHOFUSE_DICOM_HOST = env_str("ORTHOFUSE_DICOM_HOST", "127.0.0.1")
-ORTHOFUSE_DICOM_PORT = env_int("ORTHOFUSE_DICOM_PORT", 11112)
-ORTHOFUSE_DICOM_AE_TITLE = env_str("ORTHOFUSE_DICOM_AE_TITLE", "ORTHOFUSE")
-ORTHOFUSE_DICOM_ALLOWED_CALLING_AE = env_list("ORTHOFUSE_DICOM_ALLOWED_CALLING_AE", [])
-# New patients (an unknown PatientID) are created in this care team (made if missing).
-ORTHOFUSE_DICOM_CARE_TEAM = env_str("ORTHOFUSE_DICOM_CARE_TEAM", "DICOM inbox")
-# A CT series is complete after this many seconds without a new instance.
-ORTHOFUSE_DICOM_QUIET_S = float(env_str("ORTHOFUSE_DICOM_QUIET_S", "10"))
-# Multi-frame X-ray (cine): "last" frame only, or "all" frames as separate images.
-ORTHOFUSE_DICOM_MULTIFRAME = env_str("ORTHOFUSE_DICOM_MULTIFRAME", "last")
-# Received CT instances wait here, one folder per series, until the series is complete.
-ORTHOFUSE_DICOM_STAGING_DIR = env_str("ORTHOFUSE_DICOM_STAGING_DIR", str(VAR_DIR / "dicom-staging"))
 
 # --- DICOM network (webapp.dicomnet: manage.py dicom_listener; docs/CONVENTIONS.md)
 # Listening address, port and AE title; an empty calling-AE list accepts any peer.
