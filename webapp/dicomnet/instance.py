@@ -57,8 +57,9 @@ def checked_uid(ds: Dataset, keyword: str) -> str:
     return uid
 
 
-def parse_instance(raw: bytes) -> Dataset:
-    """Decode a received instance (every element, so damage shows here, not later)."""
+def parse_instance(raw: bytes, sop_class_uid: str = "", sop_instance_uid: str = "") -> Dataset:
+    """Decode a received instance (every element, so damage shows here, not later) and check
+    it names the SOP class and instance of its C-STORE request (when those are given)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -68,8 +69,13 @@ def parse_instance(raw: bytes) -> Dataset:
         except BaseException as exc:  # noqa: BLE001 - any parser failure is a refusal
             reraise_if_fatal(exc)
             raise Refused(MALFORMED, f"malformed data set ({type(exc).__name__})") from None
-    if len(ds) == 0:
-        raise Refused(MALFORMED, "empty data set")
+    found_class, found_instance = text(ds, "SOPClassUID"), text(ds, "SOPInstanceUID")
+    if not found_class or not found_instance:
+        raise Refused(MALFORMED, "malformed data set: no SOP Class UID or SOP Instance UID")
+    if sop_class_uid and found_class != sop_class_uid:
+        raise Refused(DOES_NOT_MATCH, "SOP Class UID differs from the C-STORE request's")
+    if sop_instance_uid and found_instance != sop_instance_uid:
+        raise Refused(DOES_NOT_MATCH, "SOP Instance UID differs from the C-STORE request's")
     return ds
 
 

@@ -47,12 +47,15 @@ class Receiver:
         self.config = config
         self.stager = SeriesStager(config.staging_dir)
 
-    def receive(self, raw: bytes, sop_class_uid: str, calling_ae: str) -> str:
-        """Store or stage one instance; returns what happened (one line)."""
+    def receive(
+        self, raw: bytes, sop_class_uid: str, calling_ae: str, sop_instance_uid: str = ""
+    ) -> str:
+        """Store or stage one instance; returns what happened (one line). The UIDs are the
+        C-STORE request's (Affected SOP Class / Instance UID)."""
         limit = int(settings.ORTHOFUSE_MAX_UPLOAD_BYTES)
         if len(raw) > limit:
             raise Refused(PIXELS_REFUSED, f"instance of {len(raw)} bytes exceeds {limit}")
-        ds = parse_instance(raw)
+        ds = parse_instance(raw, sop_class_uid, sop_instance_uid)
         kind = kind_of(ds, sop_class_uid)
         if kind == "xray":
             images = store_xray(

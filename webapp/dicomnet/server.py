@@ -121,9 +121,12 @@ class DicomNode:
     def _on_store(self, event):
         calling_ae, address = _peer(event)
         sop_class = str(event.request.AffectedSOPClassUID or "")
+        sop_instance = str(event.request.AffectedSOPInstanceUID or "")
         close_old_connections()
         try:
-            outcome = self.receiver.receive(event.encoded_dataset(), sop_class, calling_ae)
+            outcome = self.receiver.receive(
+                event.encoded_dataset(), sop_class, calling_ae, sop_instance
+            )
             logger.info("C-STORE from %s (%s): %s", calling_ae, address, outcome)
             return 0x0000
         except Refused as refused:
