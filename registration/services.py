@@ -29,6 +29,15 @@ from django.utils import timezone
 from registration.models import LandmarkPair, Registration, RegistrationModel
 from webapp.core import audit
 from webapp.records.models import CTStudy, XrayImage
+from webapp.xray_view import (
+    XrayUnavailable,
+    calibration_profile,
+    camera_for_xray,
+    dewarped_is_current,
+    display_png,
+    needs_dewarping,
+    read_view,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,59 +69,14 @@ def device_name() -> str:
 # --------------------------------------------------------------------------- cameras
 
 
-def _profile_camera(xray: XrayImage):
-    """The calibrated (dewarped pinhole) camera of ``xray``'s C-arm, or None."""
-    from calibration.services import profile_for_xray
-    from registration.engine.camera import Camera
-
-    choice = profile_for_xray(xray)
-    if choice.profile is None or not choice.profile.data:
-        return None
-    try:
-        return Camera.from_profile(choice.profile.data)
-    except ValueError:
-        log.warning("calibration profile %s has no usable intrinsics", choice.profile.pk)
-        return None
-
-
-def _header_camera(xray: XrayImage):
-    """Camera from the X-ray header (or its C-arm's) geometry; None when incomplete."""
-    from registration.engine.camera import Camera
-
-    sdd = xray.distance_source_to_detector_mm
-    sx, sy = xray.pixel_spacing_x_mm, xray.pixel_spacing_y_mm
-    carm = xray.carm
-    if carm is not None:
-        sdd = sdd or carm.source_to_detector_mm
-        if not (sx and sy):
-            sx, sy = carm.pixel_spacing_x_mm, carm.pixel_spacing_y_mm
-    if not (sdd and sx and sy):
-        return None
-    return Camera.from_geometry(xray.cols, xray.rows, sdd, sx, sy)
-
-
 def xray_camera(xray: XrayImage, width: int, height: int):
-    """The camera of ``xray``'s (dewarped) pixel grid ``width x height``: the active
-    calibration profile's intrinsics, else the header geometry (principal point at the
-    image centre). Raises :class:`RegistrationRefused` when neither exists."""
-    camera = _profile_camera(xray)
-    source = "calibration profile"
-    if camera is None:
-        camera = _header_camera(xray)
-        source = "X-ray header geometry"
-    if camera is None:
-        raise RegistrationRefused(
-            "the X-ray has no calibration profile and no source-to-detector distance or pixel "
-            "spacing: its camera is unknown"
-        )
-    if (camera.width, camera.height) != (width, height):
-        if abs(camera.width / camera.height - width / height) > 0.01 * (width / height):
-            raise RegistrationRefused(
-                f"the X-ray is {width}x{height} pixels but its {source} is "
-                f"{camera.width}x{camera.height} with another aspect ratio"
-            )
-        camera = camera.scaled(width, height)
-    return camera
+    """The camera of ``xray``'s viewed pixel grid ``width x height`` (one rule for every
+    page and job: :func:`webapp.xray_view.camera_for_xray`). Raises
+    :class:`RegistrationRefused` when it is unknown."""
+    try:
+        return camera_for_xray(xray, width=width, height=height).camera
+    except XrayUnavailable as exc:
+        raise RegistrationRefused(exc.message) from None
 
 
 def training_camera(study: CTStudy):
@@ -121,9 +85,10 @@ def training_camera(study: CTStudy):
     from registration.engine.camera import Camera
 
     for xray in study.patient.xrays.select_related("carm").order_by("-created_at"):
-        camera = _profile_camera(xray) or _header_camera(xray)
-        if camera is not None:
-            return camera
+        try:
+            return camera_for_xray(xray).camera
+        except XrayUnavailable:
+            continue
     d = DEFAULT_CAMERA
     return Camera.from_geometry(
         d["width"], d["height"], d["source_to_detector_mm"], d["spacing_mm"], d["spacing_mm"]
@@ -327,45 +292,40 @@ def start_registration(xray: XrayImage, *, user=None, request=None) -> Registrat
 
 @dataclass
 class PreparedXray:
-    pixels: np.ndarray  # (H, W) stored values of the (dewarped) image
+    pixels: np.ndarray  # (H, W) stored values as a viewer at the source sees them
     photometric: str
     bits_stored: int | None
     camera: object  # registration.engine.camera.Camera
     dewarped: bool
 
 
-def prepare_xray(xray: XrayImage) -> PreparedXray:
-    """Dewarp when the C-arm needs it and no dewarped image exists, then read the pixels
-    that register (dewarped when present) and build their camera."""
+def prepare_xray(xray: XrayImage, *, dewarp: bool = True) -> PreparedXray:
+    """The pixels that register and their camera (:mod:`webapp.xray_view`): an image
+    intensifier's shot is dewarped first (again when its profile changed) unless
+    ``dewarp`` is False, in which case a missing dewarped image is refused."""
     from calibration.services import CalibrationRefused, dewarp_xray
-    from webapp.dicomio import read_xray
-    from webapp.dicomio.errors import InputRefused
 
-    needs = bool(xray.carm and xray.carm.needs_dewarping)
-    if needs and not xray.dewarped_file:
+    if needs_dewarping(xray) and not dewarped_is_current(xray, calibration_profile(xray)):
+        if not dewarp:
+            raise RegistrationRefused("the dewarped image is missing")
         try:
             dewarp_xray(xray)
         except CalibrationRefused as exc:
             raise RegistrationRefused(
-                f"the X-ray comes from an image intensifier and must be dewarped first, but: {_one_line(exc)}"
+                "the X-ray comes from an image intensifier and must be dewarped first, but: "
+                f"{_one_line(exc)}"
             ) from None
-    field = xray.dewarped_file if (needs and xray.dewarped_file) else xray.original_file
     try:
-        with field.open("rb") as fh:
-            data = fh.read()
-        image = read_xray(data)
-    except InputRefused as exc:
-        raise RegistrationRefused(f"cannot read the X-ray: {_one_line(exc)}") from None
-    except (OSError, ValueError) as exc:
-        raise RegistrationRefused(f"cannot read the stored X-ray: {_one_line(exc)}") from None
-    pixels = np.asarray(image.pixels, dtype=np.float32)
-    camera = xray_camera(xray, pixels.shape[1], pixels.shape[0])
+        view = read_view(xray)
+    except XrayUnavailable as exc:
+        raise RegistrationRefused(f"cannot read the X-ray: {exc.message}") from None
+    camera = xray_camera(xray, view.pixels.shape[1], view.pixels.shape[0])
     return PreparedXray(
-        pixels=pixels,
-        photometric=xray.photometric_interpretation or image.photometric,
-        bits_stored=image.bits_stored or xray.bits_stored,
+        pixels=view.pixels,
+        photometric=view.photometric,
+        bits_stored=view.bits_stored,
         camera=camera,
-        dewarped=field is xray.dewarped_file,
+        dewarped=view.dewarped,
     )
 
 
@@ -437,17 +397,11 @@ def render_pictures(
 
 
 def xray_display_png(pixels: np.ndarray, photometric: str) -> bytes:
-    """The registered X-ray as an 8-bit PNG at its own size (window 0.5-99.5 %)."""
-    import cv2
-
-    from registration.engine.overlay import display_image
-
-    ok, buf = cv2.imencode(
-        ".png", display_image(pixels, invert=photometric.upper() == "MONOCHROME1")
-    )
-    if not ok:
-        raise RegistrationRefused("could not encode the X-ray picture")
-    return buf.tobytes()
+    """The registered X-ray as an 8-bit PNG at its own size (the one display rule)."""
+    try:
+        return display_png(pixels, photometric)
+    except XrayUnavailable as exc:
+        raise RegistrationRefused(exc.message) from None
 
 
 def run_registration(reg: Registration, report: Callable[[float, str], None]) -> dict:

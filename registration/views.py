@@ -210,13 +210,7 @@ def registration_image(request: HttpRequest, pk: int, which: str) -> HttpRespons
         if reg.status != Registration.Status.OK:
             raise Http404("not registered")
         try:
-            prepared = (
-                prepare_xray(reg.xray)
-                if reg.xray.dewarped_file or not (reg.xray.carm and reg.xray.carm.needs_dewarping)
-                else None
-            )
-            if prepared is None:
-                raise RegistrationRefused("the dewarped image is missing")
+            prepared = prepare_xray(reg.xray, dewarp=False)
             data = xray_display_png(prepared.pixels, prepared.photometric)
         except RegistrationRefused as exc:
             return HttpResponse(

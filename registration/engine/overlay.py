@@ -66,12 +66,16 @@ def mesh_silhouette(
     return outline.astype(bool)
 
 
-def display_image(xray: np.ndarray, *, invert: bool = False) -> np.ndarray:
-    """uint8 (H, W) display of any image with a 0.5-99.5 percentile window."""
+def display_image(
+    xray: np.ndarray, *, invert: bool = False, field: np.ndarray | None = None
+) -> np.ndarray:
+    """uint8 (H, W) display of any image with a 0.5-99.5 percentile window, taken inside
+    ``field`` ((H, W) bool, the exposed field) when given and not empty."""
     x = np.asarray(xray, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"X-ray must be a 2-D image, got shape {x.shape}")
-    lo, hi = np.percentile(x, [0.5, 99.5])
+    inside = x if field is None else x[np.asarray(field, dtype=bool)]
+    lo, hi = np.percentile(inside if inside.size else x, [0.5, 99.5])
     scaled = np.clip((x - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
     if invert:
         scaled = 1.0 - scaled

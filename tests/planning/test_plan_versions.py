@@ -262,8 +262,10 @@ def test_dicom_monochrome1_view_is_read_and_inverted(media, patient_a, carm):
     )
     x.original_file.save("cr.dcm", ContentFile(path.read_bytes()), save=False)
     x.save()
-    raw = services.read_pixels(x)
-    assert raw.shape == (1760, 1760)
+    from webapp.xray_view import read_view
+
+    view = read_view(x)
+    assert view.pixels.shape == (1760, 1760) and view.photometric == "MONOCHROME1"
     png = cv2.imdecode(np.frombuffer(services.xray_png(x), np.uint8), cv2.IMREAD_UNCHANGED)
     assert png.shape == (1760, 1760) and png.dtype == np.uint8
     import pydicom

@@ -69,7 +69,7 @@ def test_camera_from_header_and_refusal_without_geometry(scene):
         xray_camera(xray, 64, 32)
     xray.distance_source_to_detector_mm = None
     xray.save()
-    with pytest.raises(RegistrationRefused, match="camera is unknown"):
+    with pytest.raises(RegistrationRefused, match="geometry is unknown"):
         xray_camera(xray, 64, 64)
 
 

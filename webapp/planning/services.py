@@ -6,15 +6,12 @@ user input raises ``ValueError`` with a one-line message on bad input.
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from django.core.files.storage import default_storage
 from django.db import transaction
 
 from registration.engine.camera import Camera
@@ -25,6 +22,7 @@ from webapp.planning.engine.views_geometry import ViewGeometry, angle_between_vi
 from webapp.planning.models import Plan, PlanVersion, PostOpOutcome, ToolPoseSample
 from webapp.records.access import scope
 from webapp.records.models import XrayImage
+from webapp.xray_view import camera_for_xray, display_uint8, read_view, view_png
 
 MIN_VIEW_ANGLE_DEG = 30.0
 DEFAULT_SOURCE_TO_ISOCENTER_RATIO = 0.6  # of SDD when DistanceSourceToPatient is unknown
@@ -35,69 +33,16 @@ TOOL_HISTORY = 50
 
 
 # --------------------------------------------------------------------------- images
-def _xray_file(xray: XrayImage):
-    return xray.dewarped_file if xray.dewarped_file else xray.original_file
-
-
-def read_pixels(xray: XrayImage) -> np.ndarray:
-    """The X-ray as float32 (H, W) for display: the dewarped image when there is one;
-    MONOCHROME1 is inverted so that higher values are always whiter."""
-    fileobj = _xray_file(xray)
-    if not fileobj:
-        raise ValueError(f"X-ray #{xray.pk} has no image file")
-    return _read_pixels_cached(fileobj.name, xray.photometric_interpretation or "MONOCHROME2")
-
-
-@lru_cache(maxsize=16)
-def _read_pixels_cached(name: str, photometric: str) -> np.ndarray:
-    import tempfile
-    from pathlib import Path
-
-    with default_storage.open(name, "rb") as handle:
-        data = handle.read()
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        import cv2
-
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if arr is None:
-            raise ValueError("the X-ray PNG could not be decoded")
-        if arr.ndim == 3:
-            arr = cv2.cvtColor(arr[..., :3], cv2.COLOR_BGR2GRAY)
-        pixels = arr.astype(np.float32)
-    elif name.endswith(".npy"):
-        pixels = np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32)
-    else:
-        from webapp.dicomio.xray import read_xray
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "xray.dcm"
-            path.write_bytes(data)
-            xd = read_xray(path)
-        pixels = np.asarray(xd.pixels, dtype=np.float32)
-        photometric = xd.photometric or photometric
-    if pixels.ndim != 2:
-        raise ValueError("the X-ray image is not a single greyscale frame")
-    if photometric.upper() == "MONOCHROME1":
-        pixels = pixels.max() - pixels
-    pixels.setflags(write=False)
-    return pixels
-
-
-def display_uint8(pixels: np.ndarray) -> np.ndarray:
-    """Percentile (0.5..99.5) window to 8 bits for display."""
-    lo, hi = np.percentile(pixels, [0.5, 99.5])
-    if hi <= lo:
-        hi = lo + 1.0
-    return np.clip((pixels - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
-
-
 def xray_png(xray: XrayImage) -> bytes:
-    import cv2
+    """The X-ray as a viewer at the source sees it, windowed for display
+    (:mod:`webapp.xray_view`); ``XrayUnavailable`` (a ValueError) when it cannot be read."""
+    return view_png(xray)
 
-    ok, buf = cv2.imencode(".png", display_uint8(read_pixels(xray)))
-    if not ok:
-        raise ValueError("could not encode the X-ray preview")
-    return buf.tobytes()
+
+def display_pixels(xray: XrayImage) -> np.ndarray:
+    """uint8 (H, W) display image of ``xray`` (for reports)."""
+    view = read_view(xray)
+    return display_uint8(view.pixels, view.photometric)
 
 
 # --------------------------------------------------------------------------- geometry
@@ -119,58 +64,15 @@ class PlanGeometry:
         }
 
 
-def _active_profile(xray: XrayImage):
-    """The active calibration profile of the X-ray's C-arm nearest to its angles, or None."""
-    if xray.carm_id is None:
-        return None
-    try:
-        from calibration.models import CalibrationProfile
-    except Exception:  # noqa: BLE001 - calibration app not available
-        return None
-    profiles = list(CalibrationProfile.objects.filter(carm_id=xray.carm_id, status="active"))
-    profiles = [p for p in profiles if isinstance(p.data, dict) and p.data.get("K")]
-    if not profiles:
-        return None
-    a1, a2 = xray.primary_angle_deg or 0.0, xray.secondary_angle_deg or 0.0
-    return min(
-        profiles, key=lambda p: math.hypot(p.primary_angle_deg - a1, p.secondary_angle_deg - a2)
-    )
-
-
 def intrinsics(xray: XrayImage) -> tuple[Camera, str, bool]:
     """``(camera, source label, calibrated)`` for an X-ray; ValueError when unknown."""
-    profile = _active_profile(xray)
-    if profile is not None:
-        try:
-            camera = Camera.from_profile(profile.data)
-            if (camera.width, camera.height) != (xray.cols, xray.rows):
-                camera = camera.scaled(xray.cols, xray.rows)
-            return camera, f"calibration profile {profile.carm.name} v{profile.version}", True
-        except ValueError:
-            pass
-    carm = xray.carm
-    sdd = xray.distance_source_to_detector_mm or (carm.source_to_detector_mm if carm else None)
-    sx = xray.pixel_spacing_x_mm or (carm.pixel_spacing_x_mm if carm else None)
-    sy = xray.pixel_spacing_y_mm or (carm.pixel_spacing_y_mm if carm else None)
-    if not sdd or not sx or not sy:
-        raise ValueError(
-            f"X-ray #{xray.pk} has no calibration and no source-to-detector distance or "
-            "pixel spacing: its geometry is unknown"
-        )
-    camera = Camera.from_geometry(xray.cols, xray.rows, sdd, sx, sy)
-    return (
-        camera,
-        "image header (SDD and pixel spacing, principal point at the image centre)",
-        False,
-    )
+    found = camera_for_xray(xray)
+    return found.camera, found.source, found.calibrated
 
 
 def _registration(xray: XrayImage):
     """The newest successful, not rejected registration of the X-ray, or None."""
-    try:
-        regs = xray.registrations.filter(status="ok").exclude(review_status="rejected")
-    except Exception:  # noqa: BLE001 - registration app not installed
-        return None
+    regs = xray.registrations.filter(status="ok").exclude(review_status="rejected")
     for reg in regs.order_by("-created_at"):
         if reg.T_cam_from_world:
             return reg

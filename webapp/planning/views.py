@@ -221,7 +221,7 @@ def _report_png(plan: Plan, version: PlanVersion) -> bytes:
     images = []
     for xray in (plan.xray1, plan.xray2):
         try:
-            images.append(services.display_uint8(services.read_pixels(xray)))
+            images.append(services.display_pixels(xray))
         except (OSError, ValueError):
             images.append(np.full((xray.rows, xray.cols), 40, np.uint8))
     header = {

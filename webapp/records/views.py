@@ -41,6 +41,7 @@ from webapp.records.forms import (
     XrayUploadForm,
 )
 from webapp.records.models import CArm, CTStudy, Patient, XrayImage
+from webapp.xray_view import XrayUnavailable, display_png, view_png
 
 log = logging.getLogger(__name__)
 
@@ -523,57 +524,10 @@ def _xray_file(xray: XrayImage, which: str):
     return xray.original_file
 
 
-def _read_xray_pixels(data: bytes, file_format: str):
-    """Decode stored X-ray bytes to a 2-D float array and its photometric interpretation."""
-    import numpy as np
-
-    if file_format == XrayImage.Format.PNG or data[:8] == b"\x89PNG\r\n\x1a\n":
-        import cv2
-
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise ValueError("stored PNG cannot be decoded")
-        if image.ndim == 3:
-            image = image[..., :3].mean(axis=2)
-        return image.astype(np.float32), "MONOCHROME2"
-    import io
-
-    import pydicom
-
-    ds = pydicom.dcmread(io.BytesIO(data), force=True)
-    pixels = ds.pixel_array
-    if getattr(ds, "NumberOfFrames", 1) and int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
-        pixels = pixels[0]
-    if pixels.ndim == 3:
-        pixels = pixels[..., :3].mean(axis=2)
-    return pixels.astype(np.float32), str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2"))
-
-
 def render_preview_png(pixels, photometric: str, max_side: int = PREVIEW_MAX_SIDE) -> bytes:
-    """Window a 2-D image to its 0.5-99.5 percentile range, show MONOCHROME1 inverted
-    (display convention: bone bright), shrink to ``max_side`` pixels and encode as 8-bit PNG."""
-    import cv2
-    import numpy as np
-
-    finite = pixels[np.isfinite(pixels)]
-    if finite.size == 0:
-        raise ValueError("image has no finite pixels")
-    low, high = np.percentile(finite, [0.5, 99.5])
-    if high <= low:
-        high = low + 1.0
-    scaled = np.clip((np.nan_to_num(pixels, nan=low) - low) / (high - low), 0.0, 1.0)
-    if photometric.upper() == "MONOCHROME1":
-        scaled = 1.0 - scaled
-    image = (scaled * 255.0 + 0.5).astype(np.uint8)
-    rows, cols = image.shape
-    factor = max(rows, cols) / float(max_side)
-    if factor > 1.0:
-        size = (max(1, round(cols / factor)), max(1, round(rows / factor)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return encoded.tobytes()
+    """A 2-D image as an 8-bit PNG of at most ``max_side`` pixels, by the one display rule
+    of :func:`webapp.xray_view.display_png` (window inside the field, MONOCHROME1 inverted)."""
+    return display_png(pixels, photometric, max_side=max_side)
 
 
 @login_required
@@ -581,17 +535,19 @@ def xray_preview(request: HttpRequest, pk: int) -> HttpResponse:
     """A windowed 8-bit PNG of the stored X-ray (``?which=original|dewarped``)."""
     xray = get_visible_or_404(XrayImage.objects.select_related("patient"), request.user, pk=pk)
     which = request.GET.get("which", "original")
-    field = _xray_file(xray, which)
+    if which not in ("original", "dewarped"):
+        raise Http404("unknown image")
+    if which == "dewarped" and not xray.dewarped_file:
+        raise Http404("no dewarped image")
     try:
-        with field.open("rb") as handle:
-            data = handle.read()
-        file_format = xray.file_format if which == "original" else XrayImage.Format.PNG
-        pixels, photometric = _read_xray_pixels(data, file_format)
-        png = render_preview_png(pixels, photometric)
-    except (OSError, ValueError, AttributeError, RuntimeError) as exc:
+        # "original" is the stored file as a viewer at the source sees it (device flags
+        # applied), before dewarping.
+        stage = "reoriented" if which == "original" else "dewarped"
+        png = view_png(xray, stage=stage, max_side=PREVIEW_MAX_SIDE)
+    except XrayUnavailable as exc:
         log.warning("X-ray %s preview failed: %s", xray.pk, exc)
         return HttpResponse(
-            f"Preview unavailable: {_refusal_message(exc)}", status=422, content_type="text/plain"
+            f"Preview unavailable: {exc.message}", status=422, content_type="text/plain"
         )
     record(request, A.VIEW, patient=xray.patient, obj=xray, detail=f"X-ray preview ({which})")
     response = HttpResponse(png, content_type="image/png")
