@@ -5,6 +5,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 "$PY" -m ruff check . || exit 1
+# Layer contracts (pyproject.toml [tool.importlinter]): science packages stay Django-free.
+.venv/bin/lint-imports --no-cache || exit 1
 "$PY" -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
