@@ -76,20 +76,12 @@ def _npy_header(handle: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype, int]
 def _load_volume_array(study: CTStudy) -> tuple[np.ndarray, np.ndarray | None]:
     """The whole volume as int16 HU (k, j, i) plus its affine when the store knows one.
 
-    Uses ``webapp.records.volume_store.load_study_volume`` where available (any stored
-    format), else reads the .npy file directly.
+    Reads through ``webapp.records.volume_store.load_study_volume`` (any stored format).
     """
-    try:
-        from webapp.records.volume_store import load_study_volume
-    except ImportError:
-        load_study_volume = None
-    if load_study_volume is not None:
-        volume = load_study_volume(study)
-        array, affine = np.asarray(volume.array), np.asarray(volume.affine, dtype=np.float64)
-    else:
-        with study.volume_file.open("rb") as handle:
-            array = np.load(handle, allow_pickle=False)
-        affine = None
+    from webapp.records.volume_store import load_study_volume
+
+    volume = load_study_volume(study)
+    array, affine = np.asarray(volume.array), np.asarray(volume.affine, dtype=np.float64)
     if array.ndim != 3:
         raise VolumeUnavailable(f"stored volume has shape {array.shape}, expected 3-D")
     if array.dtype != VOXEL_DTYPE:

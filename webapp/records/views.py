@@ -242,10 +242,8 @@ def _refusal_message(exc: Exception) -> str:
 
 def _run_ct_import(request, patient, paths, *, series_uid, deidentify, description):
     """Run the importer. Returns ('ok', study) | ('multiple', series) | ('refused', message)."""
-    try:
-        from webapp.records.ct_import import ImportRefused, MultipleSeries
-    except ImportError:
-        return "refused", "CT import is not available on this server yet."
+    from webapp.records.ct_import import ImportRefused, MultipleSeries
+
     try:
         study = _import_ct(
             paths,
@@ -417,11 +415,8 @@ def xray_upload(request: HttpRequest, pk: int) -> HttpResponse:
     upload = form.cleaned_data["file"]
     with tempfile.TemporaryDirectory(prefix="orthofuse-xray-") as tmp:
         path = _write_uploads([upload], Path(tmp))[0]
-        try:
-            from webapp.records.xray_import import import_xray
-        except ImportError:
-            form.add_error("file", "X-ray import is not available on this server yet.")
-            return _patient_page_with(request, patient, xray_form=form)
+        from webapp.records.xray_import import import_xray
+
         try:
             xray = import_xray(
                 path,
