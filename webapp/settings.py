@@ -64,6 +64,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "webapp.core.idle_timeout.IdleTimeoutMiddleware",
+    "webapp.core.security_headers.SecurityHeadersMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -213,7 +215,24 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env_bool("DJANGO_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Sessions end when the browser closes, after ORTHOFUSE_SESSION_IDLE_MINUTES without activity
+# (webapp.core.idle_timeout), and at the latest DJANGO_SESSION_COOKIE_AGE seconds after sign-in.
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+ORTHOFUSE_SESSION_IDLE_MINUTES = env_int("ORTHOFUSE_SESSION_IDLE_MINUTES", 20)
 SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_COOKIE_AGE", 12 * 3600)
+# Scripts only from this origin ('wasm-unsafe-eval' lets the CT viewer compile its
+# WebAssembly codecs, which runs no JavaScript eval); Plotly writes inline styles.
+ORTHOFUSE_CSP = env_str(
+    "ORTHOFUSE_CSP",
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+    "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'",
+)
+ORTHOFUSE_PERMISSIONS_POLICY = env_str(
+    "ORTHOFUSE_PERMISSIONS_POLICY",
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -231,6 +250,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Patients, CT studies, X-rays, calibration, registration and jobs.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PUBLIC": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 LOGGING = {

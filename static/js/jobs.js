@@ -92,7 +92,7 @@
 
   function finished(el, job) {
     // One more request for the full record (result, timings) of the finished job.
-    fetch(job.status_url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    fetch(job.status_url, { credentials: "same-origin", headers: { Accept: "application/json", "X-OrthoFuse-Background": "1" } })
       .then(function (response) { return response.ok ? response.json() : job; })
       .catch(function () { return job; })
       .then(function (full) {
@@ -123,7 +123,7 @@
     });
     var url = active[0].dataset.statusListUrl + "?ids=" + ids.join(",");
     busy = true;
-    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json", "X-OrthoFuse-Background": "1" } })
       .then(function (response) {
         if (!response.ok) {
           throw new Error("status " + response.status);

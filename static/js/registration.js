@@ -75,7 +75,7 @@
     var url = el.dataset.curveUrl;
     var statusBadge = document.getElementById("model-status");
     function poll() {
-      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json", "X-OrthoFuse-Background": "1" } })
         .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
         .then(function (data) {
           api.polls += 1;
