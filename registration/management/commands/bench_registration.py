@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
+from registration.bench import ood_bench, ood_run
+from registration.bench import report as ood_report
 from registration.engine import heldout
 from registration.engine.heldout import PartsNotOnOneGrid, summarise
 from registration.management.commands._regio import check_device, one_line, write_json_atomic
@@ -75,7 +77,22 @@ class Command(BaseCommand):
                             help="train for this long instead of the preset's time budget "
                                  "(same network and data; steps bounded by the clock alone); "
                                  "the model is cached apart from the preset's")
-        parser.add_argument("--n-images", type=int, default=20)
+        parser.add_argument("--n-images", type=int, default=None,
+                            help="shots per CT (default 20 in distribution, 60 out of it)")
+        parser.add_argument("--heldout", default="in", choices=["in", "ood", "both"],
+                            help="in: held-out shots of our own simulator (today's benchmark); "
+                                 "ood: shots rendered by nanodrr with another X-ray chain, stored "
+                                 "as PNG/DICOM files and registered through register_xray's path; "
+                                 "both: the two, side by side")
+        parser.add_argument("--ood-modes", default="model,init_3_5,init_8_20",
+                            help="OOD starts, comma-separated: model (the trained network, with "
+                                 "the header start on DICOM shots), init_3_5 / init_8_20 (true "
+                                 "pose perturbed by 3 deg/5 mm or 8 deg/20 mm, no network), "
+                                 "training_free")
+        parser.add_argument("--training-free", action="store_true",
+                            help="add the training-free mode (no network) to --ood-modes")
+        parser.add_argument("--shots-dir", default="bench_out/ood_shots",
+                            help="where the OOD shots are written (reused for the same seed)")
         parser.add_argument("--json", default="bench_out/bench_registration.json")
         parser.add_argument("--models", default="bench_out/models", help="folder of cached models")
         parser.add_argument("--seed", type=int, default=1000)
@@ -107,16 +124,71 @@ class Command(BaseCommand):
                             help="turn about the bone-box centre instead of the view's centre")
 
     def handle(self, *args, **opts):
-        import torch
-
         device = check_device(opts["device"])
         if opts["restarts"] is not None and opts["restarts"] < 0:
             raise CommandError("--restarts must be >= 0")
-        if opts["n_images"] < 1:
-            raise CommandError("--n-images must be >= 1")
         if opts["train_minutes"] is not None and not 0 < opts["train_minutes"] <= 24 * 60:
             raise CommandError("--train-minutes must be in (0, 1440]")
-        cts = bench_cts(opts["ct"])
+        if opts["n_images"] is not None and opts["n_images"] < 1:
+            raise CommandError("--n-images must be >= 1")
+        modes = [m.strip() for m in opts["ood_modes"].split(",") if m.strip()]
+        if opts["training_free"] and "training_free" not in modes:
+            modes.append("training_free")
+        bad = [m for m in modes if m not in ood_run.MODES]
+        if bad or not modes:
+            raise CommandError(f"unknown --ood-modes {', '.join(bad) or '(none)'}; "
+                               f"choose from {', '.join(ood_run.MODES)}")
+        report: dict = {}
+        if opts["heldout"] in ("in", "both"):
+            report = self._in_distribution(bench_cts(opts["ct"]), opts, device)
+        if opts["heldout"] in ("ood", "both"):
+            report["heldout"] = opts["heldout"]
+            report["ood"] = self._ood(opts, device, modes)
+        write_json_atomic(opts["json"], report)
+        if "cts" in report:
+            self._table(report)
+        if "ood" in report:
+            self.stdout.write("")
+            self.stdout.write("OUT OF DISTRIBUTION (nanodrr shots, PNG/DICOM files, register_xray's path)")
+            for line in ood_report.table_lines(report["ood"]["report"]):
+                self.stdout.write(line)
+        if "ood" in report and "cts" in report:
+            self.stdout.write("")
+            self.stdout.write("side by side (all CTs)")
+            for line in ood_report.side_by_side(report["pooled"].get("refine", {}),
+                                                report["ood"]["report"]):
+                self.stdout.write(line)
+        self.stdout.write(f"wrote {opts['json']}")
+
+    def _ood(self, opts, device: str, modes: list[str]) -> dict:
+        """The OOD benchmark's JSON part (registration.bench.ood_bench)."""
+        from webapp.dicomio.errors import InputRefused
+
+        if opts["ct"]:
+            paths = bench_cts(opts["ct"])
+        else:
+            paths = ood_bench.default_ood_cts(DEFAULT_CT_DIR.parent)
+            if not paths:
+                raise CommandError("no CT given and ../shared/data not found: pass --ct PATH")
+        cts = []
+        for p in paths:
+            cts.append((bench_ct_name(p), load_bench_ct(p), p))
+        n = opts["n_images"] or 60
+        try:
+            return ood_bench.run_ood(
+                cts, modes, n=n, seed=opts["seed"], shots_dir=Path(opts["shots_dir"]),
+                device=device, log=self.stdout.write,
+                get_model=lambda path, vol: self._model_for(path, vol, opts, device)[0])
+        except ood_run.ModeUnavailable as exc:
+            raise CommandError(one_line(exc)) from exc
+        except (InputRefused, OSError) as exc:
+            raise CommandError(f"OOD benchmark: {one_line(exc)}") from exc
+
+    def _in_distribution(self, cts: list[Path], opts, device: str) -> dict:
+        """Today's benchmark: held-out shots of our own simulator (table + JSON fields)."""
+        import torch
+
+        opts = {**opts, "n_images": opts["n_images"] or 20}
         report = {
             "preset": opts["preset"],
             "train_minutes": opts["train_minutes"],
@@ -142,17 +214,12 @@ class Command(BaseCommand):
             if errs:
                 pooled[mode] = summarise([x if x is not None else math.inf for x in errs])
         report["pooled"] = pooled
-        write_json_atomic(opts["json"], report)
-        self._table(report)
-        self.stdout.write(f"wrote {opts['json']}")
+        return report
 
-    # ------------------------------------------------------------------ per CT
-    def _bench_ct(self, ct_path: Path, opts, device: str) -> dict:
-        import torch
-
-        from registration.engine.dataset import PoseSampler, bone_points
-        from registration.engine.drr import DrrRenderer
-        from registration.engine.heldout import HELDOUT_STREAM_OFFSET, simulate_heldout_shot
+    # ------------------------------------------------------------------ the model
+    def _model_for(self, ct_path: Path, volume, opts, device: str):
+        """(loaded model, training info) for the CT: the cached one in --models when it
+        was trained on this CT and camera, else one trained now at --preset and cached."""
         from registration.engine.model_io import (
             ModelError,
             ct_fingerprint,
@@ -160,11 +227,8 @@ class Command(BaseCommand):
             save_model,
             versions,
         )
-        from registration.engine.pipeline import RegistrationOptions, register
-        from registration.engine.pose import carm_pose, perturb_pose
         from registration.engine.training import clock_bounded, get_preset, train_model
 
-        volume = load_bench_ct(ct_path)
         name = bench_ct_name(ct_path)
         cam = heldout.bench_camera()
         fp = ct_fingerprint(volume.array, volume.affine)
@@ -197,6 +261,22 @@ class Command(BaseCommand):
             seconds=model.meta["training"]["seconds"], steps=model.meta["training"]["steps_done"],
             final_median_error_mm=model.meta["training"].get("final_median_error_mm"),
         )
+        return model, train_info
+
+    # ------------------------------------------------------------------ per CT
+    def _bench_ct(self, ct_path: Path, opts, device: str) -> dict:
+        import torch
+
+        from registration.engine.dataset import PoseSampler, bone_points
+        from registration.engine.drr import DrrRenderer
+        from registration.engine.heldout import HELDOUT_STREAM_OFFSET, simulate_heldout_shot
+        from registration.engine.pipeline import RegistrationOptions, register
+        from registration.engine.pose import carm_pose, perturb_pose
+
+        volume = load_bench_ct(ct_path)
+        name = bench_ct_name(ct_path)
+        cam = heldout.bench_camera()
+        model, train_info = self._model_for(ct_path, volume, opts, device)
         renderer = DrrRenderer(volume, device=device, bone_threshold_hu=model.bone_threshold_hu)
         with torch.no_grad():  # warm-up, so that per-image timings are steady-state
             s = model.input_size
