@@ -1,14 +1,39 @@
-"""Cross-cutting records: the append-only audit trail."""
+"""Cross-cutting records: the append-only, hash-chained audit trail."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Refuses every bulk change: rows are only ever appended one at a time by ``save``."""
+
+    def update(self, **kwargs):
+        raise PermissionError("audit events are append-only: no update")
+
+    def delete(self):
+        raise PermissionError("audit events are append-only: no delete")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise PermissionError("audit events are append-only: no update")
+
+    def bulk_create(self, objs, *args, **kwargs):
+        raise PermissionError("audit events are appended one at a time (each joins the hash chain)")
+
+    def update_or_create(self, *args, **kwargs):
+        raise PermissionError("audit events are append-only: no update")
 
 
 class AuditEvent(models.Model):
-    """Who read or changed which patient data, from where and when. Rows are never
-    updated or deleted through the ORM (``save`` refuses updates, ``delete`` refuses)."""
+    """Who read or changed which patient data, from where and when.
+
+    Append-only: ``save`` refuses updates, ``delete`` and the manager's bulk operations
+    refuse, and on PostgreSQL a trigger refuses UPDATE and DELETE. Each row carries the hash
+    of its contents chained to the row before it (``webapp.core.audit_chain``). The actor is
+    kept by name; ``user`` is a plain reference without a database constraint that survives
+    the user's deletion unchanged."""
 
     class Action(models.TextChoices):
         VIEW = "view", "Viewed"
@@ -21,9 +46,15 @@ class AuditEvent(models.Model):
         LOGIN = "login", "Logged in"
         LOGIN_FAILED = "login_failed", "Failed login"
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # set when the row is made (not auto_now_add, which would change it after hashing)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     username = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=16, choices=Action.choices)
@@ -34,6 +65,10 @@ class AuditEvent(models.Model):
     detail = models.CharField(max_length=500, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     path = models.CharField(max_length=500, blank=True)
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    row_hash = models.CharField(max_length=64, blank=True, editable=False)
+
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -44,7 +79,20 @@ class AuditEvent(models.Model):
     def save(self, *args, **kwargs) -> None:
         if self.pk is not None:
             raise PermissionError("audit events are append-only")
-        super().save(*args, **kwargs)
+        from webapp.core.audit_chain import append
+
+        append(self, lambda: super(AuditEvent, self).save(*args, **kwargs))
 
     def delete(self, *args, **kwargs):
         raise PermissionError("audit events are append-only")
+
+
+class AuditChainHead(models.Model):
+    """The single row (pk 1) that appenders lock, with the newest audit row's id and hash."""
+
+    sequence = models.BigIntegerField(default=0)
+    last_id = models.BigIntegerField(null=True, blank=True)
+    last_hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"audit chain head: row {self.last_id}"
