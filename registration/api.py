@@ -15,8 +15,6 @@ from registration.models import LandmarkPair, Registration, RegistrationModel
 from registration.services import (
     PRESETS,
     RegistrationRefused,
-    add_landmark,
-    review_registration,
     start_registration,
     start_training,
 )
@@ -24,6 +22,7 @@ from webapp.core.audit import record
 from webapp.core.roles import REVIEWER, SURGEON, has_role
 from webapp.records.access import get_visible_or_404, scope
 from webapp.records.models import CTStudy, XrayImage
+from webapp.review.decisions import add_landmark, review_registration
 
 
 class LandmarkSerializer(serializers.ModelSerializer):

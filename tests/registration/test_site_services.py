@@ -103,7 +103,8 @@ def test_camera_prefers_the_active_calibration_profile(scene, make_user):
 
 def test_landmark_error_in_pixels_and_mm_at_detector(scene, make_user):
     from registration.engine.camera import project
-    from registration.services import RegistrationRefused, add_landmark
+    from registration.services import RegistrationRefused
+    from webapp.review.decisions import add_landmark
 
     study, xray = scene
     reviewer = make_user("rev", "Reviewer")
@@ -140,8 +141,9 @@ def test_true_target_error_is_zero_at_the_true_pose_and_grows_with_an_offset():
 
 
 def test_review_decisions(scene, make_user):
-    from registration.services import RegistrationRefused, review_registration
+    from registration.services import RegistrationRefused
     from webapp.core.models import AuditEvent
+    from webapp.review.decisions import review_registration
 
     study, xray = scene
     reviewer = make_user("rev", "Reviewer")

@@ -166,8 +166,8 @@ def test_surgeon_gets_403_on_review_pages(client, data, surgeon_a):
 
 
 def test_landmark_can_be_removed(client, data, reviewer_a):
-    from registration.services import add_landmark
     from webapp.core.models import AuditEvent
+    from webapp.review.decisions import add_landmark
 
     reg = data["a"][0]
     pair = add_landmark(reg, reviewer_a, 30.0, 30.0, (0.0, 0.0, 0.0))

@@ -19,13 +19,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from registration.forms import DashboardFilterForm, LandmarkForm, ReviewForm
 from registration.models import Registration
-from registration.services import RegistrationRefused, add_landmark, review_registration
+from registration.services import RegistrationRefused
 from registration.views import registration_context
 from webapp.core.audit import record
 from webapp.core.roles import REVIEWER, has_role
 from webapp.planning.services import outcomes_overview
 from webapp.records.access import get_visible_or_404, visible_patients
 from webapp.records.models import Patient
+from webapp.review.decisions import add_landmark, review_registration
 from webapp.review.services import CSV_COLUMNS, filter_registrations, registration_row, summary
 
 
