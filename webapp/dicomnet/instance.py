@@ -8,6 +8,7 @@ or "ct" from the SOP class and Modality, or refuses anything else.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import warnings
 
@@ -16,6 +17,8 @@ from pydicom.dataset import Dataset
 
 from webapp.dicomio.errors import reraise_if_fatal
 from webapp.dicomnet.status import DOES_NOT_MATCH, IDENTIFIERS, MALFORMED, UNSUPPORTED, Refused
+
+logger = logging.getLogger(__name__)
 
 CT_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.2": "CT Image",
@@ -59,7 +62,7 @@ def checked_uid(ds: Dataset, keyword: str) -> str:
 
 def parse_instance(raw: bytes, sop_class_uid: str = "", sop_instance_uid: str = "") -> Dataset:
     """Decode a received instance (every element, so damage shows here, not later) and check
-    it names the SOP class and instance of its C-STORE request (when those are given)."""
+    it names the SOP class of its C-STORE request (when given)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -75,7 +78,8 @@ def parse_instance(raw: bytes, sop_class_uid: str = "", sop_instance_uid: str = 
     if sop_class_uid and found_class != sop_class_uid:
         raise Refused(DOES_NOT_MATCH, "SOP Class UID differs from the C-STORE request's")
     if sop_instance_uid and found_instance != sop_instance_uid:
-        raise Refused(DOES_NOT_MATCH, "SOP Instance UID differs from the C-STORE request's")
+        # seen in real files (file meta left stale by anonymisers): the data set's UID wins
+        logger.info("C-STORE for %s carries SOP Instance UID %s", sop_instance_uid, found_instance)
     return ds
 
 

@@ -18,6 +18,7 @@ from webapp.core import audit
 from webapp.dicomio import InputRefused
 from webapp.dicomio.ct import check_pixel_header, decode_frames
 from webapp.dicomnet.config import NodeConfig
+from webapp.dicomnet.db import serialized
 from webapp.dicomnet.filing import patient_for
 from webapp.dicomnet.instance import kind_of, parse_instance, patient_id
 from webapp.dicomnet.staging import SeriesStager, StagedSeries
@@ -35,7 +36,7 @@ def audit_refusal(detail: str, mrn: str = "") -> None:
     """Audit a refusal (instance, series or association); never raises."""
     try:
         patient = Patient.objects.filter(mrn=mrn).first() if mrn else None
-        audit.record(None, REFUSED_ACTION, patient=patient, detail=detail)
+        serialized(audit.record, None, REFUSED_ACTION, patient=patient, detail=detail)
     except Exception:  # noqa: BLE001 - auditing must not take the listener down
         logger.exception("could not audit a DICOM refusal: %s", detail)
 
@@ -82,11 +83,14 @@ class Receiver:
         mrn = str(manifest.get("mrn", ""))
         where = f"CT series {staged.series_uid} ({len(staged.files)} instances) from " \
                 f"{manifest.get('calling_ae', '?')}"
+        created = None
         try:
-            with transaction.atomic():
-                header = pydicom.dcmread(staged.files[0], stop_before_pixels=True, force=True)
-                patient, _ = patient_for(header, self.config.care_team)
-                study = import_ct_study(staged.files, patient, series_uid=staged.series_uid)
+            header = pydicom.dcmread(staged.files[0], stop_before_pixels=True, force=True)
+            patient, is_new = serialized(patient_for, header, self.config.care_team)
+            created = patient if is_new else None
+            # no transaction around the (long) volume load: the import saves atomically
+            study = import_ct_study(staged.files, patient, series_uid=staged.series_uid)
+            created = None
             logger.info("%s became CT study %s", where, study.pk)
             return study
         except (ImportRefused, Refused) as exc:
@@ -97,5 +101,19 @@ class Receiver:
             audit_refusal(f"{where} failed: internal error ({type(exc).__name__})", mrn)
         finally:
             self.stager.done(staged)
+            if created is not None:  # a patient made for a refused series goes again
+                _drop_if_empty(created)
         return None
+
+
+def _drop_if_empty(patient: Patient) -> None:
+    def drop() -> None:
+        with transaction.atomic():
+            if not patient.ct_studies.exists() and not patient.xrays.exists():
+                patient.delete()
+
+    try:
+        serialized(drop)
+    except Exception:  # noqa: BLE001 - a leftover empty patient is harmless
+        logger.exception("could not remove the empty patient %s", patient.mrn)
 

@@ -12,7 +12,7 @@ import logging
 import threading
 
 from django.db import close_old_connections, connection
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification
 
 from webapp.dicomnet.config import NodeConfig
@@ -63,6 +63,10 @@ class DicomNode:
 
     def start(self) -> None:
         """Bind and serve in background threads; also resumes series left by a stop."""
+        # Accept every storage SOP class (also private or unknown ones) so an unsupported
+        # object gets a C-STORE failure status with a reason, not a rejected context.
+        # pynetdicom keeps this switch per process; it only changes acceptor negotiation.
+        _config.UNRESTRICTED_STORAGE_SERVICE = True
         recovered = self.receiver.stager.recover()
         if recovered:
             logger.info("%d CT series left mid-import will be imported again", recovered)

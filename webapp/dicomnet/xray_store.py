@@ -16,6 +16,7 @@ from pydicom.dataset import Dataset
 
 from webapp.dicomio import InputRefused
 from webapp.dicomio.ct import check_pixel_header
+from webapp.dicomnet.db import serialized
 from webapp.dicomnet.filing import carm_for, patient_for
 from webapp.dicomnet.frames import single_frames
 from webapp.dicomnet.instance import text
@@ -45,14 +46,23 @@ def store_xray(
         raise Refused(PIXELS_REFUSED, exc.message) from None
     frames = single_frames(ds, multiframe)
     work_dir.mkdir(parents=True, exist_ok=True)
+    return serialized(_attempt, ds, raw, frames, care_team, work_dir, calling_ae)
+
+
+def _attempt(ds, raw, frames, care_team, work_dir, calling_ae) -> list[XrayImage]:
     images: list[XrayImage] = []
     try:
         return _import_frames(ds, raw, frames, images, care_team, work_dir, calling_ae)
     except BaseException:
-        for image in images:  # rolled back rows: their files go too
-            if image.original_file.name:
-                image.original_file.storage.delete(image.original_file.name)
+        _delete_files(images)
         raise
+
+
+def _delete_files(images: list[XrayImage]) -> None:
+    """Rolled-back rows: their files go too."""
+    for image in images:
+        if image.original_file.name:
+            image.original_file.storage.delete(image.original_file.name)
 
 
 def _import_frames(ds, raw, frames, images, care_team, work_dir, calling_ae) -> list[XrayImage]:
