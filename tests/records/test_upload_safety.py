@@ -37,7 +37,7 @@ def no_decoding(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("pixel data was decoded before the header was checked")
 
-    monkeypatch.setattr("webapp.dicomio.ct.decode_frames", forbidden)
+    monkeypatch.setattr("webapp.dicomio.series.decode_frames", forbidden)
 
 
 def _forged_series(folder: Path, *, rows: int, cols: int, compressed: bool) -> None:

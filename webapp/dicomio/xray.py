@@ -32,8 +32,9 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from webapp.dicomio.ct import DEFAULT_MAX_VOXELS, _get, _int, _text, _ts_label, check_pixel_header
+from webapp.dicomio.dataset import DEFAULT_MAX_VOXELS, _get, _int, _text, _ts_label
 from webapp.dicomio.errors import InputRefused, reraise_if_fatal
+from webapp.dicomio.pixels import check_pixel_header
 
 XRAY_MODALITIES = ("XA", "RF", "DX", "CR")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
