@@ -94,15 +94,16 @@ class Receiver:
             logger.info("%s became CT study %s", where, study.pk)
             return study
         except (ImportRefused, Refused) as exc:
-            logger.warning("%s refused: %s", where, exc.message)
-            audit_refusal(f"{where} refused: {exc.message}", mrn)
+            reason = f"refused: {exc.message}"
+            logger.warning("%s %s", where, reason)
         except Exception as exc:  # noqa: BLE001 - one bad series must not stop the node
             logger.exception("%s could not be imported", where)
-            audit_refusal(f"{where} failed: internal error ({type(exc).__name__})", mrn)
+            reason = f"failed: internal error ({type(exc).__name__})"
         finally:
             self.stager.done(staged)
-            if created is not None:  # a patient made for a refused series goes again
-                _drop_if_empty(created)
+        if created is not None:  # a patient made for a refused series goes again
+            _drop_if_empty(created)
+        audit_refusal(f"{where} {reason}", mrn)
         return None
 
 
