@@ -7,6 +7,8 @@ the environment variable of that name, then to the default:
   treated as abandoned by a dead worker (re-queued or failed by ``recover_stale_jobs``).
 - ``ORTHOFUSE_JOB_PROGRESS_MIN_INTERVAL_S`` (0.25): ``ctx.progress`` writes to the database at
   most this often (the last call before a gap is never lost: the next write carries it).
+- ``ORTHOFUSE_JOB_RESEND_AFTER_S`` (300): a job still ``queued`` this long after its message
+  was sent, on a queue where no job is running, lost its message: it is sent again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ _DEFAULTS = {
     "ORTHOFUSE_JOB_HEARTBEAT_S": 10.0,
     "ORTHOFUSE_JOB_STALE_AFTER_S": 120.0,
     "ORTHOFUSE_JOB_PROGRESS_MIN_INTERVAL_S": 0.25,
+    "ORTHOFUSE_JOB_RESEND_AFTER_S": 300.0,
 }
 
 
@@ -50,3 +53,8 @@ def stale_after_s() -> float:
 
 def progress_min_interval_s() -> float:
     return _seconds("ORTHOFUSE_JOB_PROGRESS_MIN_INTERVAL_S")
+
+
+def resend_after_s() -> float:
+    """Never less than the stale limit, so a busy worker's queue is not flooded."""
+    return max(_seconds("ORTHOFUSE_JOB_RESEND_AFTER_S"), stale_after_s())

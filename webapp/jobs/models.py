@@ -48,6 +48,9 @@ class Job(models.Model):
     task_id = models.CharField(
         max_length=64, blank=True, help_text="Celery task id of the last send"
     )
+    sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="when its message was last sent to the queue"
+    )
     live = models.JSONField(
         default=dict, blank=True, help_text="small live data a handler publishes while running"
     )

@@ -90,6 +90,7 @@ def submit_job(
             patient=patient,
             message="waiting for a worker",
             task_id=task_id,
+            sent_at=timezone.now(),
         )
         record(
             request,
@@ -191,7 +192,9 @@ def recover_stale_jobs(max_silence_s: float | None = None) -> list[tuple[int, st
         elif job.attempts < spec.max_attempts:
             task_id = str(uuid.uuid4())
             what = f"re-queued: worker stopped responding ({silence})"
-            done = mine.update(status=Job.Status.QUEUED, message=what, task_id=task_id)
+            done = mine.update(
+                status=Job.Status.QUEUED, message=what, task_id=task_id, sent_at=now
+            )
             if done:
                 transaction.on_commit(
                     lambda pk=job.pk, spec=spec, task_id=task_id: _send(pk, spec, task_id)

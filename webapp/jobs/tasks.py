@@ -1,7 +1,8 @@
 """The one Celery task: ``run_job(job_id)``. Messages carry only the job id; the Job row is the
 source of truth. Late acknowledgement plus ``reject_on_worker_lost`` put a message back when the
 worker process dies; :func:`webapp.jobs.services.recover_stale_jobs` covers brokers that do not
-redeliver (and machines that vanish), and runs whenever a worker starts."""
+redeliver (and machines that vanish) and :func:`webapp.jobs.resend.resend_lost_jobs` queued jobs
+whose message was lost; both run whenever a worker starts, and then periodically."""
 
 from __future__ import annotations
 
@@ -50,10 +51,12 @@ def run_job(self, job_id: int) -> str:
 
 
 def _recover_quietly() -> None:
+    from webapp.jobs.resend import resend_lost_jobs
     from webapp.jobs.services import recover_stale_jobs
 
     try:
         recover_stale_jobs()  # logs each job it settles
+        resend_lost_jobs()  # and each queued job whose message was lost
     except Exception:  # noqa: BLE001 - never take a worker down over this
         log.exception("recovering stale jobs failed")
     finally:

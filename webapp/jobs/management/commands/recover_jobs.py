@@ -1,11 +1,13 @@
 """``python manage.py recover_jobs [--max-silence SECONDS]``: settle running jobs whose worker
-stopped sending heartbeats (re-queue them if attempts remain, else fail them with the reason).
+stopped sending heartbeats (re-queue them if attempts remain, else fail them with the reason),
+and send again queued jobs whose message was lost (``ORTHOFUSE_JOB_RESEND_AFTER_S``).
 Workers run the same recovery when they start; run this from cron for extra safety."""
 
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from webapp.jobs.resend import resend_lost_jobs
 from webapp.jobs.services import recover_stale_jobs
 
 
@@ -30,3 +32,8 @@ class Command(BaseCommand):
         for job_id, what in outcomes:
             self.stdout.write(f"job {job_id}: {what}")
         self.stdout.write(f"{len(outcomes)} stale job{'s' if len(outcomes) != 1 else ''} settled")
+        resent = resend_lost_jobs()
+        for job_id, what in resent:
+            self.stdout.write(f"job {job_id}: {what}")
+        if resent:
+            self.stdout.write(f"{len(resent)} lost job message{'s' if len(resent) != 1 else ''} re-sent")
