@@ -4,7 +4,10 @@ script; the API reference is behind sign-in and loads nothing from elsewhere."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -114,3 +117,14 @@ def test_api_reference_is_behind_sign_in_and_self_hosted(client, surgeon_a):
     assert "/api/patients/{id}/" in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing from elsewhere
     assert client.get("/api/schema/").status_code == 200
+
+
+def test_idle_minutes_come_from_the_environment():
+    code = "from django.conf import settings; print('IDLE', settings.ORTHOFUSE_SESSION_IDLE_MINUTES)"
+    env = {**os.environ, "DJANGO_DEBUG": "1", "ORTHOFUSE_SESSION_IDLE_MINUTES": "7"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "IDLE 7" in result.stdout
