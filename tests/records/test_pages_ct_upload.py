@@ -16,7 +16,7 @@ from tests.core.factories import isolated_media  # noqa: F401
 from tests.dicomio.synth import write_series
 from webapp.core.models import AuditEvent
 from webapp.records.models import CTStudy
-from webapp.records.views import STAGING_SESSION_KEY, safe_suffix
+from webapp.records.upload_staging import STAGING_SESSION_KEY, safe_suffix
 
 
 def _nifti_bytes(shape=(6, 5, 4), zooms=(0.7, 0.8, 2.0), seed=0) -> tuple[bytes, np.ndarray]:
@@ -251,7 +251,7 @@ def test_refusal_names_the_users_file_escaped(client, surgeon_a, patient_a):
 
 
 def test_client_names_replace_generated_names():
-    from webapp.records.views import display_name, with_client_names
+    from webapp.records.upload_staging import display_name, with_client_names
 
     names = [display_name("C:\\scans\\IM1"), display_name("dir/IM2.dcm")]
     assert names == ["IM1", "IM2.dcm"]

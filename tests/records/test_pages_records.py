@@ -170,7 +170,7 @@ def test_login_page_and_logout(client, surgeon_a):
 
 
 def test_provenance_rows_are_readable():
-    from webapp.records.views import provenance_rows
+    from webapp.records.imaging_views import provenance_rows
 
     rows = dict(
         provenance_rows(

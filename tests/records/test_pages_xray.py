@@ -13,8 +13,8 @@ from django.urls import reverse
 
 from tests.core.factories import isolated_media, make_carm, make_xray, png_bytes  # noqa: F401
 from tests.dicomio.synth import xray_dataset
+from webapp.records.imaging_views import render_preview_png
 from webapp.records.models import XrayImage
-from webapp.records.views import render_preview_png
 
 
 def _dicom_bytes(pixels, **kwargs) -> bytes:

@@ -48,3 +48,17 @@ def get_visible_or_404(
 
 def can_see_patient(user, patient: Patient) -> bool:
     return visible_patients(user).filter(pk=patient.pk).exists()
+
+
+def can_edit_records(user) -> bool:
+    """Surgeons (and site admins) create patients and upload images."""
+    from webapp.core.roles import SURGEON, has_role
+
+    return has_role(user, SURGEON)
+
+
+def can_manage_carms(user) -> bool:
+    """Calibration admins (and site admins) create and change C-arms."""
+    from webapp.core.roles import CALIBRATION_ADMIN, has_role
+
+    return has_role(user, CALIBRATION_ADMIN)
