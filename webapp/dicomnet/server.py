@@ -89,12 +89,14 @@ class DicomNode:
         )
 
     def stop(self) -> None:
-        """Stop listening; staged series stay on disk for the next start."""
+        """Stop listening (again is a no-op); staged series stay on disk for the next start."""
         self._stop.set()
         if self._server is not None:
             self._server.shutdown()
+            self._server = None
         if self._finisher is not None:
             self._finisher.join(timeout=60)
+            self._finisher = None
         logger.info("DICOM node %s stopped", self.config.ae_title)
 
     def finish_due_series(self) -> list:
