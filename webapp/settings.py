@@ -126,7 +126,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("ORTHOFUSE_LOGIN_COOLOFF_MINUTES",
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_HANDLER = "webapp.core.login_limits.PerUserAndAddressHandler"
 AXES_LOCKOUT_CALLABLE = "webapp.core.login_limits.lockout_response"
-AXES_CLIENT_IP_CALLABLE = "webapp.core.audit.client_ip"  # REMOTE_ADDR, as the audit trail
+AXES_CLIENT_IP_CALLABLE = "webapp.core.audit.client_ip"  # the address the audit trail records
+# Reverse proxies in front of the site (each appends to X-Forwarded-For); 0 = none.
+ORTHOFUSE_TRUSTED_PROXIES = env_int("ORTHOFUSE_TRUSTED_PROXIES", 0)
 AXES_RESET_ON_SUCCESS = True
 # attempts during a lockout are refused unread: not counted, not audited (no flooding)
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False

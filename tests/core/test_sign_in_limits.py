@@ -107,4 +107,33 @@ def test_password_change_page_needs_twelve_characters(client, surgeon_a):
     )
     assert response.status_code == 302 and response["Location"] == reverse("password_change_done")
     assert get_user_model().objects.get(pk=surgeon_a.pk).check_password(good)
+    [changed] = AuditEvent.objects.filter(action=AuditEvent.Action.UPDATE, detail="password changed")
+    assert changed.username == "surgeon_a" and good not in changed.path + changed.detail
     assert client.get(reverse("password_change_done")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_per_address_limit_can_be_turned_off(client, surgeon_a, settings):
+    settings.ORTHOFUSE_LOGIN_FAILURES_PER_ADDRESS = 0
+    for i in range(30):
+        assert _sign_in(client, f"nobody{i}", "wrong").status_code == 200, i
+    assert _sign_in(client, "surgeon_a", "pw-surgeon_a-123").status_code == 302
+
+
+@pytest.mark.django_db
+def test_behind_a_trusted_proxy_the_forwarded_address_counts(client, surgeon_a, settings):
+    """The proxy appends the address it saw; what the client wrote before it is ignored."""
+    settings.ORTHOFUSE_TRUSTED_PROXIES = 1
+
+    def via_proxy(username, password, seen_by_proxy, spoofed="203.0.113.9"):
+        return client.post(
+            reverse("login"), {"username": username, "password": password},
+            REMOTE_ADDR="10.0.0.254", HTTP_X_FORWARDED_FOR=f"{spoofed}, {seen_by_proxy}",
+        )  # fmt: skip
+
+    for i in range(PER_ADDRESS):
+        via_proxy(f"nobody{i % 5}", "wrong", "192.0.2.10", spoofed=f"198.51.100.{i}")
+    assert via_proxy("surgeon_a", "pw-surgeon_a-123", "192.0.2.10").status_code == 429
+    assert via_proxy("surgeon_a", "pw-surgeon_a-123", "192.0.2.11").status_code == 302
+    failed = AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN_FAILED)
+    assert set(failed.values_list("ip_address", flat=True)) == {"192.0.2.10"}

@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import ipaddress
+
+from django.conf import settings
 from django.http import HttpRequest
 
 from webapp.core.models import AuditEvent
 
 
+def _valid_ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
+
+
 def client_ip(request: HttpRequest | None) -> str | None:
-    """The client address (REMOTE_ADDR; proxies must set it, we do not trust X-Forwarded-For)."""
+    """The client address: REMOTE_ADDR, or behind ``ORTHOFUSE_TRUSTED_PROXIES`` = N reverse
+    proxies the address the outermost of them saw (the N-th ``X-Forwarded-For`` entry from the
+    right; entries further left are written by the client and never trusted)."""
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    remote = request.META.get("REMOTE_ADDR") or None
+    hops = int(getattr(settings, "ORTHOFUSE_TRUSTED_PROXIES", 0) or 0)
+    if hops <= 0:
+        return remote
+    forwarded = [part for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    if len(forwarded) < hops:
+        return remote  # not through the proxies: the peer itself is the client
+    return _valid_ip(forwarded[-hops]) or remote
 
 
 def record(

@@ -19,13 +19,15 @@ def _sum_failures(attempts) -> int:
 
 class PerUserAndAddressHandler(AxesDatabaseHandler):
     """Locks a user name after ``AXES_FAILURE_LIMIT`` failures and an address after
-    ``ORTHOFUSE_LOGIN_FAILURES_PER_ADDRESS`` failures within the cool-off time
+    ``ORTHOFUSE_LOGIN_FAILURES_PER_ADDRESS`` failures (0: never) within the cool-off time
     (``AXES_LOCKOUT_PARAMETERS`` is ``["username", "ip_address"]``, in that order)."""
 
     def get_failures(self, request: HttpRequest, credentials: dict | None = None) -> int:
         by_user, by_address = self.get_user_attempts(request, credentials)
         per_user = int(settings.AXES_FAILURE_LIMIT)
-        per_address = max(1, int(settings.ORTHOFUSE_LOGIN_FAILURES_PER_ADDRESS))
+        per_address = int(settings.ORTHOFUSE_LOGIN_FAILURES_PER_ADDRESS)
+        if per_address <= 0:  # 0 turns the per-address limit off
+            return _sum_failures(by_user)
         # floor(a * u / p) >= u exactly when a >= p: the address locks at its own limit
         scaled = _sum_failures(by_address) * per_user // per_address
         return max(_sum_failures(by_user), scaled)

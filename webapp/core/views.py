@@ -1,4 +1,4 @@
-"""Site-wide views: home redirect and the health check."""
+"""Site-wide views: home redirect, the audited password change and the health check."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import time
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import PasswordChangeView
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
@@ -17,6 +18,17 @@ from django.views.decorators.http import require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("records:patient-list")
+
+
+class AuditedPasswordChangeView(PasswordChangeView):
+    """Django's password change (12+ characters, other sessions signed out), audited."""
+
+    def form_valid(self, form):
+        from webapp.core.audit import record
+
+        response = super().form_valid(form)
+        record(self.request, "update", obj=self.request.user, detail="password changed")
+        return response
 
 
 def _check_database() -> str:
