@@ -23,13 +23,17 @@ from webapp.core import audit
 from webapp.records.models import XrayImage
 
 TRUE_ERROR_POINTS = 2000
+# Bone threshold (HU) of a training-free registration: the one training uses by default.
+TRAINING_FREE_BONE_HU = 200.0
 
 
 def start_registration(xray: XrayImage, *, user=None, request=None) -> Registration:
-    """Queue the registration of ``xray`` (kind ``register_xray``, gpu queue) to the latest
-    ready model of one of its patient's CT studies. Raises :class:`RegistrationRefused`
-    when the patient has no trained model."""
+    """Queue the registration of ``xray`` (kind ``register_xray``, gpu queue): with the
+    latest ready model of one of its patient's CT studies, else in training-free mode
+    against the patient's latest ready CT (no network: the DRR library and the header
+    angles start it). Raises :class:`RegistrationRefused` when the patient has no CT."""
     from webapp.jobs.services import submit_job
+    from webapp.records.models import CTStudy
 
     model = (
         RegistrationModel.objects.filter(
@@ -38,12 +42,17 @@ def start_registration(xray: XrayImage, *, user=None, request=None) -> Registrat
         .select_related("study")
         .first()
     )
-    if model is None:
-        raise RegistrationRefused("no trained model for this patient's CT: prepare one first")
+    study = model.study if model is not None else (
+        CTStudy.objects.filter(patient=xray.patient, status=CTStudy.Status.READY)
+        .exclude(volume_file="")
+        .order_by("-created_at")
+        .first()
+    )
+    if study is None:
+        raise RegistrationRefused("the patient has no CT study ready: import the CT first")
+    mode = "with a trained model" if model is not None else "in training-free mode"
     with transaction.atomic():
-        reg = Registration.objects.create(
-            xray=xray, study=model.study, model=model, created_by=user
-        )
+        reg = Registration.objects.create(xray=xray, study=study, model=model, created_by=user)
         job = submit_job(
             "register_xray",
             params={"registration_id": reg.pk},
@@ -59,38 +68,45 @@ def start_registration(xray: XrayImage, *, user=None, request=None) -> Registrat
             "create",
             patient=xray.patient,
             obj=reg,
-            detail=f"registration of X-ray {xray.pk} to CT {model.study_id} started",
+            detail=f"registration of X-ray {xray.pk} to CT {study.pk} started {mode}",
             user=user,
         )
     return reg
 
 
-def header_initial_pose(xray: XrayImage, model_meta: dict) -> np.ndarray | None:
+def header_initial_pose(xray: XrayImage, centre_lps_mm) -> np.ndarray | None:
     """A rough start from the header's C-arm angles and source-to-patient distance, aimed
-    at the centre of the model's bone box; None when the header lacks them."""
+    at ``centre_lps_mm`` (the bone centre of the CT); None when the header lacks them."""
     from registration.engine.pose import carm_pose
 
     if xray.primary_angle_deg is None or xray.secondary_angle_deg is None:
         return None
     sip = xray.distance_source_to_patient_mm
-    if not sip or sip <= 0:
-        return None
-    centre = model_meta.get("normalisation", {}).get("centre_lps_mm")
-    if not centre:
+    if not sip or sip <= 0 or centre_lps_mm is None:
         return None
     return carm_pose(
-        float(xray.primary_angle_deg), float(xray.secondary_angle_deg), float(sip), centre
+        float(xray.primary_angle_deg), float(xray.secondary_angle_deg), float(sip),
+        [float(c) for c in centre_lps_mm],
     )
 
 
-def true_target_error(volume, model_meta: dict, T_est: np.ndarray, T_true) -> dict:
+def _bone_centre(volume, threshold_hu: float) -> list[float] | None:
+    """Centre (LPS mm) of the CT's bone box, or None for a CT without bone."""
+    from registration.engine.dataset import NoBoneError, bone_box
+
+    try:
+        return [float(c) for c in bone_box(volume, threshold_hu).centre]
+    except NoBoneError:
+        return None
+
+
+def true_target_error(volume, bone_threshold_hu: float, T_est: np.ndarray, T_true) -> dict:
     """mTRE (mm) of ``T_est`` against the ground truth over bone voxels of the CT (seeded
     subset), plus the 95th percentile and the maximum."""
     from registration.engine.dataset import bone_points
     from registration.engine.pose import target_error_mm
 
-    threshold = float(model_meta.get("bone_threshold_hu", 200.0))
-    points = bone_points(volume, threshold, max_points=TRUE_ERROR_POINTS, seed=0)
+    points = bone_points(volume, float(bone_threshold_hu), max_points=TRUE_ERROR_POINTS, seed=0)
     if len(points) == 0:
         return {}
     err = target_error_mm(points, T_est, np.asarray(T_true, dtype=np.float64))
@@ -145,27 +161,37 @@ def run_registration(reg: Registration, report: Callable[[float, str], None]) ->
 
     t0 = time.perf_counter()
     model_row = reg.model
-    if model_row is None or model_row.status != RegistrationModel.Status.READY:
-        raise RegistrationRefused("no trained model for this patient's CT: prepare one first")
+    if model_row is not None and model_row.status != RegistrationModel.Status.READY:
+        raise RegistrationRefused("the model of this registration is not ready")
     report(0.05, "preparing the X-ray")
     t_prep = time.perf_counter()
     prepared = prepare_xray(reg.xray)
     prep_s = time.perf_counter() - t_prep
-    report(0.2, "loading the model and the CT")
+    report(0.2, "loading the CT" + (" and the model" if model_row is not None else ""))
     device = device_name()
     t_load = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = download_model_dir(model_row, Path(tmp) / "model")
-        try:
-            model = load_model(folder, device=device)
-        except ModelError as exc:
-            raise RegistrationRefused(one_line(exc)) from None
+    model = None
+    if model_row is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = download_model_dir(model_row, Path(tmp) / "model")
+            try:
+                model = load_model(folder, device=device)
+            except ModelError as exc:
+                raise RegistrationRefused(one_line(exc)) from None
     volume = load_study_volume(reg.study)
-    fp = model.meta.get("ct_fingerprint")
-    if fp and fp != ct_fingerprint(volume.array, volume.affine):
-        raise RegistrationRefused("the model was trained on a different CT (fingerprint mismatch)")
+    if model is not None:
+        fp = model.meta.get("ct_fingerprint")
+        if fp and fp != ct_fingerprint(volume.array, volume.affine):
+            raise RegistrationRefused(
+                "the model was trained on a different CT (fingerprint mismatch)"
+            )
+        bone_threshold = model.bone_threshold_hu
+        centre = model.meta.get("normalisation", {}).get("centre_lps_mm")
+    else:
+        bone_threshold = TRAINING_FREE_BONE_HU
+        centre = _bone_centre(volume, bone_threshold)
     load_s = time.perf_counter() - t_load
-    T_init = header_initial_pose(reg.xray, model.meta)
+    T_init = header_initial_pose(reg.xray, centre)
     options = RegistrationOptions(device=device)
     report(0.35, "registering")
     first = resolved_polarity(prepared.photometric)
@@ -215,6 +241,8 @@ def run_registration(reg: Registration, report: Callable[[float, str], None]) ->
         "mask_dice": out["stages"].get("quality", {}).get("mask_dice"),
         "failed_check": out["stages"].get("quality", {}).get("failed_check"),
         "initial_pose": "header angles" if T_init is not None else None,
+        "mode": "network" if model is not None else "training-free",
+        "start": out["stages"].get("start", {}).get("winner"),
         "device": device,
     }
     overlay = drr = None
@@ -222,13 +250,13 @@ def run_registration(reg: Registration, report: Callable[[float, str], None]) ->
         report(0.85, "rendering the overlay and the DRR")
         t_pic = time.perf_counter()
         overlay, drr = render_pictures(
-            volume, model.bone_threshold_hu, prepared, res.T_cam_from_world, used
+            volume, bone_threshold, prepared, res.T_cam_from_world, used
         )
         stages["render"] = {"seconds": round(time.perf_counter() - t_pic, 4)}
         gt = reg.xray.ground_truth or {}
         if gt.get("T_cam_from_world"):
             quality.update(
-                true_target_error(volume, model.meta, res.T_cam_from_world, gt["T_cam_from_world"])
+                true_target_error(volume, bone_threshold, res.T_cam_from_world, gt["T_cam_from_world"])
             )
     with transaction.atomic():
         reg.status = Registration.Status.OK if res.status == "ok" else Registration.Status.FAILED

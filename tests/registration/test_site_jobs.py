@@ -97,7 +97,7 @@ def test_train_then_register_through_the_worker(tiny_training, patient_a, surgeo
     # refinement its start, and the network's bone mask passes the agreement check
     assert reg.status == Registration.Status.OK, reg.message
     T = np.asarray(reg.T_cam_from_world)
-    start = header_initial_pose(xray, meta)
+    start = header_initial_pose(xray, meta["normalisation"]["centre_lps_mm"])
     pts = np.random.default_rng(0).uniform(-40, 40, (200, 3))
     true_T = np.asarray(xray.ground_truth["T_cam_from_world"])
     before = target_error_mm(pts, start, true_T).mean()

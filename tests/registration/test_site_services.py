@@ -22,17 +22,20 @@ def scene(patient_a):
     return study, xray
 
 
-def test_register_without_a_trained_model_is_refused(scene, surgeon_a):
-    from registration.models import Registration, RegistrationModel
-    from registration.services import RegistrationRefused, start_registration
+def test_register_without_a_trained_model_runs_training_free(
+    scene, surgeon_a, django_capture_on_commit_callbacks
+):
+    from registration.models import RegistrationModel
+    from registration.services import start_registration
+    from webapp.core.models import AuditEvent
 
     study, xray = scene
     RegistrationModel.objects.create(study=study, status=RegistrationModel.Status.TRAINING)
-    with pytest.raises(
-        RegistrationRefused, match="no trained model for this patient's CT: prepare one first"
-    ):
-        start_registration(xray, user=surgeon_a)
-    assert not Registration.objects.exists()
+    with django_capture_on_commit_callbacks(execute=False):
+        reg = start_registration(xray, user=surgeon_a)
+    assert reg.model is None and reg.study_id == study.pk
+    assert reg.job.kind == "register_xray"
+    assert AuditEvent.objects.filter(detail__contains="training-free mode").exists()
 
 
 def test_start_training_refuses_unknown_preset_and_reuses_a_running_one(
@@ -130,12 +133,11 @@ def test_true_target_error_is_zero_at_the_true_pose_and_grows_with_an_offset():
     from tests.review.helpers import tiny_volume
 
     vol = tiny_volume()
-    meta = {"bone_threshold_hu": 200.0}
     T = true_pose()
-    assert true_target_error(vol, meta, T, T)["true_mtre_mm"] == pytest.approx(0.0, abs=1e-9)
+    assert true_target_error(vol, 200.0, T, T)["true_mtre_mm"] == pytest.approx(0.0, abs=1e-9)
     shifted = T.copy()
     shifted[:3, 3] += [3.0, 4.0, 0.0]  # a pure translation: every point moves 5 mm
-    out = true_target_error(vol, meta, shifted, T)
+    out = true_target_error(vol, 200.0, shifted, T)
     assert out["true_mtre_mm"] == pytest.approx(5.0, abs=1e-6)
     assert out["true_error_points"] > 100
 

@@ -108,13 +108,13 @@ def test_surgeon_pages_and_buttons(client, scene, surgeon_a, django_capture_on_c
     assert "job-progress" in running
 
 
-def test_register_without_model_says_so(client, patient_a, surgeon_a):
+def test_register_without_a_ct_says_so(client, patient_a, surgeon_a):
     from registration.models import Registration
 
     xray = simulated_xray(patient_a, blank=True)
     client.force_login(surgeon_a)
     r = client.post(reverse("registration:xray-register", args=[xray.pk]), follow=True)
-    assert "no trained model for this patient&#x27;s CT: prepare one first" in r.content.decode()
+    assert "the patient has no CT study ready: import the CT first" in r.content.decode()
     assert not Registration.objects.exists()
 
 
