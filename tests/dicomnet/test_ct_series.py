@@ -79,3 +79,20 @@ def test_a_refused_series_is_audited_and_leaves_nothing(node, tmp_path):
     assert CTStudy.objects.count() == 0
     assert not Patient.objects.filter(mrn="CT-7").exists()
     wait_for(lambda: not node.receiver.stager.pending())
+
+
+def test_a_series_larger_than_the_upload_limit_is_refused_whole(node, tmp_path):
+    from django.conf import settings
+
+    from webapp.core.models import AuditEvent
+
+    datasets, _ = _series(tmp_path / "in", n=4, seed=6)
+    size = len(datasets[0].PixelData)
+    node.receiver.stager.max_series_bytes = int(2.5 * (size + 2000))
+    statuses = store(node.port, datasets)
+    assert [s for s, _ in statuses[:2]] == [0, 0]
+    assert statuses[3][0] == 0xC002 and "would exceed" in statuses[3][1]
+    assert settings.ORTHOFUSE_MAX_UPLOAD_BYTES > node.receiver.stager.max_series_bytes
+    wait_for(lambda: not node.receiver.stager.pending())
+    wait_for(lambda: AuditEvent.objects.filter(detail__contains="exceeded the size limit").exists())
+    assert CTStudy.objects.count() == 0  # the part that fitted is not a study either

@@ -46,7 +46,9 @@ class Receiver:
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.stager = SeriesStager(config.staging_dir)
+        self.stager = SeriesStager(
+            config.staging_dir, max_series_bytes=int(settings.ORTHOFUSE_MAX_UPLOAD_BYTES)
+        )
 
     def receive(
         self, raw: bytes, sop_class_uid: str, calling_ae: str, sop_instance_uid: str = ""
@@ -84,6 +86,10 @@ class Receiver:
         where = f"CT series {staged.series_uid} ({len(staged.files)} instances) from " \
                 f"{manifest.get('calling_ae', '?')}"
         created = None
+        if manifest.get("too_big"):
+            self.stager.done(staged)
+            audit_refusal(f"{where} refused: the series exceeded the size limit", mrn)
+            return None
         try:
             header = pydicom.dcmread(staged.files[0], stop_before_pixels=True, force=True)
             patient, is_new = serialized(patient_for, header, self.config.care_team)

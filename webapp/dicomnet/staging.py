@@ -27,7 +27,7 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from webapp.dicomnet.instance import checked_uid, patient_id
-from webapp.dicomnet.status import IDENTIFIERS, Refused
+from webapp.dicomnet.status import IDENTIFIERS, PIXELS_REFUSED, Refused
 
 MANIFEST = "series.json"
 IMPORTING = ".importing"
@@ -55,8 +55,9 @@ def _expected(ds: Dataset) -> int | None:
 class SeriesStager:
     """Thread-safe staging of CT instances (associations run in their own threads)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_series_bytes: int | None = None) -> None:
         self.root = Path(root)
+        self.max_series_bytes = max_series_bytes
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
@@ -85,6 +86,17 @@ class SeriesStager:
                 )
             if _expected(ds) != manifest.get("expected"):
                 manifest["expected_agrees"] = False
+            total = int(manifest.get("bytes", 0)) + len(raw)
+            too_big = self.max_series_bytes is not None and total > self.max_series_bytes
+            if too_big or manifest.get("too_big"):
+                # the whole series is refused then: what it had staged never becomes a study
+                manifest["too_big"] = True
+                self._write_atomic(manifest_path, json.dumps(manifest).encode())
+                raise Refused(
+                    PIXELS_REFUSED,
+                    f"series {series_uid[-12:]} would exceed {self.max_series_bytes} bytes",
+                )
+            manifest["bytes"] = total
             self._write_atomic(manifest_path, json.dumps(manifest).encode())
             self._write_atomic(folder / f"{sop_uid}.dcm", raw)
             return len(list(folder.glob("*.dcm")))
