@@ -96,3 +96,4 @@ def test_a_series_larger_than_the_upload_limit_is_refused_whole(node, tmp_path):
     wait_for(lambda: not node.receiver.stager.pending())
     wait_for(lambda: AuditEvent.objects.filter(detail__contains="exceeded the size limit").exists())
     assert CTStudy.objects.count() == 0  # the part that fitted is not a study either
+    assert store(node.port, datasets[:1])[0][0] == 0xC002  # nor does it start again

@@ -29,6 +29,12 @@ class NodeConfig:
             raise ValueError(f"AE title {self.ae_title!r} must be 1 to 16 ASCII characters")
         if not 0 <= int(self.port) <= 65535:
             raise ValueError(f"port {self.port} is not between 0 and 65535")
+        for calling in self.allowed_calling_ae:
+            if len(calling) > 16 or not calling.isascii() or "\\" in calling:
+                raise ValueError(
+                    f"ORTHOFUSE_DICOM_ALLOWED_CALLING_AE: {calling!r} is not an AE title "
+                    "(1 to 16 ASCII characters)"
+                )
         if self.multiframe not in MULTIFRAME_MODES:
             raise ValueError(
                 f"ORTHOFUSE_DICOM_MULTIFRAME={self.multiframe!r}: expected 'last' or 'all'"

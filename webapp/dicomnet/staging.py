@@ -32,6 +32,7 @@ from webapp.dicomnet.status import IDENTIFIERS, PIXELS_REFUSED, Refused
 MANIFEST = "series.json"
 IMPORTING = ".importing"
 INCOMING = ".incoming"
+REFUSED_MEMORY_S = 3600.0  # later instances of a series refused as too big are refused too
 
 
 @dataclass
@@ -60,6 +61,7 @@ class SeriesStager:
         self.max_series_bytes = max_series_bytes
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._too_big: dict[str, float] = {}  # series refused whole: uid -> when
 
     @property
     def work_dir(self) -> Path:
@@ -72,6 +74,8 @@ class SeriesStager:
         sop_uid = checked_uid(ds, "SOPInstanceUID")
         mrn = patient_id(ds)
         with self._lock:
+            if time.time() - self._too_big.get(series_uid, -REFUSED_MEMORY_S) < REFUSED_MEMORY_S:
+                raise Refused(PIXELS_REFUSED, f"series {series_uid[-12:]} was refused as too big")
             folder = self.root / series_uid
             folder.mkdir(parents=True, exist_ok=True)
             manifest_path = folder / MANIFEST
@@ -91,6 +95,7 @@ class SeriesStager:
             if too_big or manifest.get("too_big"):
                 # the whole series is refused then: what it had staged never becomes a study
                 manifest["too_big"] = True
+                self._too_big[series_uid] = time.time()
                 self._write_atomic(manifest_path, json.dumps(manifest).encode())
                 raise Refused(
                     PIXELS_REFUSED,
