@@ -94,6 +94,16 @@ def test_pixel_bomb_is_refused(node):
     _nothing_stored(node)
 
 
+def test_refusal_audit_names_the_patient(node, patient_a):
+    ds = _xray(9)
+    ds.PatientID = patient_a.mrn
+    ds.PhotometricInterpretation = "RGB"
+    assert store(node.port, [ds])[0][0] == 0xC003
+    event = AuditEvent.objects.get(action="dicom_refused")
+    assert (event.patient_id_ref, event.patient_mrn) == (patient_a.pk, patient_a.mrn)
+    assert XrayImage.objects.count() == 0
+
+
 def test_missing_patient_id_and_colour_xray_are_refused(node):
     no_id = _xray(2)
     del no_id.PatientID

@@ -20,7 +20,7 @@ from webapp.dicomio.ct import check_pixel_header, decode_frames
 from webapp.dicomnet.config import NodeConfig
 from webapp.dicomnet.db import serialized
 from webapp.dicomnet.filing import patient_for
-from webapp.dicomnet.instance import kind_of, parse_instance, patient_id
+from webapp.dicomnet.instance import kind_of, parse_instance, patient_id, text
 from webapp.dicomnet.staging import SeriesStager, StagedSeries
 from webapp.dicomnet.status import PIXELS_REFUSED, Refused
 from webapp.dicomnet.xray_store import store_xray
@@ -36,6 +36,8 @@ def audit_refusal(detail: str, mrn: str = "") -> None:
     """Audit a refusal (instance, series or association); never raises."""
     try:
         patient = Patient.objects.filter(mrn=mrn).first() if mrn else None
+        if mrn and patient is None:
+            detail = f"{detail} (PatientID {mrn})"
         serialized(audit.record, None, REFUSED_ACTION, patient=patient, detail=detail)
     except Exception:  # noqa: BLE001 - auditing must not take the listener down
         logger.exception("could not audit a DICOM refusal: %s", detail)
@@ -59,6 +61,13 @@ class Receiver:
         if len(raw) > limit:
             raise Refused(PIXELS_REFUSED, f"instance of {len(raw)} bytes exceeds {limit}")
         ds = parse_instance(raw, sop_class_uid, sop_instance_uid)
+        try:
+            return self._file(ds, raw, sop_class_uid, calling_ae)
+        except Refused as refused:
+            refused.mrn = text(ds, "PatientID")[:64]  # for the audit trail
+            raise
+
+    def _file(self, ds, raw: bytes, sop_class_uid: str, calling_ae: str) -> str:
         kind = kind_of(ds, sop_class_uid)
         if kind == "xray":
             images = store_xray(

@@ -137,7 +137,9 @@ class DicomNode:
             return 0x0000
         except Refused as refused:
             logger.warning("C-STORE from %s refused: %s", calling_ae, refused.message)
-            audit_refusal(f"C-STORE from {calling_ae} at {address} refused: {refused.message}")
+            audit_refusal(
+                f"C-STORE from {calling_ae} at {address} refused: {refused.message}", refused.mrn
+            )
             return failure(refused)
         except Exception as exc:  # noqa: BLE001 - answer, never drop the association
             logger.exception("C-STORE from %s failed", calling_ae)

@@ -34,6 +34,7 @@ class Refused(Exception):
         super().__init__(message)
         self.status = int(status)
         self.message = " ".join(str(message).split()) or "refused"
+        self.mrn = ""  # the instance's PatientID, when it could be read
 
 
 def error_comment(message: str) -> str:
