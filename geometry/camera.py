@@ -1,4 +1,4 @@
-"""C-arm pinhole camera model (no Django imports).
+"""The one C-arm pinhole camera model of the project (no Django imports).
 
 Conventions (docs/CONVENTIONS.md, "C-arm camera model"):
 
@@ -128,6 +128,25 @@ class Camera:
         return cls(width, height, K, (sx, sy), f)
 
     @classmethod
+    def from_source(
+        cls, source_mm: Any, width: int, height: int, spacing: tuple[float, float]
+    ) -> Camera:
+        """Camera of a detector ``width x height`` pixels of ``spacing`` (sx, sy) mm whose
+        effective source sits at ``source_mm`` = (Sx, Sy, -f) in the detector frame
+        (docs/CONVENTIONS.md): ``cx = (W-1)/2 + Sx/sx``, ``cy = (H-1)/2 + Sy/sy``."""
+        source = _as_matrix(source_mm, (3,), "source_mm")
+        if source[2] >= 0:
+            raise ValueError("the source must lie before the detector (source_mm z < 0)")
+        sx = _positive_float(spacing[0], "pixel spacing sx")
+        sy = _positive_float(spacing[1], "pixel spacing sy")
+        width = _positive_int(width, "width")
+        height = _positive_int(height, "height")
+        return cls.from_geometry(
+            width, height, -float(source[2]), sx, sy,
+            (width - 1) / 2.0 + source[0] / sx, (height - 1) / 2.0 + source[1] / sy,
+        )
+
+    @classmethod
     def from_json(cls, data: dict) -> Camera:
         """Camera from the ``camera.json`` dictionary
         ``{"width", "height", "K", "pixel_spacing_mm", "source_to_detector_mm"}``."""
@@ -208,6 +227,22 @@ class Camera:
         K[1, 2] = (K[1, 2] + 0.5) * ay - 0.5
         sx, sy = self.pixel_spacing_mm
         return Camera(width, height, K, (sx / ax, sy / ay), self.source_to_detector_mm)
+
+    def cropped(self, x0: int, y0: int, width: int, height: int) -> Camera:
+        """The window ``[x0, x0 + width) x [y0, y0 + height)`` of this image (a close-up):
+        same focal lengths and spacing, principal point shifted by ``(-x0, -y0)``."""
+        x0, y0 = int(x0), int(y0)
+        width = _positive_int(width, "width")
+        height = _positive_int(height, "height")
+        if x0 < 0 or y0 < 0 or x0 + width > self.width or y0 + height > self.height:
+            raise ValueError(
+                f"window {width}x{height} at ({x0}, {y0}) lies outside the "
+                f"{self.width}x{self.height} image"
+            )
+        K = self.K.copy()
+        K[0, 2] -= x0
+        K[1, 2] -= y0
+        return Camera(width, height, K, self.pixel_spacing_mm, self.source_to_detector_mm)
 
     def K_tensor(self, dtype: torch.dtype = torch.float32, device: Any = "cpu") -> torch.Tensor:
         """``K`` as a torch tensor."""

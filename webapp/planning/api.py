@@ -15,11 +15,11 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from geometry.rigid import TransformError
 from webapp.core.audit import record
 from webapp.core.models import AuditEvent
 from webapp.core.roles import REVIEWER, SURGEON, has_role
 from webapp.planning import services
-from webapp.planning.engine.transforms import TransformError
 from webapp.planning.models import Plan
 from webapp.records.access import get_visible_or_404, scope
 from webapp.records.models import Patient, XrayImage

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geometry.rigid import compose
 from registration.engine.camera import Camera
 from registration.engine.pose import carm_pose
 from webapp.planning.engine.trajectory import tool_projection
 from webapp.planning.engine.transforms import (
-    compose,
     random_rigid,
     rotation_about,
     tool_pose_from_payload,

@@ -1,8 +1,9 @@
-"""Rigid transforms and the optical-tracking chain of a navigated tool (no Django).
+"""The optical-tracking chain of a navigated tool (no Django).
 
-All matrices are 4x4 homogeneous ``T_a_from_b`` (frame-b mm -> frame-a mm).
-Every matrix entering from outside goes through :func:`check_rigid`, which names the
-offending matrix in its one-line message.
+All matrices are 4x4 homogeneous ``T_a_from_b`` (frame-b mm -> frame-a mm). Every matrix
+entering from outside goes through the one validator,
+:func:`geometry.rigid.validate_rigid`, which names the offending matrix in its one-line
+message.
 """
 
 from __future__ import annotations
@@ -12,42 +13,7 @@ from typing import Any
 
 import numpy as np
 
-ORTHO_TOL = 1e-3  # max |R^T R - I| entry accepted as orthonormal
-DET_TOL = 1e-3
-
-
-class TransformError(ValueError):
-    """A transform or pose could not be used; the message names the problem."""
-
-
-def check_rigid(value: Any, name: str) -> np.ndarray:
-    """Return ``value`` as a float64 (4, 4) rigid transform or raise :class:`TransformError`.
-
-    Checks: shape 4x4, all entries finite numbers, last row ``[0, 0, 0, 1]``, rotation
-    block orthonormal (|R^T R - I| <= 1e-3) with determinant +1 (no reflection, no scale).
-    """
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TransformError(f"{name} must be a 4x4 matrix of numbers") from None
-    if arr.shape != (4, 4):
-        raise TransformError(f"{name} must be a 4x4 matrix, got shape {tuple(arr.shape)}")
-    if not np.all(np.isfinite(arr)):
-        raise TransformError(f"{name} contains NaN or infinite values")
-    if not np.allclose(arr[3], [0.0, 0.0, 0.0, 1.0], atol=1e-9):
-        raise TransformError(f"{name} last row must be [0, 0, 0, 1]")
-    R = arr[:3, :3]
-    err = float(np.max(np.abs(R.T @ R - np.eye(3))))
-    if err > ORTHO_TOL:
-        raise TransformError(
-            f"{name} is not rigid: its rotation part is not orthonormal (error {err:.3g})"
-        )
-    det = float(np.linalg.det(R))
-    if abs(det - 1.0) > DET_TOL:
-        raise TransformError(
-            f"{name} is not rigid: rotation determinant is {det:.3f}, expected +1 (reflection?)"
-        )
-    return arr
+from geometry.rigid import TransformError, apply, compose, invert_rigid, rotate, validate_rigid
 
 
 def check_vector(value: Any, name: str, *, unit: bool = False) -> np.ndarray:
@@ -67,33 +33,6 @@ def check_vector(value: Any, name: str, *, unit: bool = False) -> np.ndarray:
         arr = arr / norm
     return arr
 
-
-def invert(T: np.ndarray) -> np.ndarray:
-    """Inverse of a rigid transform (``R^T``, ``-R^T t``)."""
-    T = np.asarray(T, dtype=np.float64)
-    out = np.eye(4)
-    out[:3, :3] = T[:3, :3].T
-    out[:3, 3] = -T[:3, :3].T @ T[:3, 3]
-    return out
-
-
-def compose(*transforms: np.ndarray) -> np.ndarray:
-    """Matrix product left to right: ``compose(T_a_from_b, T_b_from_c) = T_a_from_c``."""
-    out = np.eye(4)
-    for T in transforms:
-        out = out @ np.asarray(T, dtype=np.float64)
-    return out
-
-
-def apply(T: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Apply ``T`` to (N, 3) or (3,) points (mm)."""
-    pts = np.asarray(points, dtype=np.float64)
-    return pts @ T[:3, :3].T + T[:3, 3]
-
-
-def rotate(T: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """Rotate (N, 3) or (3,) direction vectors by ``T`` (no translation)."""
-    return np.asarray(vectors, dtype=np.float64) @ np.asarray(T)[:3, :3].T
 
 
 @dataclass(frozen=True)
@@ -142,7 +81,7 @@ def tool_pose_from_payload(data: Any) -> ToolPose:
     if frame in ("ct", "world"):
         if "T_ct_from_tool" in data or "T_world_from_tool" in data:
             key = "T_ct_from_tool" if "T_ct_from_tool" in data else "T_world_from_tool"
-            T = check_rigid(data[key], key)
+            T = validate_rigid(data[key], key)
             return ToolPose(apply(T, tip_in_tool), rotate(T, axis_in_tool), f"{frame} 4x4")
         if "tip" not in data or "axis" not in data:
             raise TransformError("a CT-frame tool pose needs tip and axis, or T_ct_from_tool")
@@ -152,20 +91,20 @@ def tool_pose_from_payload(data: Any) -> ToolPose:
 
     if "T_tracker_from_tool" not in data:
         raise TransformError("a tracker-frame tool pose needs T_tracker_from_tool")
-    T_tracker_from_tool = check_rigid(data["T_tracker_from_tool"], "T_tracker_from_tool")
+    T_tracker_from_tool = validate_rigid(data["T_tracker_from_tool"], "T_tracker_from_tool")
     if "T_tracker_from_patientref" in data:
-        T_tracker_from_ref = check_rigid(
+        T_tracker_from_ref = validate_rigid(
             data["T_tracker_from_patientref"], "T_tracker_from_patientref"
         )
         if "T_patientref_from_ct" not in data:
             raise TransformError("T_patientref_from_ct is required with T_tracker_from_patientref")
-        T_ref_from_world = check_rigid(data["T_patientref_from_ct"], "T_patientref_from_ct")
+        T_ref_from_world = validate_rigid(data["T_patientref_from_ct"], "T_patientref_from_ct")
         chain = "tracker via patient reference"
     elif "T_tracker_from_carmref" in data:
-        T_tracker_from_ref = check_rigid(data["T_tracker_from_carmref"], "T_tracker_from_carmref")
+        T_tracker_from_ref = validate_rigid(data["T_tracker_from_carmref"], "T_tracker_from_carmref")
         if "T_carmref_from_world" not in data:
             raise TransformError("T_carmref_from_world is required with T_tracker_from_carmref")
-        T_ref_from_world = check_rigid(data["T_carmref_from_world"], "T_carmref_from_world")
+        T_ref_from_world = validate_rigid(data["T_carmref_from_world"], "T_carmref_from_world")
         chain = "tracker via C-arm reference"
     else:
         raise TransformError(
@@ -173,7 +112,7 @@ def tool_pose_from_payload(data: Any) -> ToolPose:
             "or T_tracker_from_carmref + T_carmref_from_world"
         )
     T_world_from_tool = compose(
-        invert(T_ref_from_world), invert(T_tracker_from_ref), T_tracker_from_tool
+        invert_rigid(T_ref_from_world), invert_rigid(T_tracker_from_ref), T_tracker_from_tool
     )
     return ToolPose(
         apply(T_world_from_tool, tip_in_tool), rotate(T_world_from_tool, axis_in_tool), chain

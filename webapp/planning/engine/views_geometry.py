@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from calibration.engine import twoview
-from webapp.planning.engine.transforms import check_rigid
+from geometry.rigid import validate_rigid
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,7 +45,7 @@ class ViewGeometry:
             raise ValueError("K must be a finite 3x3 intrinsic matrix with positive focal lengths")
         object.__setattr__(self, "K", K)
         object.__setattr__(
-            self, "T_cam_from_world", check_rigid(self.T_cam_from_world, "T_cam_from_world")
+            self, "T_cam_from_world", validate_rigid(self.T_cam_from_world, "T_cam_from_world")
         )
 
     @property
