@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from refusal import Refused
+
 RIGID_TOL = 1e-4
 
 
-class TransformError(ValueError):
+class TransformError(Refused):
     """A transform or pose cannot be used; the message names it and the problem."""
 
 

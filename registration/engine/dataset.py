@@ -26,11 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from refusal import Refused
 from registration.engine.camera import Camera
 from registration.engine.pose import carm_pose
 
 
-class NoBoneError(ValueError):
+class NoBoneError(Refused):
     """The CT has no (or too little) bone above the threshold to train on."""
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from refusal import Refused
 from registration.engine.unet import SceneCoordUNet, build_model
 
 FORMAT_VERSION = 1
@@ -27,7 +28,7 @@ WEIGHTS_NAME = "weights.pt"
 META_NAME = "model.json"
 
 
-class ModelError(ValueError):
+class ModelError(Refused):
     """A model directory is missing, incomplete or inconsistent."""
 
 

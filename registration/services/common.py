@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from refusal import Refused
 
-class RegistrationRefused(ValueError):
+
+class RegistrationRefused(Refused):
     """A registration request or run was refused; the message (one line) says why."""
 
 

@@ -6,17 +6,11 @@ as-is (upload form, management command, API error) and never a traceback.
 
 from __future__ import annotations
 
+from refusal import Refused
 
-class InputRefused(ValueError):
+
+class InputRefused(Refused):
     """The input cannot be imported; ``message`` says why in one line."""
-
-    def __init__(self, message: str) -> None:
-        message = " ".join(str(message).split())  # always one line
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class MultipleSeriesFound(InputRefused):

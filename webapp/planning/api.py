@@ -15,7 +15,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from geometry.rigid import TransformError
+from refusal import Refused
 from webapp.core.audit import record
 from webapp.core.models import AuditEvent
 from webapp.core.roles import REVIEWER, SURGEON, has_role
@@ -111,7 +111,7 @@ class PlanListAPI(APIView):
             )
         try:
             plan = services.create_plan(patient, request.user, data.get("name", ""), x1, x2)
-        except ValueError as exc:
+        except Refused as exc:
             return _bad(exc)
         record(request, A.CREATE, patient=patient, obj=plan, detail=f"plan {plan.name} (API)")
         return Response(plan_json(plan), status=status.HTTP_201_CREATED)
@@ -125,7 +125,7 @@ class PlanDetailAPI(APIView):
         plan = _plan(request, pk)
         try:
             geometry = services.plan_geometry(plan.xray1, plan.xray2).to_json()
-        except ValueError as exc:
+        except Refused as exc:
             geometry = {"error": str(exc)}
         record(request, A.VIEW, patient=plan.patient, obj=plan, detail="plan (API)")
         latest = plan.latest_version
@@ -161,7 +161,7 @@ class PlanVersionsAPI(APIView):
             version = services.save_version(
                 plan, request.user, data.get("trajectories"), data.get("note", "")
             )
-        except ValueError as exc:
+        except Refused as exc:
             return _bad(exc)
         record(
             request,
@@ -205,7 +205,7 @@ class ToolPoseAPI(APIView):
         sample = plan.tool_poses.order_by("-received_at", "-id").first()
         try:
             return Response(services.tool_state(plan, sample))
-        except ValueError as exc:
+        except Refused as exc:
             return _bad(exc)
 
     @_POST
@@ -214,7 +214,7 @@ class ToolPoseAPI(APIView):
         try:
             sample = services.receive_tool_pose(plan, request.user, request.data)
             state = services.tool_state(plan, sample)
-        except (TransformError, ValueError) as exc:
+        except Refused as exc:
             return _bad(exc)
         return Response(state, status=status.HTTP_201_CREATED)
 
@@ -237,7 +237,7 @@ class OutcomesAPI(APIView):
         _require(request, SURGEON, REVIEWER)
         try:
             outcome = services.record_outcome(plan, request.user, request.data)
-        except ValueError as exc:
+        except Refused as exc:
             return _bad(exc)
         record(
             request,

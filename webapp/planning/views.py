@@ -17,11 +17,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from refusal import Refused
 from webapp.core.audit import record
 from webapp.core.models import AuditEvent
 from webapp.core.roles import REVIEWER, SURGEON, has_role
 from webapp.planning import services
 from webapp.planning.engine import report, scene
+from webapp.planning.engine.errors import PlanningRefused
 from webapp.planning.engine.views_geometry import ViewGeometry
 from webapp.planning.models import Plan, PlanVersion
 from webapp.records.access import get_visible_or_404, scope
@@ -86,11 +88,11 @@ def patient_plans(request: HttpRequest, patient_id: int) -> HttpResponse:
             ids = [int(request.POST.get("xray1", "")), int(request.POST.get("xray2", ""))]
             by_id = {x.pk: x for x in xrays}
             if ids[0] not in by_id or ids[1] not in by_id:
-                raise ValueError("choose two X-rays of this patient")
+                raise PlanningRefused("choose two X-rays of this patient")
             plan = services.create_plan(
                 patient, request.user, request.POST.get("name", ""), by_id[ids[0]], by_id[ids[1]]
             )
-        except ValueError as exc:
+        except Refused as exc:
             error = (
                 str(exc)
                 if "invalid literal" not in str(exc)
@@ -124,7 +126,7 @@ def plan_page(request: HttpRequest, pk: int) -> HttpResponse:
     geometry_error = ""
     try:
         geometry = services.plan_geometry(plan.xray1, plan.xray2).to_json()
-    except ValueError as exc:
+    except Refused as exc:
         geometry, geometry_error = None, str(exc)
     latest = plan.latest_version
     editable = can_edit(request.user) and version.number == latest.number
@@ -175,7 +177,7 @@ def view_image(request: HttpRequest, pk: int, index: int) -> HttpResponse:
     xray = plan.xray1 if index == 1 else plan.xray2
     try:
         png = services.xray_png(xray)
-    except (OSError, ValueError) as exc:
+    except Refused as exc:
         return HttpResponse(f"Image unavailable: {exc}", status=422, content_type="text/plain")
     record(request, A.VIEW, patient=plan.patient, obj=xray, detail=f"plan {plan.pk} view {index}")
     response = HttpResponse(png, content_type="image/png")
@@ -222,7 +224,7 @@ def _report_png(plan: Plan, version: PlanVersion) -> bytes:
     for xray in (plan.xray1, plan.xray2):
         try:
             images.append(services.display_pixels(xray))
-        except (OSError, ValueError):
+        except Refused:
             images.append(np.full((xray.rows, xray.cols), 40, np.uint8))
     header = {
         "plan": plan.name,
@@ -320,7 +322,7 @@ def postop_page(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("choose two post-op X-rays") from None
     try:
         geometry = services.plan_geometry(x1, x2).to_json()
-    except ValueError as exc:
+    except Refused as exc:
         messages.error(request, str(exc))
         return redirect("planning:plan", pk=plan.pk)
     planned = [t for t in version.snapshot.get("trajectories", []) if t.get("complete")]
@@ -371,7 +373,7 @@ def xray_image(request: HttpRequest, pk: int, xray_id: int) -> HttpResponse:
     xray = get_visible_or_404(XrayImage, request.user, pk=xray_id, patient=plan.patient)
     try:
         png = services.xray_png(xray)
-    except (OSError, ValueError) as exc:
+    except Refused as exc:
         return HttpResponse(f"Image unavailable: {exc}", status=422, content_type="text/plain")
     record(request, A.VIEW, patient=plan.patient, obj=xray, detail=f"plan {plan.pk} post-op view")
     response = HttpResponse(png, content_type="image/png")

@@ -17,6 +17,7 @@ import numpy as np
 from geometry.rigid import compose
 from registration.engine.camera import Camera
 from registration.engine.pose import carm_pose
+from webapp.planning.engine.errors import PlanningRefused
 from webapp.planning.engine.trajectory import tool_projection
 from webapp.planning.engine.transforms import (
     random_rigid,
@@ -83,7 +84,7 @@ def setup_from_ct(
     half = (lps.max(axis=0) - lps.min(axis=0)) / 2
     kji = np.argwhere(vol > threshold_hu)
     if len(kji) < 2:
-        raise ValueError(f"the CT has no bone above {threshold_hu:g} HU to plan on")
+        raise PlanningRefused(f"the CT has no bone above {threshold_hu:g} HU to plan on")
     rng = np.random.default_rng(seed)
     if len(kji) > max_points:
         kji = kji[rng.choice(len(kji), max_points, replace=False)]

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from webapp.planning.engine.errors import PlanningRefused
 from webapp.planning.engine.transforms import ToolPose
 from webapp.planning.engine.views_geometry import ViewGeometry, depth, project, triangulate
 
@@ -29,7 +30,7 @@ def unit(v: Any) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
     n = float(np.linalg.norm(v))
     if n < 1e-12:
-        raise ValueError("entry and target coincide: the trajectory has no direction")
+        raise PlanningRefused("entry and target coincide: the trajectory has no direction")
     return v / n
 
 
@@ -71,7 +72,7 @@ def trajectory_from_picks(view1: ViewGeometry, view2: ViewGeometry, picks: dict)
     for end in ("entry", "target"):
         p = picks.get(end) or {}
         if p.get("view1") is None or p.get("view2") is None:
-            raise ValueError(f"{end} needs a pick in both views")
+            raise PlanningRefused(f"{end} needs a pick in both views")
         point, gap = triangulate(view1, p["view1"], view2, p["view2"])
         out[end] = point
         out[f"{end}_gap_mm"] = gap

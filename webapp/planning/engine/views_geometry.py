@@ -18,6 +18,7 @@ import numpy as np
 
 from calibration.engine import twoview
 from geometry.rigid import validate_rigid
+from webapp.planning.engine.errors import PlanningRefused
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,7 +43,7 @@ class ViewGeometry:
     def __post_init__(self) -> None:
         K = np.asarray(self.K, dtype=np.float64)
         if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
-            raise ValueError("K must be a finite 3x3 intrinsic matrix with positive focal lengths")
+            raise PlanningRefused("K must be a finite 3x3 intrinsic matrix with positive focal lengths")
         object.__setattr__(self, "K", K)
         object.__setattr__(
             self, "T_cam_from_world", validate_rigid(self.T_cam_from_world, "T_cam_from_world")

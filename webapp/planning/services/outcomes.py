@@ -9,6 +9,7 @@ import numpy as np
 from django.db import transaction
 
 from webapp.planning.engine import trajectory as traj
+from webapp.planning.engine.errors import PlanningRefused
 from webapp.planning.models import Plan, PostOpOutcome
 from webapp.planning.services.geometry import plan_geometry
 from webapp.planning.services.versions import bounded_number, clean_trajectories
@@ -19,7 +20,7 @@ from webapp.records.models import XrayImage
 # --------------------------------------------------------------------------- post-op
 def _vector(value: Any, name: str) -> np.ndarray:
     if not isinstance(value, (list, tuple)) or len(value) != 3:
-        raise ValueError(f"{name} must be [x, y, z] in mm")
+        raise PlanningRefused(f"{name} must be [x, y, z] in mm")
     return np.array([bounded_number(x, name, -1e5, 1e5) for x in value])
 
 
@@ -31,21 +32,21 @@ def record_outcome(plan: Plan, user, payload: Any) -> PostOpOutcome:
     "xray1"/"xray2" ids + "picks" (entry/target in both post-op views) or
     "entry"/"target" world mm with "source": "registration" | "entered"}``."""
     if not isinstance(payload, dict):
-        raise ValueError("the outcome must be a JSON object")
+        raise PlanningRefused("the outcome must be a JSON object")
     versions = plan.versions.all()
     if payload.get("version") is not None:
         version = versions.filter(number=payload.get("version")).first()
         if version is None:
-            raise ValueError(f"plan has no version {payload.get('version')!r}")
+            raise PlanningRefused(f"plan has no version {payload.get('version')!r}")
     else:
         version = versions.order_by("-number").first()
     planned = {t["name"]: t for t in version.snapshot.get("trajectories", [])}
     name = str(payload.get("trajectory", ""))
     if name not in planned:
-        raise ValueError(f"version {version.number} has no trajectory named {name!r}")
+        raise PlanningRefused(f"version {version.number} has no trajectory named {name!r}")
     plan_t = planned[name]
     if not plan_t.get("complete"):
-        raise ValueError(f"trajectory {name!r} is not complete in version {version.number}")
+        raise PlanningRefused(f"trajectory {name!r} is not complete in version {version.number}")
     details: dict[str, Any] = {"plan_world_frame": version.snapshot.get("world_frame")}
     xr1 = xr2 = None
     picks: dict = {}
@@ -55,12 +56,12 @@ def record_outcome(plan: Plan, user, payload: Any) -> PostOpOutcome:
             xr1 = XrayImage.objects.get(pk=int(payload.get("xray1")), patient=plan.patient)
             xr2 = XrayImage.objects.get(pk=int(payload.get("xray2")), patient=plan.patient)
         except (TypeError, ValueError, XrayImage.DoesNotExist):
-            raise ValueError("xray1 and xray2 must be post-op X-rays of this patient") from None
+            raise PlanningRefused("xray1 and xray2 must be post-op X-rays of this patient") from None
         geometry = plan_geometry(xr1, xr2)
         if geometry.world_frame != version.snapshot.get("world_frame") or (
             geometry.world_frame == "ct" and geometry.study_id != version.snapshot.get("study_id")
         ):
-            raise ValueError(
+            raise PlanningRefused(
                 "the post-op views and the plan are not in the same 3D frame (register both "
                 "to the plan's CT, or plan and pick both from C-arm angles)"
             )
@@ -68,7 +69,7 @@ def record_outcome(plan: Plan, user, payload: Any) -> PostOpOutcome:
             details["warning"] = "compared in the C-arm frame: assumes the patient did not move"
         rows = clean_trajectories([{"name": name, "picks": payload.get("picks")}], geometry)
         if not rows[0]["complete"]:
-            raise ValueError(
+            raise PlanningRefused(
                 "the achieved trajectory needs entry and target picks in both post-op views"
             )
         entry, target = np.array(rows[0]["entry_world"]), np.array(rows[0]["target_world"])
@@ -78,11 +79,11 @@ def record_outcome(plan: Plan, user, payload: Any) -> PostOpOutcome:
     else:
         source = payload.get("source", PostOpOutcome.Source.ENTERED)
         if source not in (PostOpOutcome.Source.REGISTRATION, PostOpOutcome.Source.ENTERED):
-            raise ValueError("source must be 'registration' or 'entered' with entry and target")
+            raise PlanningRefused("source must be 'registration' or 'entered' with entry and target")
         entry = _vector(payload.get("entry"), "entry")
         target = _vector(payload.get("target"), "target")
     if np.linalg.norm(target - entry) < 1e-6:
-        raise ValueError("the achieved entry and target coincide")
+        raise PlanningRefused("the achieved entry and target coincide")
     dev = traj.deviation(plan_t["entry_world"], plan_t["target_world"], entry, target)
     details.update(dev)
     return PostOpOutcome.objects.create(

@@ -11,6 +11,7 @@ import numpy as np
 from django.db import transaction
 
 from webapp.planning.engine import trajectory as traj
+from webapp.planning.engine.errors import PlanningRefused
 from webapp.planning.engine.views_geometry import ViewGeometry, project
 from webapp.planning.models import Plan, PlanVersion
 from webapp.planning.services.geometry import PlanGeometry, plan_geometry
@@ -24,13 +25,13 @@ MAX_TRAJECTORIES = 20
 # --------------------------------------------------------------------------- versions
 def bounded_number(value: Any, name: str, lo: float, hi: float) -> float:
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number")
+        raise PlanningRefused(f"{name} must be a number")
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number") from None
+        raise PlanningRefused(f"{name} must be a number") from None
     if not math.isfinite(x) or not lo <= x <= hi:
-        raise ValueError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
+        raise PlanningRefused(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
     return x
 
 
@@ -38,7 +39,7 @@ def _pick(value: Any, name: str, view: ViewGeometry) -> list[float] | None:
     if value is None:
         return None
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(f"{name} must be [u, v] in pixels")
+        raise PlanningRefused(f"{name} must be [u, v] in pixels")
     margin = max(view.width, view.height)  # picks may lie a little outside the image
     u = bounded_number(value[0], f"{name} u", -margin, view.width + margin)
     v = bounded_number(value[1], f"{name} v", -margin, view.height + margin)
@@ -48,23 +49,23 @@ def _pick(value: Any, name: str, view: ViewGeometry) -> list[float] | None:
 def clean_trajectories(items: Any, geometry: PlanGeometry) -> list[dict]:
     """Validate trajectories from the client and compute their 3D data with the engine."""
     if not isinstance(items, list):
-        raise ValueError("trajectories must be a list")
+        raise PlanningRefused("trajectories must be a list")
     if len(items) > MAX_TRAJECTORIES:
-        raise ValueError(f"at most {MAX_TRAJECTORIES} trajectories per plan")
+        raise PlanningRefused(f"at most {MAX_TRAJECTORIES} trajectories per plan")
     out, names = [], set()
     v1, v2 = geometry.views
     for idx, item in enumerate(items, 1):
         if not isinstance(item, dict):
-            raise ValueError(f"trajectory {idx} must be an object")
+            raise PlanningRefused(f"trajectory {idx} must be an object")
         name = str(item.get("name", "")).strip()
         if not name or len(name) > 100:
-            raise ValueError(f"trajectory {idx} needs a name of 1 to 100 characters")
+            raise PlanningRefused(f"trajectory {idx} needs a name of 1 to 100 characters")
         if name in names:
-            raise ValueError(f"two trajectories are named {name!r}")
+            raise PlanningRefused(f"two trajectories are named {name!r}")
         names.add(name)
         colour = str(item.get("colour", "#ff8800"))
         if not COLOUR_RE.match(colour):
-            raise ValueError(f"trajectory {name!r}: colour must be #rrggbb")
+            raise PlanningRefused(f"trajectory {name!r}: colour must be #rrggbb")
         diameter = bounded_number(
             item.get("diameter_mm", 6.5), f"trajectory {name!r} diameter_mm", 0.1, 50
         )
@@ -76,12 +77,12 @@ def clean_trajectories(items: Any, geometry: PlanGeometry) -> list[dict]:
         )
         picks_in = item.get("picks") or {}
         if not isinstance(picks_in, dict):
-            raise ValueError(f"trajectory {name!r}: picks must be an object")
+            raise PlanningRefused(f"trajectory {name!r}: picks must be an object")
         picks = {}
         for end in ("entry", "target"):
             p = picks_in.get(end) or {}
             if not isinstance(p, dict):
-                raise ValueError(f"trajectory {name!r}: picks.{end} must be an object")
+                raise PlanningRefused(f"trajectory {name!r}: picks.{end} must be an object")
             picks[end] = {
                 "view1": _pick(p.get("view1"), f"trajectory {name!r} {end} view 1", v1),
                 "view2": _pick(p.get("view2"), f"trajectory {name!r} {end} view 2", v2),
@@ -97,8 +98,8 @@ def clean_trajectories(items: Any, geometry: PlanGeometry) -> list[dict]:
         if row["complete"]:
             try:
                 t = traj.trajectory_from_picks(v1, v2, picks)
-            except ValueError as exc:
-                raise ValueError(f"trajectory {name!r}: {exc}") from None
+            except PlanningRefused as exc:
+                raise PlanningRefused(f"trajectory {name!r}: {exc}") from None
             row.update(
                 entry_world=t["entry"].tolist(),
                 target_world=t["target"].tolist(),
@@ -183,11 +184,11 @@ def save_version(plan: Plan, user, trajectories: Any, note: str = "") -> PlanVer
 def create_plan(patient, user, name: str, xray1: XrayImage, xray2: XrayImage) -> Plan:
     name = (name or "").strip()
     if not name or len(name) > 200:
-        raise ValueError("the plan needs a name of 1 to 200 characters")
+        raise PlanningRefused("the plan needs a name of 1 to 200 characters")
     if xray1.pk == xray2.pk:
-        raise ValueError("choose two different X-ray views")
+        raise PlanningRefused("choose two different X-ray views")
     if xray1.patient_id != patient.pk or xray2.patient_id != patient.pk:
-        raise ValueError("both X-rays must belong to the patient")
+        raise PlanningRefused("both X-rays must belong to the patient")
     plan_geometry(xray1, xray2)  # refuses views without geometry before storing anything
     plan = Plan.objects.create(
         patient=patient, name=name, xray1=xray1, xray2=xray2, created_by=user
