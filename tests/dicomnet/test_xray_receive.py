@@ -62,6 +62,21 @@ def test_unknown_device_is_created_flagged_uncalibrated_and_found_again(node):
     assert {x.carm_id for x in XrayImage.objects.all()} == {device.carm_id}
 
 
+def test_the_uncalibrated_flag_clears_once_the_carm_has_an_active_profile(node):
+    from calibration.models import CalibrationProfile
+
+    first, second = _shot(11), _shot(12)
+    for ds in (first, second):
+        ds.DeviceSerialNumber = "SN-900"
+    store(node.port, [first])
+    device = DicomDevice.objects.get()
+    assert device.needs_calibration
+    CalibrationProfile.objects.create(carm=device.carm, version=1, status="active")
+    store(node.port, [second])
+    device.refresh_from_db()
+    assert not device.needs_calibration
+
+
 def test_a_carm_named_like_the_station_is_used(node):
     carm = CArm.objects.create(name="OR1", detector_type="flat_panel")
     ds = _shot(5)

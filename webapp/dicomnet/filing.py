@@ -69,10 +69,16 @@ def _new_carm_name(station: str, serial: str, manufacturer: str) -> str:
     return name
 
 
+def _calibrated(carm: CArm) -> bool:
+    """Whether the C-arm has an active calibration profile (calibration app)."""
+    return carm.profiles.filter(status="active").exists()
+
+
 def carm_for(ds: Dataset) -> tuple[CArm | None, bool]:
     """The C-arm that sent ``ds``, found by DeviceSerialNumber, else StationName (a device
     record, then a C-arm named like the station). An unknown device is created with its
-    C-arm, flagged ``needs_calibration``. ``(None, False)`` when the header names neither."""
+    C-arm, flagged ``needs_calibration``; the flag follows the C-arm's active calibration
+    profile on every later instance. ``(None, False)`` when the header names neither."""
     station = text(ds, "StationName")[:64]
     serial = text(ds, "DeviceSerialNumber")[:64]
     if not station and not serial:
@@ -84,7 +90,8 @@ def carm_for(ds: Dataset) -> tuple[CArm | None, bool]:
         else devices.filter(station_name=station, device_serial_number="").first()
     )
     if device is not None:
-        device.save(update_fields=["last_seen"])
+        device.needs_calibration = not _calibrated(device.carm)
+        device.save(update_fields=["last_seen", "needs_calibration"])
         return device.carm, False
     manufacturer = text(ds, "Manufacturer")[:200]
     carm = CArm.objects.filter(name=station).first() if station else None
@@ -108,7 +115,7 @@ def carm_for(ds: Dataset) -> tuple[CArm | None, bool]:
                 manufacturer=manufacturer,
                 model_name=text(ds, "ManufacturerModelName")[:200],
                 auto_created=created,
-                needs_calibration=not carm.profiles.filter(status="active").exists(),
+                needs_calibration=not _calibrated(carm),
             )
     except IntegrityError:  # the same device, recorded by a concurrent association
         pass
