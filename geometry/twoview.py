@@ -1,4 +1,5 @@
-"""Two-view geometry for planning with calibrated (dewarped) C-arm views.
+"""Two-view geometry of calibrated (dewarped) C-arm views (no Django imports): rays,
+midpoint triangulation, the fundamental matrix, epipolar lines, the angle between views.
 
 A view is intrinsics ``K`` (pixels, CONVENTIONS.md) plus the pose ``T_cam_from_world``
 (4x4, world = LPS mm, camera = source-centred, +z toward the detector). Picks are
@@ -10,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from geometry.camera import project, source_position
+from geometry.rigid import TransformError, hat, invert_rigid
 
 
 @dataclass
@@ -32,7 +36,7 @@ class View:
     @property
     def centre_world(self) -> np.ndarray:
         """Source position in world mm."""
-        return -self.R.T @ self.t
+        return source_position(self.T_cam_from_world)
 
     def ray_world(self, uv) -> tuple[np.ndarray, np.ndarray]:
         """(origin, unit direction) in world mm of the ray through pixel ``uv``."""
@@ -42,10 +46,7 @@ class View:
 
     def project(self, xyz_world: np.ndarray) -> np.ndarray:
         """(N, 3) world mm -> (N, 2) pixels."""
-        x = np.asarray(xyz_world, dtype=np.float64).reshape(-1, 3)
-        cam = x @ self.R.T + self.t
-        p = cam @ self.K.T
-        return p[:, :2] / p[:, 2:3]
+        return project(xyz_world, self.K, self.T_cam_from_world)
 
 
 @dataclass
@@ -65,7 +66,7 @@ def triangulate_midpoint(view_a: View, uv_a, view_b: View, uv_b) -> Triangulatio
     e = float(db @ w0)
     denom = 1.0 - b * b
     if denom < 1e-10:
-        raise ValueError("the two rays are parallel: views too similar to triangulate")
+        raise TransformError("the two rays are parallel: views too similar to triangulate")
     s = (b * e - d) / denom
     t = (e - b * d) / denom
     pa = oa + s * da
@@ -76,10 +77,8 @@ def triangulate_midpoint(view_a: View, uv_a, view_b: View, uv_b) -> Triangulatio
 
 def fundamental_matrix(view_a: View, view_b: View) -> np.ndarray:
     """F with ``x_b^T F x_a = 0`` for corresponding pixels (homogeneous)."""
-    t_ba = view_b.T_cam_from_world @ np.linalg.inv(view_a.T_cam_from_world)
-    r, t = t_ba[:3, :3], t_ba[:3, 3]
-    tx = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]])
-    e = tx @ r
+    T_b_from_a = view_b.T_cam_from_world @ invert_rigid(view_a.T_cam_from_world)
+    e = hat(T_b_from_a[:3, 3]) @ T_b_from_a[:3, :3]
     return np.linalg.inv(view_b.K).T @ e @ np.linalg.inv(view_a.K)
 
 
@@ -88,7 +87,7 @@ def epipolar_line(view_a: View, uv_a, view_b: View) -> np.ndarray:
     line = fundamental_matrix(view_a, view_b) @ np.array([uv_a[0], uv_a[1], 1.0])
     n = np.hypot(line[0], line[1])
     if n < 1e-12:
-        raise ValueError("the pick is at the epipole: no epipolar line")
+        raise TransformError("the pick is at the epipole: no epipolar line")
     return line / n
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from calibration.engine.twoview import (
+from geometry.twoview import (
     View,
     angle_between_views,
     epipolar_distance,

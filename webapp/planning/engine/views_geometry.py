@@ -1,7 +1,7 @@
 """Two-view geometry for planning: rays, triangulation, epipolar lines (no Django).
 
-This module is the adapter between the planning code and the calibration engine's
-two-view geometry (``calibration.engine.twoview``): triangulation, epipolar lines and
+This module is the adapter between the planning code and the shared
+two-view geometry (``geometry.twoview``): triangulation, epipolar lines and
 the angle between views come from there; only projection and drawing helpers are here.
 
 Conventions (docs/CONVENTIONS.md): pinhole ``K`` in pixels, ``T_cam_from_world``
@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from calibration.engine import twoview
+from geometry import twoview
+from geometry.camera import project as project_points
+from geometry.camera import source_position
 from geometry.rigid import validate_rigid
 from webapp.planning.engine.errors import PlanningRefused
 
@@ -52,8 +54,7 @@ class ViewGeometry:
     @property
     def source_world(self) -> np.ndarray:
         """X-ray source (camera centre) in world mm."""
-        R, t = self.T_cam_from_world[:3, :3], self.T_cam_from_world[:3, 3]
-        return -R.T @ t
+        return source_position(self.T_cam_from_world)
 
     @property
     def view_direction(self) -> np.ndarray:
@@ -87,18 +88,14 @@ class ViewGeometry:
 
 
 # --------------------------------------------------------------------------- adapter
-def as_calibration_view(view: ViewGeometry) -> twoview.View:
-    """The calibration engine's ``View`` (K, T_cam_from_world) of a planning view."""
+def as_twoview(view: ViewGeometry) -> twoview.View:
+    """The shared two-view ``View`` (K, T_cam_from_world) of a planning view."""
     return twoview.View(K=view.K, T_cam_from_world=view.T_cam_from_world)
 
 
 def project(view: ViewGeometry, points: Any) -> np.ndarray:
     """Project (N, 3) world mm points to (N, 2) pixels ``(u, v)``."""
-    X = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    x_cam = X @ view.T_cam_from_world[:3, :3].T + view.T_cam_from_world[:3, 3]
-    h = x_cam @ view.K.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return h[:, :2] / h[:, 2:3]
+    return project_points(points, view.K, view.T_cam_from_world)
 
 
 def depth(view: ViewGeometry, points: Any) -> np.ndarray:
@@ -112,11 +109,11 @@ def triangulate(
 ) -> tuple[np.ndarray, float]:
     """3D point (world mm) from a pick in each view by the midpoint of the closest points
     of the two rays, and the gap between the rays (mm, a consistency figure).
-    Delegates to ``calibration.engine.twoview.triangulate_midpoint``."""
+    Delegates to ``geometry.twoview.triangulate_midpoint``."""
     uv1 = np.asarray(uv1, dtype=np.float64).reshape(2)
     uv2 = np.asarray(uv2, dtype=np.float64).reshape(2)
     result = twoview.triangulate_midpoint(
-        as_calibration_view(view1), uv1, as_calibration_view(view2), uv2
+        as_twoview(view1), uv1, as_twoview(view2), uv2
     )
     return np.asarray(result.point_world, dtype=np.float64), float(result.gap_mm)
 
@@ -124,10 +121,10 @@ def triangulate(
 def epipolar_line(view_from: ViewGeometry, uv: Any, view_to: ViewGeometry) -> np.ndarray:
     """Epipolar line in ``view_to`` of pick ``uv`` in ``view_from``: ``(a, b, c)`` with
     ``a u + b v + c = 0`` and ``a^2 + b^2 = 1`` (so ``a u + b v + c`` is a signed pixel
-    distance). Delegates to ``calibration.engine.twoview.epipolar_line``."""
+    distance). Delegates to ``geometry.twoview.epipolar_line``."""
     uv = np.asarray(uv, dtype=np.float64).reshape(2)
     return np.asarray(
-        twoview.epipolar_line(as_calibration_view(view_from), uv, as_calibration_view(view_to)),
+        twoview.epipolar_line(as_twoview(view_from), uv, as_twoview(view_to)),
         dtype=np.float64,
     )
 
@@ -143,7 +140,7 @@ def snap_to_line(uv: Any, line: np.ndarray) -> np.ndarray:
 def angle_between_views(view1: ViewGeometry, view2: ViewGeometry) -> float:
     """Angle (degrees, 0..90) between the two viewing directions. Views 180° apart see
     the same projection mirrored, so they count as 0° apart for triangulation."""
-    a = twoview.angle_between_views(as_calibration_view(view1), as_calibration_view(view2))
+    a = twoview.angle_between_views(as_twoview(view1), as_twoview(view2))
     return float(min(a, 180.0 - a))
 
 
