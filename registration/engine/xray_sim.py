@@ -31,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from registration.engine.distortion import eval_poly
+from geometry.distortion import Poly2D
 
 
 @dataclass
@@ -67,7 +67,7 @@ def distort_image(image: np.ndarray, forward_poly: dict, *, fill: float = 0.0) -
     img = np.asarray(image, dtype=np.float32)
     H, W = img.shape
     yd, xd = np.mgrid[0:H, 0:W].astype(np.float64)
-    xu, yu = eval_poly(forward_poly, xd, yd)
+    xu, yu = Poly2D.from_dict(forward_poly)(xd, yd)
     return cv2.remap(
         img,
         xu.astype(np.float32),

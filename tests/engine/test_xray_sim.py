@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.engine.distortion import eval_poly, identity_poly
+from geometry.distortion import Poly2D
 from registration.engine.intensity import line_integral_and_mask, to_line_integral
 from registration.engine.xray_sim import XraySimParams, distort_image, simulate_xray
 
@@ -97,7 +97,7 @@ def test_heel_and_scatter():
 
 def test_distortion_moves_features_through_the_forward_map():
     W = H = 101
-    poly = identity_poly(W, H)
+    poly = Poly2D.identity(3, ((W - 1) / 2.0, (H - 1) / 2.0), (W / 2.0, H / 2.0)).to_dict()
     poly["coeffs_x"][3] = 2.5  # xn^2 term (pixels)
     poly["coeffs_y"][7] = -3.0  # xn^2 * yn
     poly["coeffs_x"][0] += 1.5
@@ -108,7 +108,7 @@ def test_distortion_moves_features_through_the_forward_map():
     yy, xx = np.mgrid[0:H, 0:W]
     wsum = dist.sum()
     xd, yd = (dist * xx).sum() / wsum, (dist * yy).sum() / wsum
-    fx, fy = eval_poly(poly, xd, yd)
+    fx, fy = Poly2D.from_dict(poly)(xd, yd)
     assert np.hypot(fx - xu, fy - yu) < 0.3
     assert np.hypot(xd - xu, yd - yu) > 1.0  # it did move
     # the full simulator applies it too
@@ -116,25 +116,6 @@ def test_distortion_moves_features_through_the_forward_map():
         -np.log(1 - 0.5 * img + 1e-9), XraySimParams(dose=1e8, distortion=poly, **CLEAN)
     )
     assert sim.pixels.shape == (H, W)
-
-
-def test_eval_poly_agrees_with_calibration_module():
-    poly_mod = pytest.importorskip("calibration.engine.polynomial")
-    rng = np.random.default_rng(5)
-    poly = {
-        "order": 3,
-        "center": [50.0, 40.0],
-        "scale": [45.0, 35.0],
-        "coeffs_x": rng.normal(size=10).tolist(),
-        "coeffs_y": rng.normal(size=10).tolist(),
-    }
-    x, y = rng.uniform(0, 100, 20), rng.uniform(0, 80, 20)
-    ours = eval_poly(poly, x, y)
-    theirs = poly_mod.Poly2D(3, poly["center"], poly["scale"], poly["coeffs_x"], poly["coeffs_y"])(
-        x, y
-    )
-    np.testing.assert_allclose(ours[0], theirs[0], atol=1e-9)
-    np.testing.assert_allclose(ours[1], theirs[1], atol=1e-9)
 
 
 def test_bad_inputs():
@@ -145,6 +126,6 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="NaN"):
         simulate_xray(np.full((4, 4), np.nan))
     with pytest.raises(ValueError, match="coefficients"):
-        eval_poly(
-            {"order": 3, "center": [0, 0], "scale": [1, 1], "coeffs_x": [1], "coeffs_y": [1]}, 0, 0
+        Poly2D.from_dict(
+            {"order": 3, "center": [0, 0], "scale": [1, 1], "coeffs_x": [1], "coeffs_y": [1]}
         )

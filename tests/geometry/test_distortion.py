@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from calibration.engine.polynomial import (
+from geometry.distortion import (
     Poly2D,
     design_matrix,
     fit_inverse,
