@@ -34,6 +34,24 @@ class Phantom(models.Model):
     def n_beads(self) -> int:
         return len(self.definition.get("beads", []))
 
+    @property
+    def kind(self) -> str:
+        """"grid plate" for a dewarping plate (``grid`` form), else the bead layers."""
+        if isinstance(self.definition.get("grid"), dict):
+            return "grid plate"
+        planes = {b.get("plane") for b in self.definition.get("beads", []) if isinstance(b, dict)}
+        return "two-layer" if 1 in planes else "single-plane beads"
+
+    @property
+    def summary(self) -> str:
+        g = self.definition.get("grid")
+        if isinstance(g, dict):
+            return (
+                f"{g.get('lattice')} lattice, {g.get('pitch_mm')} mm pitch, "
+                f"{g.get('diameter_mm')} mm {g.get('marker')}s (distortion only)"
+            )
+        return f"{self.n_beads} beads"
+
 
 class CalibrationProfile(models.Model):
     """One calibration of one C-arm at one C-arm angle. Versions count up per C-arm."""

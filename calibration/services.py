@@ -153,8 +153,18 @@ def run_calibration(profile: CalibrationProfile, pixel_spacing_mm=None) -> Calib
         "calibrated_by": profile.calibrated_by.username if profile.calibrated_by else None,
         "image": f"profile-{profile.pk}{suffix}",
     }
+    extra = {}
+    if phantom.is_grid_plate:
+        # a plate gives the distortion alone: the source is nominal, at the header's
+        # source-to-detector distance or else the C-arm's
+        header_sdd = (loaded.geometry or {}).get("source_to_detector_mm")
+        if header_sdd:
+            extra = {"sdd_mm": float(header_sdd), "sdd_origin": "DICOM DistanceSourceToDetector"}
+        elif carm.source_to_detector_mm:
+            extra = {"sdd_mm": float(carm.source_to_detector_mm), "sdd_origin": f"C-arm {carm.name}"}
+        extra["photometric"] = loaded.photometric
     try:
-        result = calibrate(pixels, phantom, spacing, metadata=metadata)
+        result = calibrate(pixels, phantom, spacing, metadata=metadata, **extra)
     except CalibrationError as exc:
         raise CalibrationRefused(str(exc)) from None
     data = dict(result.profile)
@@ -169,8 +179,9 @@ def run_calibration(profile: CalibrationProfile, pixel_spacing_mm=None) -> Calib
     profile.rms_mm = data["residuals_mm"]["rms"]
     profile.beads_used = data["beads_used"]
     profile.status = CalibrationProfile.Status.DRAFT
+    what = "plate markers (distortion only, nominal source)" if phantom.is_grid_plate else "beads"
     profile.message = (
-        f"{data['beads_used']} beads, residual RMS {profile.rms_mm:.3f} mm; awaiting review"
+        f"{data['beads_used']} {what}, residual RMS {profile.rms_mm:.3f} mm; awaiting review"
     )
     profile.save()
     return profile

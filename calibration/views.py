@@ -153,7 +153,7 @@ def _stored_pixels(profile: CalibrationProfile) -> np.ndarray:
 def profile_image(request: HttpRequest, pk: int) -> HttpResponse:
     """The phantom image as a windowed PNG at full size; ``?which=dewarped`` dewarps it."""
     from calibration.engine.dewarp import ProfileError, dewarp_image
-    from webapp.records.views import render_preview_png
+    from webapp.records.imaging_views import render_preview_png
 
     profile = get_object_or_404(CalibrationProfile, pk=pk)
     try:
@@ -214,7 +214,7 @@ def phantom_list(request: HttpRequest) -> HttpResponse:
             except services.CalibrationRefused as exc:
                 form.add_error("definition", str(exc))
             else:
-                messages.success(request, f"Phantom {phantom.name} added ({phantom.n_beads} beads).")
+                messages.success(request, f"Phantom {phantom.name} added ({phantom.summary}).")
                 return redirect("calibration:phantom-list")
     elif request.method == "POST":
         raise PermissionDenied("only calibration admins can add phantoms")

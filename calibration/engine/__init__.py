@@ -8,12 +8,16 @@ Public entry points (frames and units as in docs/CONVENTIONS.md):
 - ``calibrate.calibrate(image, phantom, (sx, sy))`` -> ``CalibrationResult`` whose
   ``.profile`` is the ``profile.json`` object; refusals raise ``CalibrationError`` with a
   one-line reason (blank image, wrong phantom, too few beads, empty quadrant, ...).
+  A dewarping grid plate (``phantom.grid``) is calibrated by ``plate.calibrate_plate``
+  (distortion only, ``"source": "nominal"`` at ``sdd_mm``); ``lattice.index_lattice``
+  gives integer coordinates on a distorted square or hexagonal lattice.
 - ``dewarp.dewarp_image(stored_image, profile)`` (cached ``cv2.remap`` maps; applies the
   profile's ``flip_horizontal`` itself, so pass the image as stored by the device);
   ``dewarp.check_profile(profile)``.
 - ``polynomial.Poly2D`` (graded-order polynomial of CONVENTIONS.md; ``from_dict``/``to_dict``).
 - ``source.estimate_source``, ``source.intrinsics_from_source``.
 - ``twoview.View``, ``triangulate_midpoint``, ``epipolar_line``, ``angle_between_views``.
-- ``simulate.simulate_phantom_image`` (image-intensifier phantom images with ground truth).
+- ``simulate.simulate_phantom_image`` (image-intensifier phantom images with ground truth),
+  ``simulate.simulate_plate_image`` (realistic 12-bit plate frames), ``lattice_fit_rms``.
 - ``detect.detect_beads`` (sub-pixel blobs), ``correspond`` (bead naming).
 """

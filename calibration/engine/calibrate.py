@@ -104,8 +104,16 @@ def calibrate(
     position_noise_px: float = 0.0,
     rng: np.random.Generator | int | None = None,
     metadata: dict | None = None,
+    sdd_mm: float | None = None,
+    sdd_origin: str | None = None,
+    photometric: str | None = None,
 ) -> CalibrationResult:
     """Calibrate from one phantom image; raises :class:`CalibrationError` with the reason.
+
+    A grid plate (``phantom.grid``) gives the distortion alone (:mod:`.plate`): the source
+    is nominal, ``(0, 0, -sdd_mm)`` (``sdd_origin`` says where the distance came from; none
+    given: 1000 mm, and the profile says so); ``photometric`` "MONOCHROME1" marks an image
+    stored inverted. Both are unused for bead phantoms.
 
     ``holdout_ids`` are plane-0 beads kept out of the distortion fit (for validation);
     ``position_noise_px`` adds Gaussian noise to detected centroids (benchmarks only).
@@ -122,6 +130,10 @@ def calibrate(
         raise CalibrationError("pixel spacing must be two numbers (sx, sy) in mm") from None
     if not (np.isfinite(sx) and np.isfinite(sy) and 0.01 <= sx <= 5 and 0.01 <= sy <= 5):
         raise CalibrationError(f"pixel spacing must be between 0.01 and 5 mm, got {sx}, {sy}")
+    if phantom.grid is not None:
+        return _calibrate_plate(
+            img, phantom, (sx, sy), sdd_mm, sdd_origin, photometric, beads_bright, metadata
+        )
     try:
         grid = analyse_grid(phantom)
     except PhantomError as exc:
@@ -162,6 +174,29 @@ def calibrate(
         except (DetectionError, CorrespondenceError, CalibrationError) as exc:
             errors.append(str(exc))
             if isinstance(exc, DetectionError) and "blank" in str(exc):
+                break
+    raise CalibrationError(errors[0])
+
+
+def _calibrate_plate(img, phantom, spacing, sdd_mm, sdd_origin, photometric, bright, metadata):
+    """Grid plate: expected polarity first (holes bright, beads dark in raw intensity;
+    MONOCHROME1 stored inverted), then the other one if no lattice was found."""
+    from .plate import calibrate_plate
+
+    work = np.asarray(img, dtype=np.float64)
+    if photometric and str(photometric).upper() == "MONOCHROME1":
+        work = float(np.max(work)) - work
+    first = (phantom.grid.marker == "hole") if bright is None else bool(bright)
+    errors = []
+    for pol in (first, not first) if bright is None else (first,):
+        try:
+            return calibrate_plate(
+                work, phantom, spacing, sdd_mm=sdd_mm, sdd_origin=sdd_origin,
+                markers_bright=pol, metadata=metadata,
+            )  # fmt: skip
+        except CalibrationError as exc:
+            errors.append(str(exc))
+            if "blank" in str(exc) or "must be" in str(exc):
                 break
     raise CalibrationError(errors[0])
 
@@ -381,6 +416,7 @@ def _calibrate_detections(
         "phantom_rotation_deg": rot_deg,
         "forward": forward.to_dict(),
         "inverse": inverse.to_dict(),
+        "source": "fitted" if src_est is not None else None,
         "source_mm": [float(v) for v in source] if src_est is not None else None,
         "source_to_detector_mm": float(-source[2]) if src_est is not None else None,
         "source_uncertainty_mm": (

@@ -8,6 +8,11 @@ nearest the detector (distortion fit), plane 1 the far layer (effective source).
 The correspondence engine needs plane 0 to be a square grid (possibly with holes) whose
 beads come in two sizes; the large beads form a code that names each bead under any
 rotation or mirror. Plane 1 is free-form but must not be periodic.
+
+A dewarping grid plate (distortion only) is described instead by a ``grid`` object
+(``{"lattice": "square" | "hex", "pitch_mm", "marker": "bead" | "hole", "diameter_mm"}``):
+one plane of markers on a regular lattice at the detector whose position and in-plane
+rotation are unknown; such a phantom has no bead list (``Phantom.grid`` is set).
 """
 
 from __future__ import annotations
@@ -34,12 +39,51 @@ class Bead:
     plane: int
 
 
+GRID_LATTICES = ("square", "hex")
+GRID_MARKERS = ("bead", "hole")
+
+
+@dataclass(frozen=True)
+class GridPlate:
+    """A dewarping plate: markers on a regular lattice at the detector (z = 0).
+
+    ``lattice`` "square" (basis (p, 0), (0, p)) or "hex" (basis (p, 0), (p/2, p*sqrt(3)/2));
+    ``marker`` "hole" (shows bright in a raw image) or "bead" (dark).
+    """
+
+    lattice: str
+    pitch_mm: float
+    marker: str
+    diameter_mm: float
+
+    @property
+    def basis_mm(self) -> np.ndarray:
+        """(2, 2) lattice basis as columns, mm, unrotated."""
+        p = self.pitch_mm
+        if self.lattice == "hex":
+            return np.array([[p, p / 2], [0.0, p * np.sqrt(3) / 2]])
+        return np.array([[p, 0.0], [0.0, p]])
+
+    def to_dict(self) -> dict:
+        return {
+            "lattice": self.lattice,
+            "pitch_mm": float(self.pitch_mm),
+            "marker": self.marker,
+            "diameter_mm": float(self.diameter_mm),
+        }
+
+
 @dataclass
 class Phantom:
     name: str
     beads: list[Bead]
     description: str = ""
     extra: dict = field(default_factory=dict)
+    grid: GridPlate | None = None
+
+    @property
+    def is_grid_plate(self) -> bool:
+        return self.grid is not None
 
     @property
     def ids(self) -> list[str]:
@@ -70,6 +114,9 @@ class Phantom:
         if self.description:
             out["description"] = self.description
         out.update(self.extra)
+        if self.grid is not None:
+            out["grid"] = self.grid.to_dict()
+            return out
         out["beads"] = [
             {
                 "id": b.id,
@@ -100,6 +147,8 @@ def phantom_from_dict(data, *, min_beads: int = MIN_BEADS) -> Phantom:
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise PhantomError("phantom needs a non-empty string field 'name'")
+    if "grid" in data:
+        return _grid_phantom_from_dict(data, name.strip())
     beads_raw = data.get("beads")
     if not isinstance(beads_raw, list):
         raise PhantomError(f"phantom '{name}' needs a list field 'beads'")
@@ -172,6 +221,61 @@ def phantom_from_dict(data, *, min_beads: int = MIN_BEADS) -> Phantom:
     return Phantom(name.strip(), beads, desc if isinstance(desc, str) else "", extra)
 
 
+def _grid_phantom_from_dict(data: dict, name: str) -> Phantom:
+    """The ``grid`` form of CONVENTIONS.md (a dewarping plate, distortion only)."""
+    if "beads" in data:
+        raise PhantomError(
+            f"phantom '{name}' has both 'grid' and 'beads': a grid plate is described by "
+            "'grid' alone"
+        )
+    g = data["grid"]
+    if not isinstance(g, dict):
+        raise PhantomError(f"phantom '{name}': 'grid' must be a JSON object")
+    for key in ("lattice", "pitch_mm", "marker", "diameter_mm"):
+        if key not in g:
+            raise PhantomError(f"phantom '{name}': grid is missing field '{key}'")
+    unknown = sorted(set(g) - {"lattice", "pitch_mm", "marker", "diameter_mm"})
+    if unknown:
+        raise PhantomError(
+            f"phantom '{name}': unknown grid field(s) {', '.join(repr(k) for k in unknown)} "
+            "(expected lattice, pitch_mm, marker, diameter_mm)"
+        )
+    lattice = g["lattice"]
+    if lattice not in GRID_LATTICES:
+        raise PhantomError(
+            f'phantom \'{name}\': grid lattice must be "square" or "hex", got {lattice!r}'
+        )
+    marker = g["marker"]
+    if marker not in GRID_MARKERS:
+        raise PhantomError(
+            f'phantom \'{name}\': grid marker must be "bead" or "hole", got {marker!r}'
+        )
+    pitch = _num(g["pitch_mm"], f"phantom '{name}': grid pitch_mm")
+    if not 0.5 <= pitch <= 50:
+        raise PhantomError(
+            f"phantom '{name}': grid pitch_mm must be between 0.5 and 50 mm, got {pitch}"
+        )
+    diam = _num(g["diameter_mm"], f"phantom '{name}': grid diameter_mm")
+    if not 0.1 <= diam <= 20:
+        raise PhantomError(
+            f"phantom '{name}': grid diameter_mm must be between 0.1 and 20 mm, got {diam}"
+        )
+    if diam > 0.7 * pitch:
+        raise PhantomError(
+            f"phantom '{name}': grid markers of {diam} mm on a {pitch} mm pitch would touch; "
+            "the diameter must be at most 0.7 x the pitch"
+        )
+    extra = {k: v for k, v in data.items() if k not in ("name", "grid", "description")}
+    desc = data.get("description", "")
+    return Phantom(
+        name,
+        [],
+        desc if isinstance(desc, str) else "",
+        extra,
+        grid=GridPlate(str(lattice), pitch, str(marker), diam),
+    )
+
+
 def load_phantom(path) -> Phantom:
     """Read and validate a ``phantom.json`` file."""
     path = Path(path)
@@ -214,6 +318,8 @@ class GridInfo:
 
 def analyse_grid(phantom: Phantom) -> GridInfo:
     """Describe plane 0 as a square grid; raises PhantomError if it is not one."""
+    if phantom.grid is not None:
+        raise PhantomError(f"phantom '{phantom.name}' is a grid plate, not a bead phantom")
     idx = np.flatnonzero(phantom.planes == 0)
     xy = phantom.xyz[idx, :2]
     d = np.linalg.norm(xy[:, None] - xy[None], axis=2)
@@ -369,10 +475,24 @@ def make_dot_grid_plate(
     )
 
 
+def make_hole_grid_plate() -> Phantom:
+    """Dewarping plate in the ``grid`` form: 3 mm square lattice of 1.2 mm holes."""
+    return Phantom(
+        "OrthoFuse hole-grid dewarping plate",
+        [],
+        description=(
+            "Dewarping plate (distortion only): 1.2 mm holes on a 3 mm square lattice in a "
+            "brass plate at the detector; position and rotation are fitted."
+        ),
+        grid=GridPlate("square", 3.0, "hole", 1.2),
+    )
+
+
 def write_builtin_phantoms(directory: Path = PHANTOM_DIR) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for stem, ph in (
         ("clipon_two_layer", make_clipon_phantom()),
         ("dot_grid_plate", make_dot_grid_plate()),
+        ("hole_grid_plate", make_hole_grid_plate()),
     ):
         (directory / f"{stem}.json").write_text(json.dumps(ph.to_dict(), indent=1) + "\n")

@@ -1,9 +1,12 @@
-"""``manage.py bench_calibration [--cases 20] [--json bench_out/bench_calibration.json]``
+"""``manage.py bench_calibration [--cases 20] [--plate-cases N] [--json bench_out/bench_calibration.json]``
 
 Accuracy and speed of the C-arm calibration engine on simulated image-intensifier phantom
 images (random source, random distortion 5-10 mm at the edge, 0.1 px extra detection
 noise). Prints a table (mean / 95th percentile / max per metric, with the goal) and
-writes the numbers as JSON. The Django layer only parses options and prints.
+writes the numbers as JSON. Beside it, the dewarping-plate family
+(:func:`calibration.bench.plates.plate_case`: realistic plate frames, the dewarped
+image's markers against a perfect lattice in the central 80 % of the field; JSON key
+``plate``). The Django layer only parses options and prints.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import cv2
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
+from calibration.bench.plates import PLATE_GOAL_PX, plate_case
 from calibration.engine.calibrate import CalibrationError, calibrate
 from calibration.engine.dewarp import clear_cache, dewarp_image, dewarp_maps
 from calibration.engine.io import write_json_atomic
@@ -164,6 +168,12 @@ class Command(BaseCommand):
         parser.add_argument("--size", type=int, default=1024, help="image size in pixels")
         parser.add_argument("--seed", type=int, default=1000)
         parser.add_argument("--noise-px", type=float, default=0.1, help="extra detection noise")
+        parser.add_argument(
+            "--plate-cases",
+            type=int,
+            default=None,
+            help="dewarping-plate frames (default: half of --cases, at least 2; 0 skips)",
+        )
 
     def handle(self, *args, **opts):
         n_cases = int(opts["cases"])
@@ -309,12 +319,51 @@ class Command(BaseCommand):
             "metrics": metrics,
             "per_case": rows,
         }
+        n_plate = opts.get("plate_cases")
+        n_plate = max(2, n_cases // 2) if n_plate is None else int(n_plate)
+        if n_plate > 0:
+            summary["plate"] = self._plate_family(n_plate, size, int(opts["seed"]))
         self._table(summary)
         try:
             write_json_atomic(out_path, summary)
         except OSError as exc:
             raise CommandError(f"cannot write {out_path}: {exc}") from None
         self.stdout.write(f"wrote {out_path}")
+
+    def _plate_family(self, n: int, size: int, seed: int) -> dict:
+        rows = []
+        for c in range(n):
+            row = plate_case(c, seed + 5000 + c, size)
+            rows.append(row)
+            if not row["ok"]:
+                self.stdout.write(f"plate {c}: calibration FAILED: {row['error']}")
+                continue
+            self.stdout.write(
+                f"plate {c:2d} ({row['lattice']} {row['marker']}s, {row['field']} field, "
+                f"{row['markers_in_field']} markers): raw {row['raw_rms_px']:.3f} px -> dewarped "
+                f"{_fmt(row.get('dewarped_rms_px'))} px RMS (max {_fmt(row.get('dewarped_max_px'))}), "
+                f"order {row['order']}, {row['calibration_s']:.2f} s"
+            )
+        ok = [r for r in rows if r["ok"]]
+        keys = (
+            "raw_rms_px", "raw_true_rms_px", "dewarped_rms_px", "dewarped_max_px",
+            "model_true_rms_px", "calibration_s", "calibration_cpu_s", "markers_in_field",
+            "markers_used",
+        )  # fmt: skip
+        metrics = {k: _stats([r.get(k) for r in ok]) for k in keys}
+        worst = metrics["dewarped_rms_px"]["max"]
+        return {
+            "cases": n,
+            "calibrated": len(ok),
+            "image_size_px": size,
+            "central_fraction_of_field_radius": 0.8,
+            "goal_dewarped_rms_px": PLATE_GOAL_PX,
+            "pass": bool(len(ok) == n and worst is not None and worst <= PLATE_GOAL_PX),
+            "used_edge_markers_total": int(sum(r.get("used_edge_markers", 0) for r in ok)),
+            "used_not_a_marker_total": int(sum(r.get("used_not_a_marker", 0) for r in ok)),
+            "metrics": metrics,
+            "per_case": rows,
+        }
 
     def _table(self, s: dict) -> None:
         w = self.stdout.write
@@ -339,10 +388,37 @@ class Command(BaseCommand):
         w(f"{'success with anatomy over the phantom':58s} {s['success_rate_anatomy']:8.0%}"
           f"   ({s['anatomy_source']})")  # fmt: skip
         w(f"dewarp map build (once per profile and size): {s['dewarp_map_build_s']:.3f} s")
+        p = s.get("plate")
+        if p:
+            w("")
+            w(f"Dewarping grid plates: {p['calibrated']}/{p['cases']} frames calibrated, "
+              f"{p['image_size_px']}^2 px, markers within 80 % of the field radius")  # fmt: skip
+            w(f"{'metric':58s} {'mean':>8s} {'p95':>8s} {'max':>8s}  goal")
+            labels = {
+                "raw_rms_px": ("raw frame: markers off a perfect lattice, RMS (px)", None),
+                "dewarped_rms_px": ("dewarped image: markers off a perfect lattice, RMS (px)",
+                                    p["goal_dewarped_rms_px"]),
+                "dewarped_max_px": ("dewarped image: largest marker deviation (px)", None),
+                "model_true_rms_px": ("model on true marker centres, RMS (px)", None),
+                "calibration_s": ("time per plate calibration, wall clock (s)", None),
+                "markers_used": ("markers used per frame", None),
+            }  # fmt: skip
+            for key, (label, goal) in labels.items():
+                m = p["metrics"].get(key)
+                if not m or m["n"] == 0:
+                    continue
+                g = f"max <= {goal} {'PASS' if p['pass'] else 'FAIL'}" if goal else ""
+                w(f"{label:58s} {_fmt(m['mean'], 8)} {_fmt(m['p95'], 8)} {_fmt(m['max'], 8)}  {g}")
+            w(f"{'markers cut by the field edge used / spurious used':58s} "
+              f"{p['used_edge_markers_total']:>8d} / {p['used_not_a_marker_total']}")  # fmt: skip
         w(
             f"machine: {s['cpu_count']} CPUs, 1-min load average {s['load_average_1min_at_end']:.1f} "
             "(wall-clock times are inflated when the machine is shared)"
         )
+
+
+def _fmt(x, width: int = 0) -> str:
+    return f"{x:{width}.3f}" if x is not None else f"{'n/a':>{width}s}"
 
 
 def _robust_ok(sim, phantom, spacing) -> bool:

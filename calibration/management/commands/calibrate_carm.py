@@ -1,5 +1,8 @@
 """``manage.py calibrate_carm --image IMAGE --phantom PHANTOM.json --out profile.json
-[--pixel-spacing SX SY]``: distortion model and effective source from one phantom image."""
+[--pixel-spacing SX SY] [--sdd MM]``: distortion model and effective source from one
+phantom image, or the distortion alone from a dewarping grid plate (whose profile has a
+nominal source ``(0, 0, -SDD)``: SDD from ``--sdd``, else the DICOM header's
+DistanceSourceToDetector, else 1000 mm with a note)."""
 
 from __future__ import annotations
 
@@ -27,6 +30,13 @@ class Command(BaseCommand):
             metavar=("SX", "SY"),
             help="detector pixel spacing in mm (column, row); required for PNG",
         )
+        parser.add_argument(
+            "--sdd",
+            type=float,
+            metavar="MM",
+            help="source-to-detector distance in mm: the nominal source of a grid plate "
+            "(overrides the DICOM header), the starting guess for a two-layer phantom",
+        )
 
     def handle(self, *args, **opts):
         out = Path(opts["out"])
@@ -47,8 +57,24 @@ class Command(BaseCommand):
             )
         metadata = dict(loaded.metadata)
         metadata["image"] = Path(opts["image"]).name
+        sdd = opts.get("sdd")
+        if sdd is not None and not (sdd == sdd and 100 <= sdd <= 5000):
+            raise CommandError(f"--sdd must be a distance between 100 and 5000 mm, got {sdd}")
+        extra = {}
+        if phantom.is_grid_plate:
+            header_sdd = metadata.get("source_to_detector_mm")
+            if sdd is not None:
+                extra = {"sdd_mm": sdd, "sdd_origin": "--sdd"}
+            elif header_sdd:
+                extra = {
+                    "sdd_mm": float(header_sdd),
+                    "sdd_origin": "DICOM DistanceSourceToDetector",
+                }
+            extra["photometric"] = loaded.photometric
+        elif sdd is not None:
+            extra = {"nominal_sid_mm": sdd}
         try:
-            result = calibrate(loaded.pixels, phantom, spacing, metadata=metadata)
+            result = calibrate(loaded.pixels, phantom, spacing, metadata=metadata, **extra)
         except CalibrationError as exc:
             raise CommandError(f"calibration refused: {exc}") from None
         try:
@@ -56,6 +82,15 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot write {out}: {exc}") from None
         p = result.profile
+        if p.get("source") == "nominal":
+            lat = p["lattice"]
+            self.stdout.write(
+                f"wrote {out}: {p['beads_used']} plate markers on a {lat['kind']} lattice, order "
+                f"{p['forward']['order']}, residual RMS {p['residuals_px']['rms']:.3f} px; nominal "
+                f"source (0, 0, {p['source_mm'][2]:.1f}) mm, SDD from "
+                f"{p['source_to_detector_origin']}"
+            )
+            return
         src = p["source_mm"]
         src_txt = (
             f"source ({src[0]:.2f}, {src[1]:.2f}, {src[2]:.1f}) mm"
