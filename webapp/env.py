@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -42,11 +41,6 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if not value:
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
-
-
-def refuse_to_start(reason: str) -> NoReturn:
-    """Stop the process with one line on stderr (no traceback) and exit status 1."""
-    raise SystemExit(f"OrthoFuse refuses to start: {reason}")
 
 
 def test_run_defaults() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from webapp.env import env_bool, env_int, env_list, env_str, refuse_to_start, test_run_defaults
+from webapp.env import env_bool, env_int, env_list, env_str, test_run_defaults
 
 test_run_defaults()  # a pytest run (and the manage.py processes it starts) is development
 
@@ -25,13 +25,11 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 # DEBUG is off unless DJANGO_DEBUG says otherwise (the Makefile's dev targets set it).
 DEBUG = env_bool("DJANGO_DEBUG", False)
-_DEV_SECRET = "dev-only-insecure-secret-key-change-me-in-production-0123456789"
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", _DEV_SECRET if DEBUG else "")
-if not DEBUG and SECRET_KEY in ("", _DEV_SECRET):
-    refuse_to_start(
-        "set DJANGO_SECRET_KEY to a long random secret (DEBUG is off; "
-        "DJANGO_DEBUG=1 is for development only)"
-    )
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-in-production-0123456789"
+# Without DJANGO_SECRET_KEY the dev key stands in, so command-line tools (render_drr,
+# register_xray, ...) run with no variables set; with DEBUG off the web server refuses to
+# start on it (webapp.core.startup) and `check --deploy` reports it.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", DEV_SECRET_KEY)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 

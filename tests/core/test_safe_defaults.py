@@ -1,5 +1,6 @@
-"""Safe defaults: DEBUG is off unless asked for, the dev secret key never serves with DEBUG off,
-load_demo refuses a production site, and the Makefile's dev targets set their own variables."""
+"""Safe defaults: DEBUG is off unless asked for, a web server never starts on the dev secret key
+with DEBUG off (command-line tools still run with no variables), load_demo refuses a
+production site, and the Makefile's dev targets set their own variables."""
 
 from __future__ import annotations
 
@@ -31,18 +32,53 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+SERVERS = {
+    "runserver": ["manage.py", "runserver", "--noreload", "127.0.0.1:0"],
+    "wsgi": ["-c", "import webapp.wsgi"],
+    "asgi": ["-c", "import webapp.asgi"],
+}
+
+
+def _python(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env={**clean, **env},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("server", sorted(SERVERS))
 @pytest.mark.parametrize(
     "env",
     [{}, {"DJANGO_DEBUG": "0"}, {"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": DEV_SECRET}],
     ids=["nothing-set", "debug-off", "debug-off-dev-key"],
 )
-def test_without_a_secret_key_debug_off_refuses_to_start_in_one_line(env):
-    result = _manage("check", **env)
+def test_server_refuses_to_start_on_the_dev_key_in_one_line(server, env):
+    result = _python(SERVERS[server], **env)
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "DJANGO_SECRET_KEY" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_wsgi_starts_with_a_secret_key():
+    result = _python(["-c", "import webapp.wsgi; print('served')"], DJANGO_SECRET_KEY="k" * 60)
+    assert result.returncode == 0, result.stderr
+    assert "served" in result.stdout
+
+
+def test_command_line_tools_run_with_no_variables():
+    """The manage.py contract (docs/CONVENTIONS.md) needs no variables; DEBUG stays off."""
+    result = _manage("shell", "-c", SHOW_DEBUG)
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG False" in result.stdout and result.stderr.strip() == ""
+
+
+def test_check_deploy_names_the_missing_secret_key():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", DJANGO_DEBUG="0")
+    assert result.returncode != 0
+    assert "orthofuse.E001" in result.stderr and "DJANGO_SECRET_KEY" in result.stderr
 
 
 def test_debug_is_off_unless_set():
