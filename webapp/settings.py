@@ -183,6 +183,7 @@ ORTHOFUSE_SHARED_DATA = env_str("ORTHOFUSE_SHARED_DATA", str(BASE_DIR.parent / "
 
 # Celery: the Job row is the source of truth; messages carry only job ids.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+ORTHOFUSE_BROKER_VISIBILITY_TIMEOUT_S = env_int("ORTHOFUSE_BROKER_VISIBILITY_TIMEOUT_S", 12 * 3600)
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _BROKER_DIR = VAR_DIR / "broker"
     for _sub in ("out", "processed", "control"):
@@ -195,7 +196,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
+    # Longer than the longest job's hard time limit (training: 11 h + 60 s), so a broker that
+    # redelivers unacknowledged messages (Redis) never redelivers a job that is still running;
+    # a worker that dies is covered sooner by recover_stale_jobs (heartbeats).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": ORTHOFUSE_BROKER_VISIBILITY_TIMEOUT_S}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Job liveness (seconds): heartbeat period, silence after which a running job is
 # re-queued or failed, and the least time between two progress writes.

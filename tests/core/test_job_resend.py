@@ -106,3 +106,12 @@ def test_default_wait_comes_from_settings_and_recover_jobs_resends(
     assert f"job {lost.pk}: re-sent: no worker took it in 4 min" in out.getvalue()
     assert "1 lost job message re-sent" in out.getvalue()
     assert Job.objects.get(pk=early.pk).task_id == "old-task"
+
+
+def test_broker_visibility_timeout_exceeds_every_job_time_limit(settings):
+    """A redelivering broker (Redis) must not hand a still-running job to a second worker."""
+    from webapp.jobs.registry import all_specs
+
+    longest = max(spec.time_limit for spec in all_specs().values())
+    assert longest >= 11 * 3600  # training is registered (the test would be vacuous otherwise)
+    assert settings.ORTHOFUSE_BROKER_VISIBILITY_TIMEOUT_S > longest
