@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from webapp.dicomio.dataset import DEFAULT_MAX_VOXELS, NIFTI_SUFFIXES
+from webapp.dicomio.dataset import DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_VOXELS, NIFTI_SUFFIXES
 from webapp.dicomio.errors import InputRefused, MultipleSeriesFound
 from webapp.dicomio.nifti import is_nifti, load_nifti
 from webapp.dicomio.pixels import check_pixel_header, decode_frames
@@ -44,6 +44,9 @@ from webapp.dicomio.volume import CTVolume
 # --------------------------------------------------------------------------- entry point
 
 
+DICOM_PEAK_BYTES_PER_VOXEL = 10
+
+
 def load_ct(
     path: Path | str | Iterable[Path | str],
     *,
@@ -52,6 +55,7 @@ def load_ct(
     max_voxels: int = DEFAULT_MAX_VOXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_files: int = DEFAULT_MAX_FILES,
+    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
 ) -> CTVolume:
     """Load a CT volume from a NIfTI file, a DICOM folder, a .zip or a list of DICOM files.
 
@@ -66,12 +70,14 @@ def load_ct(
         elif any(str(p).lower().endswith(NIFTI_SUFFIXES) for p in path):
             raise InputRefused("a NIfTI volume must be imported on its own, not with other files")
     if isinstance(path, str | Path) and is_nifti(Path(path)):
-        return load_nifti(path, max_voxels=max_voxels)
+        return load_nifti(path, max_voxels=max_voxels, max_memory_bytes=max_memory_bytes)
+    # decoded frames (int16/uint16) plus float32 HU and a float32 resampled copy at the peak
+    fitting = max_memory_bytes // DICOM_PEAK_BYTES_PER_VOXEL
     return load_dicom_series(
         path,
         series_uid=series_uid,
         deidentify=deidentify,
-        max_voxels=max_voxels,
+        max_voxels=min(max_voxels, fitting),
         max_bytes=max_bytes,
         max_files=max_files,
     )

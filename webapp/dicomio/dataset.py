@@ -18,6 +18,8 @@ from webapp.dicomio.sources import (
 )
 
 DEFAULT_MAX_VOXELS = 1024 * 1024 * 1024
+# Memory one CT import may take at its peak (stored voxels plus float32 working copies).
+DEFAULT_MAX_MEMORY_BYTES = 6 * 1024**3
 MAX_COMPRESSION_RATIO = 5000.0
 OUTSIDE_HU = -1024.0  # fill value where a resampled slice has no data (air)
 CT_SOP_CLASSES = {

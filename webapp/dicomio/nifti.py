@@ -3,27 +3,77 @@ load (no Django imports)."""
 
 from __future__ import annotations
 
+import gzip
 import math
+import struct
 from pathlib import Path
 
 import numpy as np
 
-from webapp.dicomio.dataset import DEFAULT_MAX_VOXELS, NIFTI_SUFFIXES
+from webapp.dicomio.dataset import DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_VOXELS, NIFTI_SUFFIXES
 from webapp.dicomio.errors import InputRefused
 from webapp.dicomio.volume import CTVolume
 
-# --------------------------------------------------------------------------- NIfTI
+# A real CT compresses a few times (an air-padded one some tens); a volume of one repeated
+# value compresses a thousand times: that is a bomb, not a CT.
+MAX_INFLATE_RATIO = 200.0
+# Import peak per voxel beyond the stored bytes: float32 HU plus its (k, j, i) copy.
+WORKING_BYTES_PER_VOXEL = 8
 
 
 def is_nifti(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(NIFTI_SUFFIXES)
 
 
-def load_nifti(path: Path | str, *, max_voxels: int = DEFAULT_MAX_VOXELS) -> CTVolume:
+def check_payload(path: Path, img, voxels: int, *, max_memory_bytes: int) -> None:
+    """Refuse, before any voxel is read, a NIfTI whose declared voxels would not fit the
+    memory budget, are not in the file (truncated), or inflate from too little gzip data
+    (a decompression bomb). Reads only the gzip trailer."""
+    itemsize = int(img.header.get_data_dtype().itemsize)
+    offset = getattr(img.dataobj, "offset", None)  # the loaded header's vox_offset reads 0
+    need = int(offset if offset is not None else 352) + voxels * itemsize
+    peak = voxels * (itemsize + WORKING_BYTES_PER_VOXEL)
+    if peak > max_memory_bytes:
+        raise InputRefused(
+            f"{path.name}: its {voxels} voxels need about {peak / 2**30:.1f} GiB of memory to "
+            f"import, more than the limit of {max_memory_bytes / 2**30:.1f} GiB"
+        )
+    size = path.stat().st_size
+    if not path.name.lower().endswith(".gz"):
+        if size < need:
+            raise InputRefused(
+                f"{path.name}: the file holds {size} bytes but its header declares {need}"
+            )
+        return
+    with open(path, "rb") as handle:
+        handle.seek(max(size - 4, 0))
+        trailer = handle.read(4)
+    if len(trailer) != 4:
+        raise InputRefused(f"{path.name}: the gzip data is truncated")
+    (inflated_mod,) = struct.unpack("<I", trailer)
+    if inflated_mod != need % 2**32:
+        raise InputRefused(
+            f"{path.name}: the compressed data does not hold the {need} bytes its header "
+            "declares (truncated or forged header)"
+        )
+    if need / max(size, 1) > MAX_INFLATE_RATIO:
+        raise InputRefused(
+            f"{path.name}: {size} compressed bytes would inflate to {need} "
+            f"({need / max(size, 1):.0f} times): refused as a decompression bomb"
+        )
+
+
+def load_nifti(
+    path: Path | str,
+    *,
+    max_voxels: int = DEFAULT_MAX_VOXELS,
+    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
+) -> CTVolume:
     """Load a NIfTI CT (values taken as HU after the header's scl_slope/scl_inter).
 
     NIfTI world coordinates are RAS; the affine is converted to LPS by negating its first two
-    rows, and the (i, j, k) array is transposed to (k, j, i).
+    rows, and the (i, j, k) array is transposed to (k, j, i). The declared size is checked
+    against the voxel and memory limits and the file's payload before any voxel is read.
     """
     import nibabel as nib
 
@@ -44,6 +94,10 @@ def load_nifti(path: Path | str, *, max_voxels: int = DEFAULT_MAX_VOXELS) -> CTV
         raise InputRefused(f"{path.name}: {voxels} voxels, more than the limit of {max_voxels}")
     if min(shape) < 2:
         raise InputRefused(f"{path.name}: only 1 slice along one axis (shape {shape})")
+    try:
+        check_payload(path, img, voxels, max_memory_bytes=max_memory_bytes)
+    except (OSError, gzip.BadGzipFile) as exc:
+        raise InputRefused(f"{path.name}: the file cannot be read ({type(exc).__name__})") from None
     try:
         proxy = img.dataobj
         if nib.is_proxy(proxy):

@@ -37,6 +37,9 @@ from webapp.dicomio.errors import InputRefused, reraise_if_fatal
 from webapp.dicomio.pixels import check_pixel_header
 
 XRAY_MODALITIES = ("XA", "RF", "DX", "CR")
+# No X-ray detector has more pixels than this (a 43 cm panel at 50 um is 8600 x 8600): an
+# image that declares more is refused before it is decoded.
+MAX_XRAY_PIXELS = 9000 * 9000
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -143,6 +146,12 @@ def _read_dicom(path: Path, *, max_voxels: int, data: bytes | None = None) -> Xr
             f"{path.name}: photometric interpretation {photometric or 'missing'} is not a "
             "greyscale X-ray (MONOCHROME1 or MONOCHROME2 expected)"
         )
+    rows, cols = _int(ds, "Rows", 0), _int(ds, "Columns", 0)
+    if rows * cols > MAX_XRAY_PIXELS:
+        raise InputRefused(
+            f"{path.name}: the image declares {cols} x {rows} pixels per frame, more than any "
+            f"X-ray detector ({MAX_XRAY_PIXELS})"
+        )
     check_pixel_header(ds, path.name, max_voxels=max_voxels)
     n_frames = _int(ds, "NumberOfFrames", 1) or 1
     notes = []
@@ -202,10 +211,11 @@ def _read_png(path: Path, *, max_voxels: int, data: bytes | None = None) -> Xray
         data = path.read_bytes()
     head = data[:64]
     width, height, depth, colour = _png_size(head)
-    if width == 0 or height == 0 or width * height > max_voxels:
+    limit = min(max_voxels, MAX_XRAY_PIXELS)
+    if width == 0 or height == 0 or width * height > limit:
         raise InputRefused(
             f"{path.name}: the PNG declares {width} x {height} pixels, outside the limit of "
-            f"{max_voxels}"
+            f"{limit}"
         )
     if depth not in (8, 16):
         raise InputRefused(f"{path.name}: {depth}-bit PNG; 8- or 16-bit greyscale expected")
