@@ -422,11 +422,43 @@ function csrf() {
   return m ? decodeURIComponent(m[1]) : '';
 }
 
+// Two surgeons editing one plan: every save names the version it started from; the server
+// answers 409 when another version was saved since, and the surgeon merges or saves over it.
+state.basedOn = ctx.version ? ctx.version.number : 0;
+
+function mergeTrajectories(theirs, ours) {
+  const byName = new Map(theirs.map((t) => [t.name, t]));
+  ours.forEach((t) => byName.set(t.name, t));
+  return Array.from(byName.values());
+}
+
+function showConflict(data) {
+  const msg = document.getElementById('save-message');
+  msg.textContent = data.detail;
+  msg.className = 'error';
+  const theirs = cloneTrajectories(data.latest?.snapshot?.trajectories);
+  const merge = document.createElement('button');
+  merge.type = 'button'; merge.className = 'small'; merge.id = 'merge-plan';
+  merge.textContent = `Merge with version ${data.latest.number}`;
+  merge.addEventListener('click', () => {
+    state.trajectories = mergeTrajectories(theirs, state.trajectories);
+    state.basedOn = data.latest.number; state.dirty = true;
+    msg.textContent = `Merged: trajectories of version ${data.latest.number} plus yours (yours win on the same name). Check, then save.`;
+    msg.className = 'muted';
+    redraw();
+  });
+  const overwrite = document.createElement('button');
+  overwrite.type = 'button'; overwrite.className = 'small secondary outline'; overwrite.id = 'overwrite-plan';
+  overwrite.textContent = 'Save mine over it';
+  overwrite.addEventListener('click', () => { state.basedOn = data.latest.number; save(); });
+  msg.append(' ', merge, ' ', overwrite);
+}
+
 async function save() {
   const msg = document.getElementById('save-message');
   msg.textContent = 'Saving…';
   msg.className = 'muted';
-  const body = { trajectories: cloneTrajectories(state.trajectories), note: document.getElementById('version-note').value };
+  const body = { trajectories: cloneTrajectories(state.trajectories), note: document.getElementById('version-note').value, based_on: state.basedOn };
   const res = await fetch(ctx.api.versions, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', 'X-CSRFToken': csrf() },
@@ -434,8 +466,10 @@ async function save() {
     credentials: 'same-origin',
   });
   const data = await res.json().catch(() => ({ detail: `HTTP ${res.status}` }));
+  if (res.status === 409 && data.latest) { showConflict(data); return; }
   if (!res.ok) { msg.textContent = data.detail || `HTTP ${res.status}`; msg.className = 'error'; return; }
   state.dirty = false;
+  state.basedOn = data.number;
   msg.textContent = `Saved version ${data.number}: ${data.summary}`;
   msg.className = 'ok';
   document.getElementById('version-note').value = '';
@@ -463,15 +497,19 @@ async function recordOutcome() {
     credentials: 'same-origin',
   });
   const data = await res.json().catch(() => ({ detail: `HTTP ${res.status}` }));
+  if (res.status === 409 && data.latest) { showConflict(data); return; }
   if (!res.ok) { msg.textContent = data.detail || `HTTP ${res.status}`; msg.className = 'error'; return; }
   state.dirty = false;
+  state.basedOn = data.number;
   msg.textContent = `${data.trajectory}: entry ${fmt(data.entry_deviation_mm)} mm, tip ${fmt(data.tip_deviation_mm)} mm, angle ${fmt(data.angular_deviation_deg)}°`;
   msg.className = 'ok';
 }
 
 async function pollTool() {
   try {
-    const res = await fetch(ctx.api.tool_pose, { credentials: 'same-origin', cache: 'no-store' });
+    // Without a tracked tool this poll is background: it does not keep an idle session alive.
+    const headers = state.tool ? {} : { 'X-OrthoFuse-Background': '1' };
+    const res = await fetch(ctx.api.tool_pose, { credentials: 'same-origin', cache: 'no-store', headers });
     if (res.ok) {
       const data = await res.json();
       const changed = JSON.stringify(data.tool) !== JSON.stringify(state.tool);
