@@ -83,6 +83,16 @@ def test_thirty_failures_write_only_the_counted_audit_rows(client, surgeon_a):
 
 
 @pytest.mark.django_db
+def test_failed_passwords_are_not_stored(client, surgeon_a):
+    from axes.models import AccessAttempt
+
+    _sign_in(client, "surgeon_a", "pw-surgeon_a-124")  # a near miss, worth stealing
+    [attempt] = AccessAttempt.objects.all()
+    assert "pw-surgeon_a-124" not in attempt.post_data + attempt.get_data
+    assert not AuditEvent.objects.filter(detail__contains="pw-surgeon").exists()
+
+
+@pytest.mark.django_db
 def test_api_refuses_http_basic(client, surgeon_a):
     token = base64.b64encode(b"surgeon_a:pw-surgeon_a-123").decode()
     response = client.get("/api/patients/", HTTP_AUTHORIZATION=f"Basic {token}")
