@@ -159,7 +159,21 @@ class PlanVersionsAPI(APIView):
         data = request.data if isinstance(request.data, dict) else {}
         try:
             version = services.save_version(
-                plan, request.user, data.get("trajectories"), data.get("note", "")
+                plan,
+                request.user,
+                data.get("trajectories"),
+                data.get("note", ""),
+                based_on=data.get("based_on"),
+            )
+        except services.PlanConflict as exc:
+            return Response(
+                {
+                    "detail": exc.message,
+                    "based_on": exc.based_on,
+                    "changes": exc.changes,
+                    "latest": services.version_json(exc.latest),
+                },
+                status=status.HTTP_409_CONFLICT,
             )
         except Refused as exc:
             return _bad(exc)

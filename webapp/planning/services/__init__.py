@@ -20,6 +20,7 @@ from webapp.planning.services.tool_poses import (
     tool_state,
 )
 from webapp.planning.services.versions import (
+    PlanConflict,
     clean_trajectories,
     create_plan,
     reprojected,
@@ -29,6 +30,7 @@ from webapp.planning.services.versions import (
 )
 
 __all__ = [
+    "PlanConflict",
     "TOOL_HISTORY",
     "PlanGeometry",
     "clean_trajectories",

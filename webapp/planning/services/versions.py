@@ -123,6 +123,23 @@ def clean_trajectories(items: Any, geometry: PlanGeometry) -> list[dict]:
     return out
 
 
+class PlanConflict(PlanningRefused):
+    """Another version was saved after the one an editor started from. ``latest`` is that
+    version; ``changes`` says what it changed against ``based_on``."""
+
+    def __init__(self, plan: Plan, based_on: int, latest: PlanVersion) -> None:
+        base = plan.versions.filter(number=based_on).first()
+        before = base.snapshot.get("trajectories", []) if base else []
+        self.latest = latest
+        self.based_on = based_on
+        self.changes = _summary(before, latest.snapshot.get("trajectories", []))
+        author = getattr(latest.author, "username", "") or "someone"
+        super().__init__(
+            f"{author} saved version {latest.number} since you opened version {based_on} "
+            f"({self.changes}): merge their trajectories or save over them"
+        )
+
+
 def _summary(previous: list[dict], current: list[dict]) -> str:
     before = {t["name"]: t for t in previous}
     after = {t["name"]: t for t in current}
@@ -158,12 +175,22 @@ def snapshot_for(plan: Plan, geometry: PlanGeometry, trajectories: list[dict]) -
 
 
 @transaction.atomic
-def save_version(plan: Plan, user, trajectories: Any, note: str = "") -> PlanVersion:
-    """Validate, compute and store a new version of ``plan`` (numbers count up from 1)."""
+def save_version(
+    plan: Plan, user, trajectories: Any, note: str = "", *, based_on: Any = None
+) -> PlanVersion:
+    """Validate, compute and store a new version of ``plan`` (numbers count up from 1).
+
+    ``based_on`` is the version number the editor started from (``0`` or None for a plan
+    without versions yet); when another version was saved since, :class:`PlanConflict`
+    says what it changed and nothing is stored."""
     geometry = plan_geometry(plan.xray1, plan.xray2)
     cleaned = clean_trajectories(trajectories, geometry)
     Plan.objects.select_for_update().filter(pk=plan.pk).first()
     latest = plan.versions.order_by("-number").first()
+    if based_on is not None:
+        base = int(bounded_number(based_on, "based_on", 0, 10**9))
+        if (latest.number if latest else 0) != base:
+            raise PlanConflict(plan, base, latest)
     previous = latest.snapshot.get("trajectories", []) if latest else []
     summary = "created" if latest is None else _summary(previous, cleaned)
     note = str(note or "").strip()[:200]
