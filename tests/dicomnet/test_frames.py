@@ -10,7 +10,7 @@ from pydicom.uid import RLELossless
 
 from tests.dicomio.synth import xray_dataset
 from webapp.dicomnet.frames import single_frames
-from webapp.dicomnet.status import Refused
+from webapp.dicomnet.status import StoreRefused
 
 
 def _cine(frames: int = 4, seed: int = 0):
@@ -69,5 +69,5 @@ def test_a_single_frame_instance_is_returned_as_it_is():
 def test_pixel_data_shorter_than_its_frames_is_refused():
     ds, _ = _cine()
     ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
-    with pytest.raises(Refused, match="fewer than 4 frames"):
+    with pytest.raises(StoreRefused, match="fewer than 4 frames"):
         single_frames(ds, "last")

@@ -1,4 +1,4 @@
-"""Refused instances: a failure status with the reason in Error Comment, nothing stored,
+"""StoreRefused instances: a failure status with the reason in Error Comment, nothing stored,
 audited; the listener keeps receiving, also after a peer drops the association."""
 
 from __future__ import annotations

@@ -31,4 +31,4 @@ def test_a_series_left_mid_import_is_imported_again(make_node, tmp_path):
     assert staged is not None and staged.folder.parent.name == ".importing"
     make_node(quiet_s=1.0)
     assert wait_for(lambda: CTStudy.objects.first()).shape == [4, 32, 32]
-    assert not os.listdir(staged.folder.parent)
+    wait_for(lambda: not os.listdir(staged.folder.parent))  # removed after the import

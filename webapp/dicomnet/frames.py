@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, get_frame
 from pydicom.uid import UID
 
-from webapp.dicomnet.status import PIXELS_REFUSED, Refused
+from webapp.dicomnet.status import PIXELS_REFUSED, StoreRefused
 
 GEOMETRY_KEYWORDS = (
     "PositionerPrimaryAngle",
@@ -43,7 +43,7 @@ def _frame_count(ds: Dataset) -> int:
     try:
         return max(1, int(ds.get("NumberOfFrames") or 1))
     except (TypeError, ValueError):
-        raise Refused(PIXELS_REFUSED, "NumberOfFrames is not a number") from None
+        raise StoreRefused(PIXELS_REFUSED, "NumberOfFrames is not a number") from None
 
 
 def _find(groups: Dataset | None, keyword: str):
@@ -65,16 +65,16 @@ def _frame_pixels(ds: Dataset, index: int, n_frames: int) -> bytes:
         try:
             return encapsulate([get_frame(ds.PixelData, index, number_of_frames=n_frames)])
         except Exception as exc:  # noqa: BLE001 - damaged fragments are a refusal
-            raise Refused(PIXELS_REFUSED, f"frame {index + 1} cannot be read ({exc})") from None
+            raise StoreRefused(PIXELS_REFUSED, f"frame {index + 1} cannot be read ({exc})") from None
     rows, cols = int(ds.Rows), int(ds.Columns)
     samples = int(ds.get("SamplesPerPixel") or 1)
     bits = int(ds.BitsAllocated)
     if bits % 8:
-        raise Refused(PIXELS_REFUSED, f"BitsAllocated {bits} is not a whole number of bytes")
+        raise StoreRefused(PIXELS_REFUSED, f"BitsAllocated {bits} is not a whole number of bytes")
     size = rows * cols * samples * bits // 8
     data = ds.PixelData
     if len(data) < size * n_frames:
-        raise Refused(PIXELS_REFUSED, f"pixel data holds fewer than {n_frames} frames")
+        raise StoreRefused(PIXELS_REFUSED, f"pixel data holds fewer than {n_frames} frames")
     frame = data[index * size : (index + 1) * size]
     return frame + (b"\0" if len(frame) % 2 else b"")
 

@@ -16,7 +16,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from webapp.dicomio.errors import reraise_if_fatal
-from webapp.dicomnet.status import DOES_NOT_MATCH, IDENTIFIERS, MALFORMED, UNSUPPORTED, Refused
+from webapp.dicomnet.status import DOES_NOT_MATCH, IDENTIFIERS, MALFORMED, UNSUPPORTED, StoreRefused
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,9 @@ def checked_uid(ds: Dataset, keyword: str) -> str:
     """A UID from the header, refused when missing or not a valid UID (digits and dots)."""
     uid = text(ds, keyword)
     if not uid:
-        raise Refused(IDENTIFIERS, f"{keyword} is missing")
+        raise StoreRefused(IDENTIFIERS, f"{keyword} is missing")
     if len(uid) > 64 or not _UID.match(uid):
-        raise Refused(IDENTIFIERS, f"{keyword} {uid[:40]!r} is not a valid UID")
+        raise StoreRefused(IDENTIFIERS, f"{keyword} {uid[:40]!r} is not a valid UID")
     return uid
 
 
@@ -71,12 +71,12 @@ def parse_instance(raw: bytes, sop_class_uid: str = "", sop_instance_uid: str = 
                 pass
         except BaseException as exc:  # noqa: BLE001 - any parser failure is a refusal
             reraise_if_fatal(exc)
-            raise Refused(MALFORMED, f"malformed data set ({type(exc).__name__})") from None
+            raise StoreRefused(MALFORMED, f"malformed data set ({type(exc).__name__})") from None
     found_class, found_instance = text(ds, "SOPClassUID"), text(ds, "SOPInstanceUID")
     if not found_class or not found_instance:
-        raise Refused(MALFORMED, "malformed data set: no SOP Class UID or SOP Instance UID")
+        raise StoreRefused(MALFORMED, "malformed data set: no SOP Class UID or SOP Instance UID")
     if sop_class_uid and found_class != sop_class_uid:
-        raise Refused(DOES_NOT_MATCH, "SOP Class UID differs from the C-STORE request's")
+        raise StoreRefused(DOES_NOT_MATCH, "SOP Class UID differs from the C-STORE request's")
     if sop_instance_uid and found_instance != sop_instance_uid:
         # seen in real files (file meta left stale by anonymisers): the data set's UID wins
         logger.info("C-STORE for %s carries SOP Instance UID %s", sop_instance_uid, found_instance)
@@ -89,17 +89,17 @@ def kind_of(ds: Dataset, sop_class_uid: str = "") -> str:
     modality = text(ds, "Modality").upper()
     if sop_class in XRAY_SOP_CLASSES:
         if modality not in XRAY_MODALITIES:
-            raise Refused(
+            raise StoreRefused(
                 DOES_NOT_MATCH,
                 f"{XRAY_SOP_CLASSES[sop_class]} with modality {modality or 'missing'}",
             )
         return "xray"
     if sop_class in CT_SOP_CLASSES:
         if modality not in ("CT", ""):
-            raise Refused(DOES_NOT_MATCH, f"{CT_SOP_CLASSES[sop_class]} with modality {modality}")
+            raise StoreRefused(DOES_NOT_MATCH, f"{CT_SOP_CLASSES[sop_class]} with modality {modality}")
         return "ct"
     what = pydicom.uid.UID(sop_class).name if sop_class else "no SOP class"
-    raise Refused(
+    raise StoreRefused(
         UNSUPPORTED,
         f"unsupported object: {what} ({modality or 'no modality'}); XA, RF, DX, CR or CT only",
     )
@@ -109,7 +109,7 @@ def patient_id(ds: Dataset) -> str:
     """The MRN (PatientID), refused when missing or longer than the records allow."""
     mrn = text(ds, "PatientID")
     if not mrn:
-        raise Refused(IDENTIFIERS, "PatientID is missing: the instance cannot be filed")
+        raise StoreRefused(IDENTIFIERS, "PatientID is missing: the instance cannot be filed")
     if len(mrn) > MAX_MRN or not mrn.isprintable():
-        raise Refused(IDENTIFIERS, f"PatientID {mrn[:20]!r}... is not a valid MRN")
+        raise StoreRefused(IDENTIFIERS, f"PatientID {mrn[:20]!r}... is not a valid MRN")
     return mrn

@@ -1,7 +1,7 @@
 """What the listener does with one received instance, and with one complete CT series.
 
 ``Receiver.receive(raw, sop_class_uid, calling_ae)`` returns a one-line outcome or raises
-:class:`Refused` (nothing stored). ``Receiver.import_series(staged)`` turns a complete CT
+:class:`StoreRefused` (nothing stored). ``Receiver.import_series(staged)`` turns a complete CT
 series into one CT study through the upload import (``import_ct_study``), or audits why not.
 Both are independent of the network code, so tests and the server share them.
 """
@@ -22,7 +22,7 @@ from webapp.dicomnet.db import serialized
 from webapp.dicomnet.filing import patient_for
 from webapp.dicomnet.instance import kind_of, parse_instance, patient_id, text
 from webapp.dicomnet.staging import SeriesStager, StagedSeries
-from webapp.dicomnet.status import PIXELS_REFUSED, Refused
+from webapp.dicomnet.status import PIXELS_REFUSED, StoreRefused
 from webapp.dicomnet.xray_store import store_xray
 from webapp.records.ct_import import ImportRefused, import_ct_study
 from webapp.records.models import CTStudy, Patient
@@ -59,11 +59,11 @@ class Receiver:
         C-STORE request's (Affected SOP Class / Instance UID)."""
         limit = int(settings.ORTHOFUSE_MAX_UPLOAD_BYTES)
         if len(raw) > limit:
-            raise Refused(PIXELS_REFUSED, f"instance of {len(raw)} bytes exceeds {limit}")
+            raise StoreRefused(PIXELS_REFUSED, f"instance of {len(raw)} bytes exceeds {limit}")
         ds = parse_instance(raw, sop_class_uid, sop_instance_uid)
         try:
             return self._file(ds, raw, sop_class_uid, calling_ae)
-        except Refused as refused:
+        except StoreRefused as refused:
             refused.mrn = text(ds, "PatientID")[:64]  # for the audit trail
             raise
 
@@ -84,7 +84,7 @@ class Receiver:
             check_pixel_header(ds, "the slice", max_voxels=int(settings.ORTHOFUSE_MAX_VOXELS))
             decode_frames(ds, "the slice")
         except InputRefused as exc:
-            raise Refused(PIXELS_REFUSED, exc.message) from None
+            raise StoreRefused(PIXELS_REFUSED, exc.message) from None
         count = self.stager.stage(ds, raw, calling_ae)
         return f"CT instance staged ({count} in its series so far)"
 
@@ -108,7 +108,7 @@ class Receiver:
             created = None
             logger.info("%s became CT study %s", where, study.pk)
             return study
-        except (ImportRefused, Refused) as exc:
+        except (ImportRefused, StoreRefused) as exc:
             reason = f"refused: {exc.message}"
             logger.warning("%s %s", where, reason)
         except Exception as exc:  # noqa: BLE001 - one bad series must not stop the node

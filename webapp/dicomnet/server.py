@@ -17,7 +17,7 @@ from pynetdicom.sop_class import Verification
 
 from webapp.dicomnet.config import NodeConfig
 from webapp.dicomnet.receiver import Receiver, audit_refusal
-from webapp.dicomnet.status import INTERNAL, Refused, failure
+from webapp.dicomnet.status import INTERNAL, StoreRefused, failure
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class DicomNode:
             )
             logger.info("C-STORE from %s (%s): %s", calling_ae, address, outcome)
             return 0x0000
-        except Refused as refused:
+        except StoreRefused as refused:
             logger.warning("C-STORE from %s refused: %s", calling_ae, refused.message)
             audit_refusal(
                 f"C-STORE from {calling_ae} at {address} refused: {refused.message}", refused.mrn
@@ -143,7 +143,7 @@ class DicomNode:
             return failure(refused)
         except Exception as exc:  # noqa: BLE001 - answer, never drop the association
             logger.exception("C-STORE from %s failed", calling_ae)
-            refused = Refused(INTERNAL, f"internal error ({type(exc).__name__}); nothing stored")
+            refused = StoreRefused(INTERNAL, f"internal error ({type(exc).__name__}); nothing stored")
             audit_refusal(f"C-STORE from {calling_ae} at {address}: {refused.message}")
             return failure(refused)
         finally:

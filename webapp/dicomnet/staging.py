@@ -27,7 +27,7 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from webapp.dicomnet.instance import checked_uid, patient_id
-from webapp.dicomnet.status import IDENTIFIERS, PIXELS_REFUSED, Refused
+from webapp.dicomnet.status import IDENTIFIERS, PIXELS_REFUSED, StoreRefused
 
 MANIFEST = "series.json"
 IMPORTING = ".importing"
@@ -75,7 +75,7 @@ class SeriesStager:
         mrn = patient_id(ds)
         with self._lock:
             if time.time() - self._too_big.get(series_uid, -REFUSED_MEMORY_S) < REFUSED_MEMORY_S:
-                raise Refused(PIXELS_REFUSED, f"series {series_uid[-12:]} was refused as too big")
+                raise StoreRefused(PIXELS_REFUSED, f"series {series_uid[-12:]} was refused as too big")
             folder = self.root / series_uid
             folder.mkdir(parents=True, exist_ok=True)
             manifest_path = folder / MANIFEST
@@ -84,7 +84,7 @@ class SeriesStager:
                 manifest = {"series_uid": series_uid, "mrn": mrn, "calling_ae": calling_ae,
                             "expected": _expected(ds), "expected_agrees": True}
             elif manifest["mrn"] != mrn:
-                raise Refused(
+                raise StoreRefused(
                     IDENTIFIERS,
                     f"series {series_uid[-12:]} belongs to another PatientID than {mrn}",
                 )
@@ -97,7 +97,7 @@ class SeriesStager:
                 manifest["too_big"] = True
                 self._too_big[series_uid] = time.time()
                 self._write_atomic(manifest_path, json.dumps(manifest).encode())
-                raise Refused(
+                raise StoreRefused(
                     PIXELS_REFUSED,
                     f"series {series_uid[-12:]} would exceed {self.max_series_bytes} bytes",
                 )

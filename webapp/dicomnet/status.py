@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset
 
+from refusal import Refused
+
 DOES_NOT_MATCH = 0xA900
 MALFORMED = 0xC000
 UNSUPPORTED = 0xC001
@@ -27,13 +29,13 @@ INTERNAL = 0xC0FF
 ERROR_COMMENT_MAX = 64  # LO value representation
 
 
-class Refused(Exception):
-    """An instance the node will not store; ``message`` is one line naming the problem."""
+class StoreRefused(Refused):
+    """An instance the node will not store; ``message`` is one line naming the problem and
+    ``status`` the C-STORE failure status that answers it."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = int(status)
-        self.message = " ".join(str(message).split()) or "refused"
         self.mrn = ""  # the instance's PatientID, when it could be read
 
 
@@ -46,7 +48,7 @@ def error_comment(message: str) -> str:
     return text[: ERROR_COMMENT_MAX - 3].rstrip() + "..."
 
 
-def failure(refused: Refused) -> Dataset:
+def failure(refused: StoreRefused) -> Dataset:
     """The C-STORE response status data set for ``refused``."""
     ds = Dataset()
     ds.Status = refused.status

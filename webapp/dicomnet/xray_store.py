@@ -1,6 +1,6 @@
 """Storing a received X-ray at once: patient, C-arm, then the X-ray import of uploads.
 
-One transaction per instance: a refusal (any :class:`Refused`) leaves no patient, device,
+One transaction per instance: a refusal (any :class:`StoreRefused`) leaves no patient, device,
 image row or file behind. A multi-frame instance becomes one image (last frame) or one per
 frame, by setting (``ORTHOFUSE_DICOM_MULTIFRAME``).
 """
@@ -20,7 +20,7 @@ from webapp.dicomnet.db import serialized
 from webapp.dicomnet.filing import carm_for, patient_for
 from webapp.dicomnet.frames import single_frames
 from webapp.dicomnet.instance import text
-from webapp.dicomnet.status import IMPORT_REFUSED, PIXELS_REFUSED, Refused
+from webapp.dicomnet.status import IMPORT_REFUSED, PIXELS_REFUSED, StoreRefused
 from webapp.records.ct_import import ImportRefused
 from webapp.records.models import XrayImage
 from webapp.records.xray_import import import_xray
@@ -43,7 +43,7 @@ def store_xray(
     try:
         check_pixel_header(ds, "the image", max_voxels=int(settings.ORTHOFUSE_MAX_VOXELS))
     except InputRefused as exc:
-        raise Refused(PIXELS_REFUSED, exc.message) from None
+        raise StoreRefused(PIXELS_REFUSED, exc.message) from None
     frames = single_frames(ds, multiframe)
     work_dir.mkdir(parents=True, exist_ok=True)
     return serialized(_attempt, ds, raw, frames, care_team, work_dir, calling_ae)
@@ -85,5 +85,5 @@ def _import_frames(ds, raw, frames, images, care_team, work_dir, calling_ae) -> 
                         import_xray(path, patient, carm=carm, description=description.strip(": "))
                     )
                 except ImportRefused as exc:
-                    raise Refused(IMPORT_REFUSED, exc.message) from None
+                    raise StoreRefused(IMPORT_REFUSED, exc.message) from None
     return images
