@@ -9,12 +9,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
 
 from webapp.core.audit import record
 from webapp.core.models import AuditEvent
 from webapp.core.roles import SURGEON, has_role
 from webapp.records.access import scope, visible_patients
-from webapp.records.models import CTStudy, XrayImage
+from webapp.records.forms import MRN_TAKEN
+from webapp.records.models import CTStudy, Patient, XrayImage
 from webapp.records.serializers import CTStudySerializer, PatientSerializer, XrayImageSerializer
 
 A = AuditEvent.Action
@@ -73,9 +75,17 @@ class PatientViewSet(
         )
         return response
 
-    def perform_create(self, serializer):
-        if not has_role(self.request.user, SURGEON):
+    def create(self, request, *args, **kwargs):
+        # the role first: a user who may not create patients learns nothing about MRNs
+        if not has_role(request.user, SURGEON):
             raise PermissionDenied("Only surgeons and site admins create patients.")
+        mrn = str(request.data.get("mrn", "") if hasattr(request.data, "get") else "").strip()
+        if mrn and Patient.objects.filter(mrn=mrn).exists():
+            record(request, A.CREATE, detail="API patient create refused: MRN already registered")
+            return Response({"mrn": [MRN_TAKEN]}, status=400)
+        return super().create(request, *args, **kwargs)
+
+    def perform_create(self, serializer):
         patient = serializer.save()
         record(self.request, A.CREATE, patient=patient, obj=patient, detail="API patient created")
 

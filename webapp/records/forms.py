@@ -16,6 +16,14 @@ def teams_for(user):
     return CareTeam.objects.filter(members=user)
 
 
+# The same words whether the patient is in the user's team or another one: the answer
+# reveals no more than the MRN's uniqueness must.
+MRN_TAKEN = (
+    "A patient with this MRN already exists. Search the patient list; if you cannot see "
+    "the patient, ask an administrator to add your care team to it."
+)
+
+
 class PatientForm(forms.ModelForm):
     class Meta:
         model = Patient
@@ -40,6 +48,8 @@ class PatientForm(forms.ModelForm):
             raise forms.ValidationError("MRN is required.")
         if any(ch in mrn for ch in "/\\\x00") or not mrn.isprintable():
             raise forms.ValidationError("MRN may not contain slashes or control characters.")
+        if Patient.objects.filter(mrn=mrn).exists():
+            raise forms.ValidationError(MRN_TAKEN)
         return mrn
 
 

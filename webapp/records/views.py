@@ -34,6 +34,7 @@ from webapp.records.access import (
     visible_patients,
 )
 from webapp.records.forms import (
+    MRN_TAKEN,
     CTUploadForm,
     PatientForm,
     SeriesChoiceForm,
@@ -98,6 +99,8 @@ def patient_create(request: HttpRequest) -> HttpResponse:
         record(request, A.CREATE, patient=patient, obj=patient, detail="patient created")
         messages.success(request, f"Patient {patient.mrn} created.")
         return redirect("records:patient-detail", pk=patient.pk)
+    if request.method == "POST" and MRN_TAKEN in form.errors.get("mrn", []):
+        record(request, A.CREATE, detail="patient create refused: the MRN is already registered")
     status = 400 if request.method == "POST" else 200
     return render(request, "records/patient_form.html", {"form": form}, status=status)
 
