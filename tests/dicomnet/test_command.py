@@ -60,6 +60,19 @@ def test_bad_arguments_are_refused(args, message, node_settings):
         call_command("dicom_listener", *args)
 
 
+def test_a_port_in_use_is_refused_in_one_line(node_settings):
+    from django.core.management import CommandError, call_command
+
+    before = signal.getsignal(signal.SIGINT)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(CommandError, match=f"cannot listen on 127.0.0.1:{port}"):
+            call_command("dicom_listener", "--port", str(port))
+    assert signal.getsignal(signal.SIGINT) is before  # the command put the handler back
+
+
 def test_a_bad_argument_is_one_line_on_stderr(tmp_path, transactional_db):
     proc = subprocess.run(
         [sys.executable, "manage.py", "dicom_listener", "--port", "abc"],

@@ -15,6 +15,8 @@ from django.core.management.base import BaseCommand, CommandError
 from webapp.dicomnet.config import node_config
 from webapp.dicomnet.server import DicomNode
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 def _port(text: str) -> int:
     try:
@@ -42,22 +44,25 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         node = DicomNode(config)
         stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
         try:
-            node.start()
-        except OSError as exc:
-            raise CommandError(
-                f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
-            ) from None
-        self.stdout.write(
-            f"DICOM listener {config.ae_title} on {config.host}:{node.port} "
-            f"(quiet time {config.quiet_s:g} s); Ctrl-C stops",
-        )
-        self.stdout.flush()
-        try:
-            while not stop.wait(0.5):
-                pass
+            try:
+                node.start()
+            except OSError as exc:
+                raise CommandError(
+                    f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+                ) from None
+            self.stdout.write(
+                f"DICOM listener {config.ae_title} on {config.host}:{node.port} "
+                f"(quiet time {config.quiet_s:g} s); Ctrl-C stops",
+            )
+            self.stdout.flush()
+            try:
+                while not stop.wait(0.5):
+                    pass
+            finally:
+                node.stop()
+            self.stdout.write("DICOM listener stopped")
         finally:
-            node.stop()
-        self.stdout.write("DICOM listener stopped")
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
