@@ -1,10 +1,15 @@
+"""Admin pages of registration models, registrations and landmarks, scoped to the staff
+user's care teams (:mod:`webapp.records.admin_access`)."""
+
 from django.contrib import admin
 
 from registration.models import LandmarkPair, Registration, RegistrationModel
+from webapp.records.admin_access import PatientScopedAdmin
 
 
 @admin.register(RegistrationModel)
-class RegistrationModelAdmin(admin.ModelAdmin):
+class RegistrationModelAdmin(PatientScopedAdmin):
+    patient_path = "study__patient"
     list_display = ("id", "study", "preset", "status", "created_at")
     list_filter = ("status", "preset")
     readonly_fields = ("model_json", "training_curve", "storage_prefix", "job", "created_at")
@@ -17,7 +22,8 @@ class LandmarkInline(admin.TabularInline):
 
 
 @admin.register(Registration)
-class RegistrationAdmin(admin.ModelAdmin):
+class RegistrationAdmin(PatientScopedAdmin):
+    patient_path = "xray__patient"
     list_display = ("id", "xray", "study", "status", "review_status", "seconds", "created_at")
     list_filter = ("status", "review_status")
     readonly_fields = ("T_cam_from_world", "camera", "quality", "stages", "job", "created_at")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from webapp.records.access import scope, visible_patients
+from webapp.records.access import visible_patients
+from webapp.records.admin_access import PatientScopedAdmin
 from webapp.records.models import CareTeam, CArm, CTStudy, Patient, XrayImage
 
 
@@ -82,14 +83,10 @@ class CArmAdmin(admin.ModelAdmin):
 
 
 @admin.register(CTStudy)
-class CTStudyAdmin(admin.ModelAdmin):
-    def get_queryset(self, request):
-        return scope(super().get_queryset(request), request.user)
-
+class CTStudyAdmin(PatientScopedAdmin):
     list_display = ("__str__", "patient", "modality", "study_date", "status", "created_at")
     list_filter = ("status", "modality")
     search_fields = ("patient__mrn", "description", "series_instance_uid", "study_instance_uid")
-    raw_id_fields = ("patient",)
     readonly_fields = (
         "volume_file",
         "shape",
@@ -104,14 +101,10 @@ class CTStudyAdmin(admin.ModelAdmin):
 
 
 @admin.register(XrayImage)
-class XrayImageAdmin(admin.ModelAdmin):
-    def get_queryset(self, request):
-        return scope(super().get_queryset(request), request.user)
-
+class XrayImageAdmin(PatientScopedAdmin):
     list_display = ("__str__", "patient", "carm", "modality", "rows", "cols", "created_at")
     list_filter = ("modality", "file_format", "carm")
     search_fields = ("patient__mrn", "description", "sop_instance_uid")
-    raw_id_fields = ("patient",)
     readonly_fields = (
         "original_file",
         "dewarped_file",
