@@ -9,6 +9,7 @@ Both are independent of the network code, so tests and the server share them.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import pydicom
 from django.conf import settings
@@ -43,6 +44,14 @@ def audit_refusal(detail: str, mrn: str = "") -> None:
         logger.exception("could not audit a DICOM refusal: %s", detail)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one stored instance; ``series_uid`` is set for a staged CT slice."""
+
+    message: str
+    series_uid: str = ""
+
+
 class Receiver:
     """Files received instances for one node configuration."""
 
@@ -54,9 +63,9 @@ class Receiver:
 
     def receive(
         self, raw: bytes, sop_class_uid: str, calling_ae: str, sop_instance_uid: str = ""
-    ) -> str:
-        """Store or stage one instance; returns what happened (one line). The UIDs are the
-        C-STORE request's (Affected SOP Class / Instance UID)."""
+    ) -> Outcome:
+        """Store or stage one instance; returns what happened. The UIDs are the C-STORE
+        request's (Affected SOP Class / Instance UID)."""
         limit = int(settings.ORTHOFUSE_MAX_UPLOAD_BYTES)
         if len(raw) > limit:
             raise StoreRefused(PIXELS_REFUSED, f"instance of {len(raw)} bytes exceeds {limit}")
@@ -67,7 +76,7 @@ class Receiver:
             refused.mrn = text(ds, "PatientID")[:64]  # for the audit trail
             raise
 
-    def _file(self, ds, raw: bytes, sop_class_uid: str, calling_ae: str) -> str:
+    def _file(self, ds, raw: bytes, sop_class_uid: str, calling_ae: str) -> Outcome:
         kind = kind_of(ds, sop_class_uid)
         if kind == "xray":
             images = store_xray(
@@ -78,7 +87,7 @@ class Receiver:
                 work_dir=self.stager.work_dir,
                 calling_ae=calling_ae,
             )
-            return f"X-ray stored as image(s) {', '.join(str(i.pk) for i in images)}"
+            return Outcome(f"X-ray stored as image(s) {', '.join(str(i.pk) for i in images)}")
         patient_id(ds)
         try:
             check_pixel_header(ds, "the slice", max_voxels=int(settings.ORTHOFUSE_MAX_VOXELS))
@@ -86,7 +95,8 @@ class Receiver:
         except InputRefused as exc:
             raise StoreRefused(PIXELS_REFUSED, exc.message) from None
         count = self.stager.stage(ds, raw, calling_ae)
-        return f"CT instance staged ({count} in its series so far)"
+        return Outcome(f"CT instance staged ({count} in its series so far)",
+                       text(ds, "SeriesInstanceUID"))
 
     def import_series(self, staged: StagedSeries) -> CTStudy | None:
         """Import a complete series as one CT study; refusals are audited. Files go after."""
@@ -95,9 +105,11 @@ class Receiver:
         where = f"CT series {staged.series_uid} ({len(staged.files)} instances) from " \
                 f"{manifest.get('calling_ae', '?')}"
         created = None
-        if manifest.get("too_big"):
+        incomplete = _incomplete(manifest, len(staged.files))
+        if incomplete:
             self.stager.done(staged)
-            audit_refusal(f"{where} refused: the series exceeded the size limit", mrn)
+            logger.warning("%s refused: %s", where, incomplete)
+            audit_refusal(f"{where} refused: {incomplete}", mrn)
             return None
         try:
             header = pydicom.dcmread(staged.files[0], stop_before_pixels=True, force=True)
@@ -120,6 +132,18 @@ class Receiver:
             _drop_if_empty(created)
         audit_refusal(f"{where} {reason}", mrn)
         return None
+
+
+def _incomplete(manifest: dict, n_files: int) -> str:
+    """Why a staged series must not become a study ('' when nothing speaks against it)."""
+    if manifest.get("too_big"):
+        return "the series exceeded the size limit"
+    if manifest.get("interrupted"):
+        return "the sending association was aborted before the series was complete; resend it"
+    expected = manifest.get("expected") if manifest.get("expected_agrees") else None
+    if expected and n_files < expected:
+        return f"incomplete series: {n_files} of the {expected} instances its header announces"
+    return ""
 
 
 def _drop_if_empty(patient: Patient) -> None:

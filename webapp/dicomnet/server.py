@@ -39,6 +39,8 @@ class DicomNode:
         self._server = None
         self._stop = threading.Event()
         self._finisher: threading.Thread | None = None
+        self._sending: dict[int, set[str]] = {}  # association -> CT series it staged
+        self._sending_lock = threading.Lock()
         self.ae = self._make_ae()
 
     def _make_ae(self) -> AE:
@@ -75,6 +77,7 @@ class DicomNode:
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_REJECTED, self._on_rejected),
             (evt.EVT_ABORTED, self._on_aborted),
+            (evt.EVT_RELEASED, self._on_released),
         ]
         self._server = self.ae.start_server(
             (self.config.host, self.config.port), block=False, evt_handlers=handlers
@@ -133,7 +136,9 @@ class DicomNode:
             outcome = self.receiver.receive(
                 event.encoded_dataset(), sop_class, calling_ae, sop_instance
             )
-            logger.info("C-STORE from %s (%s): %s", calling_ae, address, outcome)
+            logger.info("C-STORE from %s (%s): %s", calling_ae, address, outcome.message)
+            if outcome.series_uid:
+                self._note_sending(event.assoc, outcome.series_uid)
             return 0x0000
         except StoreRefused as refused:
             logger.warning("C-STORE from %s refused: %s", calling_ae, refused.message)
@@ -166,7 +171,26 @@ class DicomNode:
         finally:
             connection.close()
 
+    def _note_sending(self, assoc, series_uid: str) -> None:
+        with self._sending_lock:
+            series = self._sending.setdefault(id(assoc), set())
+            if series_uid in series:
+                return
+            series.add(series_uid)
+        self.receiver.stager.opened(series_uid)
+
+    def _association_ended(self, assoc, *, aborted: bool) -> None:
+        with self._sending_lock:
+            series = self._sending.pop(id(assoc), set())
+        for uid in series:
+            self.receiver.stager.closed(uid, aborted=aborted)
+
+    def _on_released(self, event) -> None:
+        self._association_ended(event.assoc, aborted=False)
+
     def _on_aborted(self, event) -> None:
         calling_ae, address = _peer(event)
         logger.warning("association from %s (%s) aborted; nothing of an unfinished "
-                       "instance is stored", calling_ae, address)
+                       "instance is stored, a CT series it was sending is refused",
+                       calling_ae, address)
+        self._association_ended(event.assoc, aborted=True)

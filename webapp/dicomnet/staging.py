@@ -7,10 +7,12 @@ Layout under the staging root (``ORTHOFUSE_DICOM_STAGING_DIR``, in the var dir):
     .importing/<SeriesInstanceUID>-<token>/  a complete series while it is being imported
 
 A series is complete when no instance arrived for ``quiet_s`` seconds (file times, so a
-restarted listener finds the series it had left), or at once when the number of instances
-equals ImagesInAcquisition and every instance says so. Taking a series moves its folder
-away first: an instance arriving during the import starts a new folder, never joins a study
-being made.
+restarted listener finds the series it had left) and no association that sent part of it is
+still open, or at once when the number of instances equals ImagesInAcquisition and every
+instance says so. A series whose sending association was aborted is marked ``interrupted``
+(a normal release of a later association that resends it clears the mark); the importer
+refuses it. Taking a series moves its folder away first: an instance arriving during the
+import starts a new folder, never joins a study being made.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class SeriesStager:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._too_big: dict[str, float] = {}  # series refused whole: uid -> when
+        self._open: dict[str, int] = {}  # series -> associations sending it, still open
 
     @property
     def work_dir(self) -> Path:
@@ -122,9 +125,29 @@ class SeriesStager:
                     continue
                 last = max(p.stat().st_mtime for p in files)
                 expected = manifest.get("expected") if manifest.get("expected_agrees") else None
-                if now - last >= quiet_s or (expected and len(files) == expected):
+                quiet = now - last >= quiet_s and not self._open.get(folder.name)
+                if quiet or (expected and len(files) == expected):
                     out.append(folder.name)
         return out
+
+    def opened(self, series_uid: str) -> None:
+        """An association has started sending this series (it is not complete while open)."""
+        with self._lock:
+            self._open[series_uid] = self._open.get(series_uid, 0) + 1
+
+    def closed(self, series_uid: str, *, aborted: bool) -> None:
+        """An association that sent part of this series ended: released, or ``aborted``."""
+        with self._lock:
+            left = self._open.get(series_uid, 0) - 1
+            if left > 0:
+                self._open[series_uid] = left
+            else:
+                self._open.pop(series_uid, None)
+            folder = self.root / series_uid
+            manifest = self._manifest(folder)
+            if manifest is not None and manifest.get("interrupted", False) != aborted:
+                manifest["interrupted"] = aborted
+                self._write_atomic(folder / MANIFEST, json.dumps(manifest).encode())
 
     def take(self, series_uid: str) -> StagedSeries | None:
         """Move a series out of the receiving area for import (None if it is gone)."""
