@@ -171,6 +171,9 @@ STORAGES = {
     },
 }
 WHITENOISE_MIMETYPES = {".wasm": "application/wasm", ".mjs": "text/javascript"}
+# Development (make run under gunicorn) serves static files straight from the sources;
+# production serves what collectstatic gathered.
+WHITENOISE_USE_FINDERS = DEBUG
 
 # Upload limits (bytes). A CT series zip can be large; single requests are bounded.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
