@@ -45,6 +45,7 @@ class AuditEvent(models.Model):
         JOB_START = "job_start", "Started job"
         LOGIN = "login", "Logged in"
         LOGIN_FAILED = "login_failed", "Failed login"
+        DICOM_REFUSED = "dicom_refused", "DICOM refused"
 
     # set when the row is made (not auto_now_add, which would change it after hashing)
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)

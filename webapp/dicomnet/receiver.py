@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 
 from webapp.core import audit
+from webapp.core.models import AuditEvent
 from webapp.dicomio import InputRefused
 from webapp.dicomio.ct import check_pixel_header, decode_frames
 from webapp.dicomnet.config import NodeConfig
@@ -30,7 +31,7 @@ from webapp.records.models import CTStudy, Patient
 
 logger = logging.getLogger(__name__)
 
-REFUSED_ACTION = "dicom_refused"  # AuditEvent.action for refusals by the DICOM node
+REFUSED_ACTION = AuditEvent.Action.DICOM_REFUSED  # refusals by the DICOM node
 
 
 def audit_refusal(detail: str, mrn: str = "") -> None:
