@@ -59,7 +59,8 @@ def noise_profile(b: np.ndarray, mask: np.ndarray, n_bins: int = 16) -> tuple[np
     """``(local mean m, robust noise std s)`` per brightness bin of ``b`` inside ``mask``.
 
     The noise is the residual of ``b`` against its 3x3 mean (linear ramps cancel), its
-    spread the MAD in each bin of the 5x5 local mean (robust to anatomy edges). Pixels
+    spread the MAD over the flattest third of each bin of the 5x5 local mean (anatomy
+    edges leave residuals that are not noise). Pixels
     near the image's extreme values (saturated or floored: no noise) are left out; bins
     with too few pixels or no spread are dropped."""
     x = np.asarray(b, np.float32)
@@ -71,14 +72,18 @@ def noise_profile(b: np.ndarray, mask: np.ndarray, n_bins: int = 16) -> tuple[np
     if inner.sum() < MIN_BINS * MIN_PIXELS_PER_BIN:
         return np.zeros(0), np.zeros(0)
     resid = (x - cv2.blur(x, (3, 3), borderType=cv2.BORDER_REFLECT))[inner].astype(np.float64)
-    m = cv2.blur(x, (5, 5), borderType=cv2.BORDER_REFLECT)[inner].astype(np.float64)
+    smooth = cv2.blur(x, (5, 5), borderType=cv2.BORDER_REFLECT)
+    m = smooth[inner].astype(np.float64)
+    grad = np.hypot(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1))[inner]
     edges = np.unique(np.percentile(m, np.linspace(1, 99, n_bins + 1)))
     idx = np.digitize(m, edges[1:-1])
     ms, ss = [], []
     for k in range(len(edges) - 1):
-        sel = idx == k
-        if sel.sum() < MIN_PIXELS_PER_BIN:
+        sel = np.flatnonzero(idx == k)
+        if len(sel) < MIN_PIXELS_PER_BIN:
             continue
+        # the flattest third of the bin: anatomy edges leave residuals that are not noise
+        sel = sel[grad[sel] <= np.percentile(grad[sel], 33)]
         r = resid[sel]
         s = 1.4826 * float(np.median(np.abs(r - np.median(r))))
         if s > 0:
