@@ -26,11 +26,13 @@ import numpy as np
 import torch
 
 from registration.engine.camera import Camera, project
+from registration.engine.library import LibraryGrid
 from registration.engine.model_io import LoadedModel
 from registration.engine.pnp import refine_pose_weighted, solve_pnp_ransac
 from registration.engine.quality import (
     QualityError,
     QualityThresholds,
+    advice_for,
     check_bone_depth,
     check_image,
     check_local_similarity,
@@ -54,9 +56,10 @@ from registration.engine.refine import (
     scaled_K,
     view_pivot,
 )
-from registration.engine.search import SearchSpace, coarse_search
+from registration.engine.search import SearchSpace, coarse_search, refine_starts
 from registration.engine.selection import select_correspondences
 from registration.engine.similarity import downsample
+from registration.engine.starts import library_starts, start_kind
 from registration.engine.unet import normalise_image
 from registration.engine.xray_input import to_square
 
@@ -132,6 +135,15 @@ class RegistrationOptions:
     view_pivot: bool = True
     thresholds: QualityThresholds = field(default_factory=QualityThresholds)
     device: str = "cpu"
+    # the DRR library's retrieved views (registration.engine.library) as starts:
+    # "compete" (beside the network's and the initial pose), "fallback" (only when no
+    # other start is left), "off". Without a model and an initial pose it always runs
+    # (training-free mode)
+    library: str = "compete"
+    library_grid: LibraryGrid = field(default_factory=LibraryGrid)
+    # library starts: Adam from each retrieved view at the search size, all in one batch,
+    # no shift grid (the FFT correlation placed them)
+    library_search_space: SearchSpace = field(default_factory=SearchSpace)
 
 
 class _StageClock:
@@ -240,13 +252,18 @@ def register(
     T_init: np.ndarray | None = None,
     options: RegistrationOptions | None = None,
     renderer=None,
+    initial_kind: str = "init",
 ) -> RegistrationResult:
     """Register one X-ray to the CT.
 
     ``line_integral`` (H, W) attenuation-positive image and ``valid`` (H, W) collimator
-    mask at the resolution of ``camera``. ``model`` may be ``None`` when ``T_init`` is
-    given (intensity refinement alone). ``renderer`` (a ``DrrRenderer`` of ``volume``)
-    may be passed in to reuse it across images.
+    mask at the resolution of ``camera``. ``model`` may be ``None``: training-free mode,
+    started from ``T_init`` and/or the DRR library (:mod:`registration.engine.library`).
+    ``initial_kind`` names ``T_init`` in ``stages["start"]`` ("header" for C-arm header
+    angles, "init" for a given pose). ``renderer`` (a ``DrrRenderer`` of ``volume``) may be
+    passed in to reuse it (and its DRR library) across images.
+    ``stages["start"]``: ``{"seconds", "mode": "network" | "training-free", "winner":
+    "network" | "library" | "header" | "init", "candidates": [...]}``.
     Never raises for a well-formed input that fails its self-checks: the result then has
     ``status == "failed"`` and a one-line ``message``.
     """
@@ -262,10 +279,12 @@ def register(
             f"X-ray is {img.shape[1]}x{img.shape[0]} pixels but the camera is "
             f"{camera.width}x{camera.height}"
         )
-    if model is None and T_init is None:
-        raise ValueError("need a model or an initial pose")
+    if opt.library not in ("compete", "fallback", "off"):
+        raise ValueError(f"library must be compete, fallback or off, got {opt.library!r}")
 
     stage = _StageClock(stages)
+    start_info = {"seconds": 0.0, "mode": "network" if model is not None else "training-free",
+                  "winner": None, "candidates": []}
 
     try:
         t0 = time.perf_counter()
@@ -289,7 +308,7 @@ def register(
             try:
                 check_network(corr["bone_fraction"], med_sig, th)
             except QualityError:
-                if T_init is None:
+                if T_init is None and not (opt.library != "off" and opt.refine):
                     raise
                 corr = None
             if corr is not None:
@@ -343,9 +362,9 @@ def register(
                     T_start = T_net
                     res.T_pnp = T_start.copy()
                 except QualityError:
-                    if T_init is None or not opt.refine:
+                    if not opt.refine or (T_init is None and opt.library == "off"):
                         raise
-        if T_start is None:
+        if T_start is None and T_init is not None:
             T_start = np.asarray(T_init, dtype=np.float64)
 
         t0 = time.perf_counter()
@@ -387,14 +406,38 @@ def register(
             starts["pnp"] = res.T_pnp
         if T_init is not None:
             starts["initial"] = np.asarray(T_init, dtype=np.float64)
+        # without refinement a given start is checked as it is: the library only fills in
+        lib_mode = opt.library if opt.refine else "fallback"
+        if lib_mode == "compete" or (not starts and (lib_mode == "fallback" or model is None)):
+            t0 = time.perf_counter()
+            lib_starts, figures = library_starts(renderer, volume, img, valid, camera,
+                                                 opt.library_grid)
+            if not opt.refine:  # no search to compete in: the best view alone
+                lib_starts = dict(list(lib_starts.items())[:1])
+            starts.update(lib_starts)
+            start_info.update(figures)
+            stage("library", t0, n_starts=len(lib_starts))
+        if not starts:
+            raise QualityError("start", "no start pose: the network found none and no "
+                                        "C-arm angles or initial pose were given")
+        start_info["candidates"] = [start_kind(k, initial_kind) for k in starts]
+        if T_start is None:
+            T_start = next(iter(starts.values()))
+        winner = next(iter(starts))
         search_cands: list[tuple[float, np.ndarray, str]] = []
         if opt.search and opt.refine:
             t0 = time.perf_counter()
             found = {
                 k: coarse_search(renderer, img_t, ref_img.K, T, pivot_for(T), valid=val_t,
                                  space=opt.search_space)
-                for k, T in starts.items()
+                for k, T in starts.items() if not k.startswith("library")
             }
+            lib_keys = [k for k in starts if k.startswith("library")]
+            if lib_keys:  # placed by the library's FFT correlation: Adam only, one batch
+                found.update(zip(lib_keys, refine_starts(
+                    renderer, img_t, ref_img.K, [starts[k] for k in lib_keys],
+                    [pivot_for(starts[k]) for k in lib_keys], valid=val_t,
+                    space=opt.library_search_space), strict=True))
             search_cands = sorted(
                 ((s, T, k) for k, r in found.items() for s, T in r.candidates),
                 key=lambda c: -c[0],
@@ -410,7 +453,8 @@ def register(
                                         opt.refine_levels[0].factor, 64)
                 for k, T in starts.items()
             }
-            T_start = starts[max(sims, key=sims.get)]
+            winner = max(sims, key=sims.get)
+            T_start = starts[winner]
 
         def checked(T_final: np.ndarray, similarity: float, restarts: RestartCheck | None) -> None:
             """Quality figures of a final pose; raises QualityError when one fails."""
@@ -482,6 +526,7 @@ def register(
                     res.T_cam_from_world, res.similarity = first_failure[1], first_failure[2]
                     raise first_failure[0] from None
                 break
+            winner = origin if search_cands else winner
             if search_cands:
                 stages["hypotheses"].update(attempts=n_tried, chosen=chosen, start=origin)
         else:
@@ -492,20 +537,28 @@ def register(
             checked(T_final, sim, None)
         res.status = "ok"
         res.T_cam_from_world = T_final
-        res.message = (
-            f"registered: {res.n_inliers}/{res.n_correspondences} inliers, similarity {res.similarity:.3f}"
-            if model is not None
-            else f"refined from the initial pose, similarity {res.similarity:.3f}"
-        )
+        start_info["winner"] = start_kind(winner, initial_kind)
+        if model is not None:
+            res.message = (f"registered: {res.n_inliers}/{res.n_correspondences} inliers, "
+                           f"similarity {res.similarity:.3f}")
+        elif start_info["winner"] in ("init", "header"):
+            res.message = f"refined from the initial pose, similarity {res.similarity:.3f}"
+        else:
+            res.message = (f"registered in training-free mode (no network, started from the "
+                           f"{start_info['winner']}), similarity {res.similarity:.3f}")
     except QualityError as exc:
         res.status = "failed"
-        res.message = f"{exc.stage}: {exc}"
+        res.message = f"{exc.stage}: {exc}; what to try: {advice_for(exc.stage)}"
         if res.T_cam_from_world is not None:
             # the pose that failed its self-check, for benchmarks (never reported)
             res.extras["T_rejected"] = res.T_cam_from_world
         res.T_cam_from_world = None
         stages.setdefault("quality", {"seconds": 0.0})
         stages["quality"]["failed_check"] = exc.stage
+        stages["quality"]["advice"] = advice_for(exc.stage)
+    start_info["seconds"] = round(sum(stages.get(k, {}).get("seconds", 0.0)
+                                      for k in ("library", "search", "hypotheses")), 4)
+    stages["start"] = start_info
     res.seconds = time.perf_counter() - t_start
     return res
 

@@ -251,3 +251,27 @@ def check_restarts(
             f"{head}; it matches worse, but the pose itself matches the X-ray only "
             f"{pose_similarity:.2f} (< {th.poorer_rival_min_similarity:g})",
         )
+
+
+# what a user can do about each failed check, in words for the operating room
+ADVICE = {
+    "input": "check that the file is the X-ray itself (not a blank or screenshot frame) and "
+             "that the collimator leaves enough of the field open",
+    "network": "check that the X-ray shows this patient's CT region; if it does, try "
+               "another view or enter the C-arm angles",
+    "pnp": "try another view, a wider field of view, or enter the C-arm angles",
+    "pose": "enter the C-arm angles, check the C-arm calibration (source-to-detector "
+            "distance), or try another view",
+    "start": "enter the C-arm angles, or register once the patient's model is trained",
+    "similarity": "try another view, a wider field of view with more bone in it, or enter "
+                  "the C-arm angles",
+    "agreement": "try another view, a wider field of view, or enter the C-arm angles",
+    "consistency": "the image does not pin the position down (often a close-up or a view "
+                   "along the bone): take a wider field of view or a second view at another "
+                   "angle",
+}
+
+
+def advice_for(stage: str) -> str:
+    """What to try after the self-check ``stage`` refused a registration."""
+    return ADVICE.get(stage, "try another view, a wider field of view, or enter the C-arm angles")

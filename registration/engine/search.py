@@ -158,6 +158,47 @@ def coarse_search(
                         time.perf_counter() - t0, cands)
 
 
+def refine_starts(
+    renderer,
+    image: torch.Tensor,
+    K: np.ndarray,
+    starts: list[np.ndarray],
+    pivots_world: list[np.ndarray],
+    *,
+    valid: torch.Tensor | None = None,
+    space: SearchSpace = SearchSpace(),
+) -> list[SearchResult]:
+    """The Adam phases of :func:`coarse_search` (no shift grid) run on several starts at
+    once, one batch of DRRs per step: for starts that are already placed in the image
+    (e.g. the DRR library's views, whose shift the FFT correlation found). ``starts``:
+    ``T_cam_from_world`` each, ``pivots_world`` (3,) LPS mm each. One result per start,
+    its own pose as the only candidate."""
+    t0 = time.perf_counter()
+    img = torch.as_tensor(image, dtype=torch.float32)
+    n = img.shape[0]
+    f = max(1, int(round(n / space.size_px)))
+    img_l = downsample(img, f)
+    val = torch.ones_like(img) if valid is None else torch.as_tensor(valid).float()
+    w_l = (downsample(val, f) > 0.99).float()
+    K_l = scaled_K(K, n / img_l.shape[0])
+    T0 = torch.as_tensor(np.stack([np.asarray(T, np.float64) for T in starts]))
+    piv = torch.as_tensor(np.stack([np.asarray(p, np.float64) for p in pivots_world]))
+    pivot_cam = (T0[:, :3, :3] @ piv[:, :, None])[:, :, 0] + T0[:, :3, 3]
+    start_sims = score_poses(renderer, T0, K_l, img_l, w_l,
+                             samples_per_ray=space.samples_per_ray, batch=space.batch)
+    thetas, sims = _refine_batch(renderer, np.zeros((len(starts), 6)), T0, pivot_cam, K_l,
+                                 img_l, w_l, space)
+    poses = (increment(torch.as_tensor(thetas), pivot_cam) @ T0).numpy()
+    dt = time.perf_counter() - t0
+    out = []
+    for i in range(len(starts)):
+        T = _orthonormal(poses[i])
+        out.append(SearchResult(T, float(sims[i]), float(start_sims[i]),
+                                1 + sum(space.iterations), dt / len(starts),
+                                [(float(sims[i]), T)]))
+    return out
+
+
 def _refine_batch(renderer, thetas0: np.ndarray, T0: torch.Tensor, pivot_cam: torch.Tensor,
                   K_l: np.ndarray, img_l: torch.Tensor, w_l: torch.Tensor,
                   space: SearchSpace) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,10 @@ from registration.engine.training import get_preset, train_model
 
 RESULT_KEYS = {"status", "message", "T_cam_from_world", "seconds", "stages", "n_correspondences",
                "n_inliers", "similarity"}
+# the DRR library start is off here: these tests are about the network, the given start
+# and the search around it (the library has tests/registration/test_library_start.py)
 FAST = RegistrationOptions(
+    library="off",
     refine_size=80,
     optimise_depth=True,  # noise-free images: all 6 DoF are observable
     refine_levels=(RefineLevel(4, 40, 1.5, 48), RefineLevel(2, 30, 0.5, 64), RefineLevel(1, 12, 0.15, 96)),

@@ -1,4 +1,5 @@
-"""Register one X-ray to a CT with a trained per-patient model."""
+"""Register one X-ray to a CT, with a trained per-patient model or (without --model) in
+training-free mode: the DRR library and the given initial pose as starts, no network."""
 
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ def camera_for_image(camera, xray, camera_given: bool):
 class Command(BaseCommand):
     help = (
         "Register an X-ray (DICOM XA/RF/DX/CR or 8/16-bit PNG, dewarped) to the CT with a model "
-        "from train_registration_model, and write result.json (status, message, "
+        "from train_registration_model, or without --model in training-free mode (a library "
+        "of DRRs of the CT and --init as starts; result.json says so in its message and in "
+        "stages.start.mode), and write result.json (status, message, "
         "T_cam_from_world, seconds, stages, n_correspondences, n_inliers, similarity). "
         "For a PNG --camera is required; for DICOM it overrides the header geometry. "
         "Exit codes: bad input (missing/unreadable CT, model, image or JSON, model of another "
@@ -58,7 +61,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--ct", required=True)
-        parser.add_argument("--model", required=True, help="model directory")
+        parser.add_argument("--model", help="model directory (omit: training-free mode)")
         parser.add_argument("--xray", required=True, help="DICOM or PNG X-ray")
         parser.add_argument("--camera", help="camera.json (required for PNG)")
         parser.add_argument("--out", required=True, help="result.json to write")
@@ -69,7 +72,7 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         from registration.engine.model_io import ModelError, ct_fingerprint, load_model
         from registration.engine.pipeline import RegistrationOptions, register
-        from registration.engine.xray_input import line_integral_from_pixels, resolved_polarity
+        from registration.engine.xray_input import line_integral_with_info
         from webapp.dicomio import read_xray
         from webapp.dicomio.errors import InputRefused
 
@@ -84,38 +87,48 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             raise CommandError(f"cannot read the X-ray {Path(opts['xray']).name}: {one_line(exc)}") from exc
         camera = camera_for_image(camera, xray, camera is not None)
-        try:
-            model = load_model(opts["model"], device=device)
-        except ModelError as exc:
-            raise CommandError(one_line(exc)) from exc
+        model = None
+        if opts.get("model"):
+            try:
+                model = load_model(opts["model"], device=device)
+            except ModelError as exc:
+                raise CommandError(one_line(exc)) from exc
         t_load = time.perf_counter()
         volume = load_ct_or_fail(opts["ct"])
-        fp = model.meta.get("ct_fingerprint")
+        fp = model.meta.get("ct_fingerprint") if model is not None else None
         if fp and fp != ct_fingerprint(volume.array, volume.affine):
             raise CommandError("the model was trained on a different CT (fingerprint mismatch)")
         t_ct = time.perf_counter() - t_load
         options = RegistrationOptions(refine=not opts["no_refine"], device=device)
-        first = resolved_polarity(xray.photometric)
         res = None
-        # The stored polarity of a PNG (and of some DICOM) is a convention, not a fact: when
-        # the network finds no consistent pose, the opposite polarity is tried once.
-        for polarity in (first, "bone_bright" if first == "bone_dark" else "bone_dark"):
+        tried: list[str] = []
+        # polarity and display form are read from the image's noise ("detect"); when the
+        # network then finds no consistent pose, the opposite polarity is tried once
+        for polarity in ("detect", None):
             try:
                 if float(np.ptp(xray.pixels)) == 0.0:  # blank: let the self-check say so
                     li, valid = np.zeros(xray.pixels.shape, np.float32), np.ones(xray.pixels.shape, bool)
+                    info = {"polarity": "none", "form": "none", "detected": False}
                 else:
-                    li, valid = line_integral_from_pixels(xray.pixels, xray.photometric,
-                                                          bits_stored=xray.bits_stored,
-                                                          polarity=polarity)
-                attempt = register(volume, model, li, valid, camera, T_init=T_init, options=options)
+                    if polarity is None:
+                        polarity = "bone_bright" if tried[0] == "bone_dark" else "bone_dark"
+                    li, valid, info = line_integral_with_info(
+                        xray.pixels, xray.photometric, bits_stored=xray.bits_stored,
+                        polarity=polarity)
+                attempt = register(volume, model, li, valid, camera, T_init=T_init,
+                                   options=options)
             except ValueError as exc:
                 raise CommandError(f"cannot register the X-ray: {one_line(exc)}") from exc
-            attempt.stages.setdefault("preprocess", {"seconds": 0.0})["polarity"] = polarity
+            tried.append(info["polarity"])
+            pre = attempt.stages.setdefault("preprocess", {"seconds": 0.0})
+            pre.update(polarity=info["polarity"], display_form=info["form"],
+                       polarity_from_noise=bool(info["detected"]))
             if res is not None:
                 attempt.seconds += res.seconds
             res = attempt
             failed_stage = res.stages.get("quality", {}).get("failed_check")
-            if res.status == "ok" or failed_stage not in ("network", "pnp", "pose"):
+            if res.status == "ok" or failed_stage not in ("network", "pnp", "pose") \
+                    or info["polarity"] == "none":
                 break
         out = res.to_json()
         out["stages"] = {"load": {"seconds": round(t_ct, 4)}, **out["stages"]}
