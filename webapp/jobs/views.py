@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -14,10 +15,12 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.core.audit import record
+from webapp.jobs.conf import resend_after_s
 from webapp.jobs.models import Job
 from webapp.jobs.registry import JobError
 from webapp.jobs.services import cancel_job, recover_stale_jobs, submit_job, visible_jobs
@@ -76,6 +79,11 @@ def job_list(request: HttpRequest) -> HttpResponse:
     else:
         status = ""
     page = Paginator(jobs, 50).get_page(request.GET.get("page"))
+    shown = sorted({job.patient.mrn for job in page.object_list if job.patient_id})
+    record(request, "view", detail=f"job list: patients {', '.join(shown) or 'none'}")
+    late_before = timezone.now() - timedelta(seconds=resend_after_s())
+    for job in page.object_list:  # still waiting for a worker since long before a resend
+        job.queued_too_long = job.status == Job.Status.QUEUED and job.created_at < late_before
     return render(
         request,
         "jobs/job_list.html",
