@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from webapp.core.claim_map import parse_map
 from webapp.env import env_bool, env_int, env_list, env_str, test_run_defaults
 
 test_run_defaults()  # a pytest run (and the manage.py processes it starts) is development
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "mozilla_django_oidc",
     "axes",  # before webapp.core: its failed-login receiver runs first (see core.signals)
     "webapp.core",
     "webapp.records",
@@ -103,6 +105,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # refuses locked-out user names and addresses
     "django.contrib.auth.backends.ModelBackend",
+    "webapp.core.oidc.OIDCBackend",  # answers only the single sign-on callback, when configured
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -115,6 +118,26 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "records:patient-list"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Single sign-on (OpenID Connect; webapp.core.oidc). Off unless a client id and either the
+# issuer (endpoints by discovery) or all four endpoints are set.
+ORTHOFUSE_OIDC_ISSUER = env_str("ORTHOFUSE_OIDC_ISSUER")
+ORTHOFUSE_OIDC_PROVIDER_NAME = env_str("ORTHOFUSE_OIDC_PROVIDER_NAME", "single sign-on")
+OIDC_RP_CLIENT_ID = env_str("ORTHOFUSE_OIDC_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("ORTHOFUSE_OIDC_CLIENT_SECRET")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("ORTHOFUSE_OIDC_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("ORTHOFUSE_OIDC_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("ORTHOFUSE_OIDC_USERINFO_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env_str("ORTHOFUSE_OIDC_JWKS_ENDPOINT")
+OIDC_RP_SIGN_ALGO = env_str("ORTHOFUSE_OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("ORTHOFUSE_OIDC_SCOPES", "openid email profile")
+OIDC_TIMEOUT = 10
+LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
+# Claims holding role and team values, and maps "claim-value=Name,..." (empty: values are names)
+ORTHOFUSE_OIDC_ROLES_CLAIM = env_str("ORTHOFUSE_OIDC_ROLES_CLAIM", "roles")
+ORTHOFUSE_OIDC_TEAMS_CLAIM = env_str("ORTHOFUSE_OIDC_TEAMS_CLAIM", "teams")
+ORTHOFUSE_OIDC_ROLE_MAP = parse_map(env_str("ORTHOFUSE_OIDC_ROLE_MAP"))
+ORTHOFUSE_OIDC_TEAM_MAP = parse_map(env_str("ORTHOFUSE_OIDC_TEAM_MAP"))
 
 # Failed sign-ins (site, admin): a user name is locked after AXES_FAILURE_LIMIT failures, an
 # address (a shared workstation) after ORTHOFUSE_LOGIN_FAILURES_PER_ADDRESS, for the cool-off.

@@ -11,12 +11,13 @@ from webapp.core.api_docs import api_docs
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", core_views.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", core_views.AuditedPasswordChangeView.as_view(), name="password_change"),
     path(
         "password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"
     ),
+    path("oidc/", include("webapp.core.oidc_urls")),  # single sign-on (404 when not configured)
     path("admin/", admin.site.urls),
     path("patients/", include("webapp.records.urls")),
     path("jobs/", include("webapp.jobs.urls")),

@@ -97,3 +97,24 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit chain head: row {self.last_id}"
+
+
+class ExternalIdentity(models.Model):
+    """A user signed in through single sign-on: the provider's issuer and subject (``sub``).
+
+    Users are matched by this pair, never by e-mail or user name, so a provider cannot sign
+    anyone into a local account that merely shares a name or address with one of its users.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="external_identity_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issuer} {self.subject}"

@@ -11,7 +11,13 @@ from webapp.core.models import AuditEvent
 
 @receiver(user_logged_in, dispatch_uid="orthofuse-audit-login")
 def audit_login(sender, request, user, **kwargs) -> None:
-    record(request, AuditEvent.Action.LOGIN, user=user, detail="login")
+    """A password sign-in says "login"; a single sign-on one names the provider."""
+    detail = "login"
+    if getattr(user, "backend", "") == "webapp.core.oidc.OIDCBackend":
+        from webapp.core.oidc_config import provider_name
+
+        detail = f"login via single sign-on ({provider_name()})"[:500]
+    record(request, AuditEvent.Action.LOGIN, user=user, detail=detail)
 
 
 def _refused_while_locked_out(request) -> bool:

@@ -6,7 +6,7 @@ import time
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import PasswordChangeView
+from django.contrib.auth.views import LoginView, PasswordChangeView
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
@@ -18,6 +18,19 @@ from django.views.decorators.http import require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("records:patient-list")
+
+
+class SignInView(LoginView):
+    """Django's sign-in page, with the single sign-on button when a provider is configured."""
+
+    def get_context_data(self, **kwargs):
+        from webapp.core.oidc_config import oidc_enabled, provider_name
+
+        context = super().get_context_data(**kwargs)
+        context["sso_enabled"] = oidc_enabled()
+        context["sso_provider_name"] = provider_name()
+        context["sso_failed"] = self.request.GET.get("sso") == "failed"
+        return context
 
 
 class AuditedPasswordChangeView(PasswordChangeView):
