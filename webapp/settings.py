@@ -305,3 +305,8 @@ ORTHOFUSE_DICOM_QUIET_S = float(env_str("ORTHOFUSE_DICOM_QUIET_S", "10"))
 ORTHOFUSE_DICOM_MULTIFRAME = env_str("ORTHOFUSE_DICOM_MULTIFRAME", "last")
 # Received CT instances wait here, one folder per series, until the series is complete.
 ORTHOFUSE_DICOM_STAGING_DIR = env_str("ORTHOFUSE_DICOM_STAGING_DIR", str(VAR_DIR / "dicom-staging"))
+# PACS endpoints results are sent to and CT studies pulled from: a comma list of AE@host:port.
+ORTHOFUSE_PACS = env_list("ORTHOFUSE_PACS", [])
+# A send to one PACS is tried this many times, waiting 2, 4, ... times the delay between tries.
+ORTHOFUSE_PACS_ATTEMPTS = env_int("ORTHOFUSE_PACS_ATTEMPTS", 3)
+ORTHOFUSE_PACS_RETRY_DELAY_S = float(env_str("ORTHOFUSE_PACS_RETRY_DELAY_S", "2"))

@@ -40,6 +40,19 @@ def make_node(node_settings, transactional_db):
 
 
 @pytest.fixture
+def orthanc(tmp_path_factory):
+    """A throw-away Orthanc on loopback ports (skips with the reason when it cannot start)."""
+    from tests.dicomnet.orthanc import OrthancUnavailable, start_orthanc
+
+    try:
+        pacs = start_orthanc(tmp_path_factory.mktemp("orthanc"))
+    except OrthancUnavailable as exc:
+        pytest.skip(str(exc))
+    yield pacs
+    pacs.stop()
+
+
+@pytest.fixture
 def node(make_node):
     return make_node()
 

@@ -11,20 +11,9 @@ import pytest
 
 from tests.dicomio.synth import xray_dataset
 from tests.dicomnet.conftest import wait_for
-from tests.dicomnet.orthanc import OrthancUnavailable, start_orthanc
 from tests.dicomnet.test_ct_series import _series
 from webapp.core.models import AuditEvent
 from webapp.records.models import CTStudy, XrayImage
-
-
-@pytest.fixture
-def orthanc(tmp_path_factory):
-    try:
-        pacs = start_orthanc(tmp_path_factory.mktemp("orthanc"))
-    except OrthancUnavailable as exc:
-        pytest.skip(str(exc))
-    yield pacs
-    pacs.stop()
 
 
 @pytest.fixture
