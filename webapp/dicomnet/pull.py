@@ -1,0 +1,131 @@
+"""Query/retrieve for a patient: search the configured PACS for the patient's CT series,
+and pull one series (C-GET) into a temporary folder, then import it like an upload
+(``import_ct_study``: same checks and refusals). Nothing of a failed pull is kept."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pydicom
+from django.conf import settings
+from pydicom.errors import InvalidDicomError
+
+from webapp.dicomnet.pacs import PacsEndpoint, PacsError, pacs_endpoints
+from webapp.dicomnet.query import find_ct_series
+from webapp.dicomnet.retrieve import c_get_series
+from webapp.records.ct_import import ImportRefused, import_ct_study
+from webapp.records.models import CTStudy, Patient
+
+PULL_JOB_KIND = "pull_ct_series"
+UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+
+
+class PullRefused(ValueError):
+    """A search or pull cannot be done; the message says why (one line)."""
+
+
+def configured_endpoint(name: str) -> PacsEndpoint:
+    """The configured endpoint written ``AE@host:port``; only those may be used."""
+    try:
+        endpoints = pacs_endpoints()
+    except ValueError as exc:
+        raise PullRefused(str(exc)) from None
+    for endpoint in endpoints:
+        if str(endpoint) == name:
+            return endpoint
+    raise PullRefused(f"{name!r} is not a configured PACS (setting ORTHOFUSE_PACS)")
+
+
+def search_patient(patient: Patient) -> list[dict]:
+    """For each configured PACS: ``{"endpoint", "series": [RemoteSeries JSON], "error"}``."""
+    try:
+        endpoints = pacs_endpoints()
+    except ValueError as exc:
+        raise PullRefused(str(exc)) from None
+    if not endpoints:
+        raise PullRefused("no PACS is configured (setting ORTHOFUSE_PACS)")
+    out = []
+    for endpoint in endpoints:
+        try:
+            series = [s.to_json() for s in find_ct_series(endpoint, patient.mrn)]
+            out.append({"endpoint": str(endpoint), "series": series, "error": ""})
+        except PacsError as exc:
+            out.append({"endpoint": str(endpoint), "series": [], "error": str(exc)})
+    return out
+
+
+def _valid_uid(value: str, what: str) -> str:
+    value = str(value or "").strip()
+    if len(value) > 64 or not UID_RE.match(value):
+        raise PullRefused(f"{what} {value!r} is not a valid DICOM UID")
+    return value
+
+
+def _check_patient(folder: Path, patient: Patient) -> None:
+    for path in sorted(folder.glob("*.dcm")):
+        try:
+            found = str(pydicom.dcmread(path, stop_before_pixels=True).get("PatientID", ""))
+        except (InvalidDicomError, OSError, ValueError):
+            raise PullRefused(f"the PACS sent an unreadable file ({path.name})") from None
+        if found.strip() != patient.mrn:
+            raise PullRefused(f"the series belongs to patient ID {found!r}, not {patient.mrn!r}")
+
+
+def pull_series(
+    patient: Patient,
+    endpoint_name: str,
+    study_uid: str,
+    series_uid: str,
+    *,
+    user=None,
+    report: Callable[[float, str], None] = lambda f, m: None,
+) -> tuple[CTStudy, bool]:
+    """Retrieve and import one CT series; returns ``(study, created)``: a series already
+    imported for the patient is returned as it is. Raises :class:`PullRefused`."""
+    endpoint = configured_endpoint(endpoint_name)
+    study_uid = _valid_uid(study_uid, "study UID")
+    series_uid = _valid_uid(series_uid, "series UID")
+    existing = CTStudy.objects.filter(patient=patient, series_instance_uid=series_uid,
+                                      status=CTStudy.Status.READY).first()
+    if existing is not None:
+        return existing, False
+
+    def progress(done: int, total: int | None) -> None:
+        fraction = 0.85 * done / total if total else 0.0
+        report(fraction, f"received {done}" + (f" of {total}" if total else "") + " images")
+
+    staging = Path(settings.ORTHOFUSE_STAGING_DIR)
+    staging.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pacs-pull-", dir=staging) as tmp:
+        folder = Path(tmp)
+        try:
+            count = c_get_series(endpoint, study_uid, series_uid, folder,
+                                 max_bytes=int(settings.ORTHOFUSE_MAX_UPLOAD_BYTES),
+                                 report=progress)
+        except PacsError as exc:
+            raise PullRefused(str(exc)) from None
+        _check_patient(folder, patient)
+        report(0.9, f"importing {count} images")
+        try:
+            study = import_ct_study(folder, patient, user=user, series_uid=series_uid)
+        except ImportRefused as exc:
+            raise PullRefused(f"the series was refused: {exc.message}") from None
+    return study, True
+
+
+def submit_pull(patient: Patient, endpoint_name: str, study_uid: str, series_uid: str, *,
+                user=None, request=None):
+    """Check the request, then queue the pull job."""
+    from webapp.jobs.services import submit_job
+
+    configured_endpoint(endpoint_name)
+    params = {
+        "patient_id": patient.pk,
+        "endpoint": endpoint_name,
+        "study_uid": _valid_uid(study_uid, "study UID"),
+        "series_uid": _valid_uid(series_uid, "series UID"),
+    }
+    return submit_job(PULL_JOB_KIND, params=params, user=user, patient=patient, request=request)
