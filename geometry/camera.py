@@ -208,25 +208,35 @@ class Camera:
         return cls(profile["width"], profile["height"], K, (spacing[0], spacing[1]), f)
 
     # ------------------------------------------------------------------ derived
-    def scaled(self, width: int, height: int) -> Camera:
-        """The same detector resampled to ``width x height`` pixels.
+    def window(
+        self, u0: float, v0: float, side_u: float, side_v: float, width: int, height: int
+    ) -> Camera:
+        """Camera of a detector window resampled to ``width x height`` pixels.
 
-        With pixel centres at integer coordinates, an old pixel coordinate ``u`` maps to
-        ``u' = (u + 0.5) * W'/W - 0.5``; so ``fx' = fx W'/W``, ``cx' = (cx + 0.5) W'/W - 0.5``
-        (same for rows) and the pixel spacing grows by ``W/W'``.
+        The window's top-left pixel *edge* is at ``(u0, v0)`` in this image's pixel units,
+        where ``(0, 0)`` is the image's own top-left corner (the edge of pixel ``(0, 0)``,
+        whose centre is ``(0, 0)`` in ``(u, v)``); it spans ``side_u x side_v`` pixels and
+        may reach beyond the image. A pixel ``u`` of this image maps to
+        ``(u + 0.5 - u0) * width / side_u - 0.5`` (rows alike), so focal lengths scale by
+        ``width / side_u`` and the pixel spacing by its inverse.
         """
         width = _positive_int(width, "width")
         height = _positive_int(height, "height")
-        ax = width / self.width
-        ay = height / self.height
+        au = width / _positive_float(side_u, "window width")
+        av = height / _positive_float(side_v, "window height")
         K = self.K.copy()
-        K[0, 0] *= ax
-        K[0, 1] *= ax
-        K[0, 2] = (K[0, 2] + 0.5) * ax - 0.5
-        K[1, 1] *= ay
-        K[1, 2] = (K[1, 2] + 0.5) * ay - 0.5
+        K[0, 0] *= au
+        K[0, 1] *= au
+        K[0, 2] = (K[0, 2] + 0.5 - float(u0)) * au - 0.5
+        K[1, 1] *= av
+        K[1, 2] = (K[1, 2] + 0.5 - float(v0)) * av - 0.5
         sx, sy = self.pixel_spacing_mm
-        return Camera(width, height, K, (sx / ax, sy / ay), self.source_to_detector_mm)
+        return Camera(width, height, K, (sx / au, sy / av), self.source_to_detector_mm)
+
+    def scaled(self, width: int, height: int) -> Camera:
+        """The same detector resampled to ``width x height`` pixels (a :meth:`window` over
+        the whole image): ``fx' = fx W'/W``, ``cx' = (cx + 0.5) W'/W - 0.5``, rows alike."""
+        return self.window(0.0, 0.0, self.width, self.height, width, height)
 
     def cropped(self, x0: int, y0: int, width: int, height: int) -> Camera:
         """The window ``[x0, x0 + width) x [y0, y0 + height)`` of this image (a close-up):
@@ -239,10 +249,7 @@ class Camera:
                 f"window {width}x{height} at ({x0}, {y0}) lies outside the "
                 f"{self.width}x{self.height} image"
             )
-        K = self.K.copy()
-        K[0, 2] -= x0
-        K[1, 2] -= y0
-        return Camera(width, height, K, self.pixel_spacing_mm, self.source_to_detector_mm)
+        return self.window(x0, y0, width, height, width, height)
 
     def K_tensor(self, dtype: torch.dtype = torch.float32, device: Any = "cpu") -> torch.Tensor:
         """``K`` as a torch tensor."""

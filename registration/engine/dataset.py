@@ -129,19 +129,9 @@ class PoseSampler:
 
 def window_camera(camera: Camera, u0: float, v0: float, side: float, size: int) -> Camera:
     """Camera of a square detector window (top-left pixel-edge corner at ``(u0, v0)``,
-    ``side`` pixels wide, in the full image's pixel units) resampled to ``size`` pixels.
-
-    A full-image pixel ``u`` maps to ``(u + 0.5 - u0) * size / side - 0.5``.
-    """
-    a = size / side
-    K = np.array(camera.K, dtype=np.float64).copy()
-    K[0, 0] *= a
-    K[0, 1] *= a
-    K[1, 1] *= a
-    K[0, 2] = (K[0, 2] + 0.5 - u0) * a - 0.5
-    K[1, 2] = (K[1, 2] + 0.5 - v0) * a - 0.5
-    sx, sy = camera.pixel_spacing_mm
-    return Camera(size, size, K, (sx / a, sy / a), camera.source_to_detector_mm)
+    ``side`` pixels wide, in the full image's pixel units) resampled to ``size`` pixels
+    (:meth:`geometry.camera.Camera.window`)."""
+    return camera.window(u0, v0, side, side, size, size)
 
 
 def window_valid_mask(camera: Camera, u0: float, v0: float, side: float, size: int) -> np.ndarray:
