@@ -91,3 +91,54 @@ def patient_b(team_b):
     patient = Patient.objects.create(mrn="B-0001", family_name="Beta", given_name="Bob", sex="M")
     patient.care_teams.add(team_b)
     return patient
+
+
+@pytest.fixture(autouse=True)
+def second_factor_verified_logins(request, monkeypatch):
+    """Test helper: sessions opened by ``Client.force_login`` and ``Client.login`` for users
+    who must present a second factor (staff, superusers, calibration admins) are verified
+    with a real confirmed TOTP device, exactly as after a correct code on the verification
+    page (django-otp's session key). Production code has no bypass: this only shortens
+    tests that are about something else. Tests of the second factor itself request the
+    ``real_second_factor`` fixture, which turns this helper off."""
+    if "real_second_factor" in request.fixturenames:
+        yield
+        return
+    from django.test import Client
+
+    original_force_login, original_login = Client.force_login, Client.login
+
+    def verify(client: Client) -> None:
+        from django.contrib.auth import SESSION_KEY, get_user_model
+        from django_otp import DEVICE_ID_SESSION_KEY
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        from webapp.core.second_factor import must_enrol
+
+        session = client.session
+        user = get_user_model().objects.filter(pk=session.get(SESSION_KEY)).first()
+        if user is None or not must_enrol(user):
+            return
+        device, _ = TOTPDevice.objects.get_or_create(user=user, name="test helper", confirmed=True)
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+
+    def force_login(self, user, backend=None):
+        original_force_login(self, user, backend)
+        verify(self)
+
+    def login(self, **credentials):
+        ok = original_login(self, **credentials)
+        if ok:
+            verify(self)
+        return ok
+
+    monkeypatch.setattr(Client, "force_login", force_login)
+    monkeypatch.setattr(Client, "login", login)
+    yield
+
+
+@pytest.fixture
+def real_second_factor():
+    """Requested by tests of the second factor: sign-ins are not verified by the helper."""
+    return None

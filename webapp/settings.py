@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "mozilla_django_oidc",
     "axes",  # before webapp.core: its failed-login receiver runs first (see core.signals)
     "webapp.core",
@@ -63,8 +65,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified() (second factor)
     "django.contrib.messages.middleware.MessageMiddleware",
     "webapp.core.idle_timeout.IdleTimeoutMiddleware",
+    "webapp.core.second_factor.SecondFactorMiddleware",  # staff: TOTP before any page
     "webapp.core.security_headers.SecurityHeadersMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -133,6 +137,8 @@ OIDC_RP_SIGN_ALGO = env_str("ORTHOFUSE_OIDC_SIGN_ALGO", "RS256")
 OIDC_RP_SCOPES = env_str("ORTHOFUSE_OIDC_SCOPES", "openid email profile")
 OIDC_TIMEOUT = 10
 LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
+# Second factor (webapp.core.second_factor): TOTP for local staff and calibration admins.
+OTP_TOTP_ISSUER = "OrthoFuse"
 # Claims holding role and team values, and maps "claim-value=Name,..." (empty: values are names)
 ORTHOFUSE_OIDC_ROLES_CLAIM = env_str("ORTHOFUSE_OIDC_ROLES_CLAIM", "roles")
 ORTHOFUSE_OIDC_TEAMS_CLAIM = env_str("ORTHOFUSE_OIDC_TEAMS_CLAIM", "teams")
@@ -305,8 +311,3 @@ ORTHOFUSE_DICOM_QUIET_S = float(env_str("ORTHOFUSE_DICOM_QUIET_S", "10"))
 ORTHOFUSE_DICOM_MULTIFRAME = env_str("ORTHOFUSE_DICOM_MULTIFRAME", "last")
 # Received CT instances wait here, one folder per series, until the series is complete.
 ORTHOFUSE_DICOM_STAGING_DIR = env_str("ORTHOFUSE_DICOM_STAGING_DIR", str(VAR_DIR / "dicom-staging"))
-# PACS endpoints results are sent to and CT studies pulled from: a comma list of AE@host:port.
-ORTHOFUSE_PACS = env_list("ORTHOFUSE_PACS", [])
-# A send to one PACS is tried this many times, waiting 2, 4, ... times the delay between tries.
-ORTHOFUSE_PACS_ATTEMPTS = env_int("ORTHOFUSE_PACS_ATTEMPTS", 3)
-ORTHOFUSE_PACS_RETRY_DELAY_S = float(env_str("ORTHOFUSE_PACS_RETRY_DELAY_S", "2"))

@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from webapp.core import otp_views
 from webapp.core import views as core_views
 from webapp.core.api_docs import api_docs
 
@@ -18,6 +19,8 @@ urlpatterns = [
         "password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"
     ),
     path("oidc/", include("webapp.core.oidc_urls")),  # single sign-on (404 when not configured)
+    path("account/second-factor/", otp_views.enrol, name="otp-enrol"),
+    path("account/second-factor/verify/", otp_views.verify, name="otp-verify"),
     path("admin/", admin.site.urls),
     path("patients/", include("webapp.records.urls")),
     path("jobs/", include("webapp.jobs.urls")),
