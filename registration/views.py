@@ -150,33 +150,14 @@ def xray_register(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("registration:registration-detail", reg.pk)
 
 
-# What a surgeon can do about each failed self-check (keyed by the check's stage name).
-FAILURE_ADVICE = {
-    "input": "Check the image itself: it looks blank, saturated or cut off. Take the shot again "
-    "with a normal exposure.",
-    "network": "The trained model does not recognise the anatomy in this view. Take a view "
-    "with more of the CT's bone in the field, or give the C-arm angles.",
-    "pnp": "No consistent pose could be computed from this view. Take another view with more "
-    "bone in the field, or a wider field of view.",
-    "start": "No starting pose was found. Send the shot as DICOM with the C-arm angles in its "
-    "header, or take a view with more bone in the field.",
-    "pose": "The pose found puts the CT outside the image or behind the source. Take another "
-    "view with the region of the CT in the centre of the field.",
-    "similarity": "The CT does not match this X-ray closely enough at the best pose found. "
-    "Take a view with more bone and less metal, a wider field, or check the patient and the CT.",
-    "consistency": "The registration did not settle on one pose. Take another view (AP or "
-    "lateral) with more bone in the field.",
-    "agreement": "The bone the model sees and the CT's bone at the pose disagree. Take another "
-    "view or a wider field of view.",
-}
-DEFAULT_ADVICE = (
-    "Try another view, a wider field of view, or an X-ray with the C-arm angles in its header."
-)
+def failure_advice(reg: Registration) -> str:
+    """What to try after a refused registration: the engine's advice for the failed check
+    (:func:`registration.engine.quality.advice_for`), stored with the run's stages."""
+    from registration.engine.quality import advice_for
 
-
-def failure_advice(quality: dict) -> str:
-    """One sentence of what to try after a failed registration."""
-    return FAILURE_ADVICE.get(str(quality.get("failed_check") or ""), DEFAULT_ADVICE)
+    quality = (reg.stages or {}).get("quality", {})
+    advice = quality.get("advice") or advice_for(str((reg.quality or {}).get("failed_check") or ""))
+    return advice[:1].upper() + advice[1:] + "." if advice else ""
 
 
 def registration_context(request, reg: Registration) -> dict:
@@ -194,7 +175,7 @@ def registration_context(request, reg: Registration) -> dict:
         "study": reg.study,
         "stages": stages,
         "quality": reg.quality or {},
-        "advice": failure_advice(reg.quality or {}) if reg.status == "failed" else "",
+        "advice": failure_advice(reg) if reg.status == "failed" else "",
         "has_ground_truth": bool(gt.get("T_cam_from_world")),
         "pose_rows": reg.T_cam_from_world or [],
         "is_reviewer": has_role(request.user, REVIEWER),

@@ -155,8 +155,8 @@ def run_registration(reg: Registration, report: Callable[[float, str], None]) ->
     import time
 
     from registration.engine.model_io import ModelError, ct_fingerprint, load_model
-    from registration.engine.pipeline import RegistrationOptions, register
-    from registration.engine.xray_input import line_integral_from_pixels, resolved_polarity
+    from registration.engine.pipeline import RegistrationOptions
+    from registration.engine.stored_image import register_stored
     from webapp.records.volume_store import load_study_volume
 
     t0 = time.perf_counter()
@@ -194,42 +194,21 @@ def run_registration(reg: Registration, report: Callable[[float, str], None]) ->
     T_init = header_initial_pose(reg.xray, centre)
     options = RegistrationOptions(device=device)
     report(0.35, "registering")
-    first = resolved_polarity(prepared.photometric)
-    res = None
-    used = first
-    blank = float(np.ptp(prepared.pixels)) == 0.0
-    # a stored polarity is a convention, not a fact: try the other one once when the
-    # network finds no consistent pose (as the register_xray command does)
-    for polarity in (first, "bone_bright" if first == "bone_dark" else "bone_dark"):
-        if blank:
-            li = np.zeros(prepared.pixels.shape, np.float32)
-            valid = np.ones(prepared.pixels.shape, bool)
-        else:
-            li, valid = line_integral_from_pixels(
-                prepared.pixels,
-                prepared.photometric,
-                bits_stored=prepared.bits_stored,
-                polarity=polarity,
-            )
-        try:
-            attempt = register(
-                volume, model, li, valid, prepared.camera, T_init=T_init, options=options
-            )
-        except ValueError as exc:
-            raise RegistrationRefused(f"cannot register the X-ray: {one_line(exc)}") from None
-        if res is not None:
-            attempt.seconds += res.seconds
-        res, used = attempt, polarity
-        failed_stage = res.stages.get("quality", {}).get("failed_check")
-        if res.status == "ok" or blank or failed_stage not in ("network", "pnp", "pose"):
-            break
+    try:
+        res = register_stored(
+            volume, model, prepared.pixels, prepared.photometric, prepared.camera,
+            bits_stored=prepared.bits_stored, T_init=T_init, initial_kind="header",
+            options=options,
+        )
+    except ValueError as exc:
+        raise RegistrationRefused(f"cannot register the X-ray: {one_line(exc)}") from None
+    used = res.stages.get("preprocess", {}).get("polarity", "none")
     out = res.to_json()
     stages = {
         "prepare": {"seconds": round(prep_s, 4), "dewarped": prepared.dewarped},
         "load": {"seconds": round(load_s, 4)},
         **out["stages"],
     }
-    stages.setdefault("preprocess", {"seconds": 0.0})["polarity"] = used
     quality = {
         "inlier_ratio": round(res.n_inliers / res.n_correspondences, 4)
         if res.n_correspondences

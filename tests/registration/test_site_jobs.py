@@ -186,3 +186,28 @@ def test_registering_an_image_of_something_else_fails(tiny_training, patient_a, 
     assert reg.quality.get("failed_check")
     assert reg.message and "\n" not in reg.message
     assert reg.T_cam_from_world is None and not reg.overlay_file
+
+
+@pytest.mark.worker
+@pytest.mark.usefixtures("celery_worker")
+def test_training_free_registration_through_the_worker(patient_a, surgeon_a):
+    """Right after the CT arrives, with no model: the job registers in training-free mode,
+    says so and which start won, and lands near the true pose."""
+    from registration.engine.pose import target_error_mm
+    from registration.models import Registration
+    from registration.services import start_registration
+    from webapp.jobs.models import Job
+
+    study = tiny_study(patient_a)
+    xray = simulated_xray(patient_a)
+    reg = _wait_registration(start_registration(xray, user=surgeon_a), timeout=240)
+    job = Job.objects.get(pk=reg.job_id)
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert reg.model_id is None and reg.study_id == study.pk
+    assert reg.quality["mode"] == "training-free"
+    assert reg.quality["start"] in ("library", "header"), reg.stages.get("start")
+    assert "network" not in reg.stages
+    assert reg.status == Registration.Status.OK, reg.message
+    pts = np.random.default_rng(1).uniform(-40, 40, (200, 3))
+    true_T = np.asarray(xray.ground_truth["T_cam_from_world"])
+    assert target_error_mm(pts, np.asarray(reg.T_cam_from_world), true_T).mean() < 5.0

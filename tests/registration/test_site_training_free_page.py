@@ -28,11 +28,15 @@ def test_refused_shot_names_the_reason_and_what_to_try(client, patient_a, surgeo
     client.force_login(surgeon_a)
     page = client.get(reverse("registration:registration-detail", args=[reg.pk])).content.decode()
     assert "Registration refused: the CT does not match the image" in page
-    assert 'id="reg-advice"' in page and "a wider field" in page
+    assert 'id="reg-advice"' in page and "a wider field of view with more bone" in page
 
 
-def test_unknown_check_still_gets_advice():
-    from registration.views import DEFAULT_ADVICE, failure_advice
+def test_the_engine_advice_stored_with_the_run_is_shown(patient_a):
+    from registration.engine.quality import advice_for
+    from registration.views import failure_advice
 
-    assert failure_advice({"failed_check": "something new"}) == DEFAULT_ADVICE
-    assert failure_advice({}) == DEFAULT_ADVICE
+    reg = finished_registration(simulated_xray(patient_a), tiny_study(patient_a), status="failed")
+    reg.stages = {"quality": {"failed_check": "consistency", "advice": advice_for("consistency")}}
+    assert "second view at another angle" in failure_advice(reg)
+    reg.stages, reg.quality = {}, {"failed_check": "never-heard-of"}
+    assert "C-arm angles" in failure_advice(reg)

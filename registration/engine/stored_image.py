@@ -1,0 +1,65 @@
+"""Registering an X-ray as stored (no Django): its pixels are brought to line-integral
+form once (:func:`registration.engine.xray_input.line_integral_with_info`, polarity and
+display form read from the image's own noise), registered, and when the network finds no
+consistent pose the opposite polarity is tried once. The site's job and ``register_xray``
+both register through :func:`register_stored`, so they treat an image the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from registration.engine.camera import Camera
+from registration.engine.pipeline import RegistrationOptions, RegistrationResult, register
+from registration.engine.xray_input import line_integral_with_info
+
+# Failed checks after which the other polarity is worth one more try.
+POLARITY_SENSITIVE_CHECKS = ("network", "pnp", "pose")
+
+
+def register_stored(
+    volume,
+    model,
+    pixels: np.ndarray,
+    photometric: str,
+    camera: Camera,
+    *,
+    bits_stored: int | None = None,
+    T_init: np.ndarray | None = None,
+    initial_kind: str = "init",
+    options: RegistrationOptions | None = None,
+) -> RegistrationResult:
+    """Register stored ``pixels`` (H, W of ``camera``); ``model`` None is training-free.
+
+    The result's ``stages["preprocess"]`` says which polarity and display form were used
+    and whether the noise decided them; ``seconds`` adds up both tries when there were two.
+    Raises ``ValueError`` for inputs the pipeline refuses outright (size mismatch).
+    """
+    pixels = np.asarray(pixels, dtype=np.float32)
+    result: RegistrationResult | None = None
+    tried: list[str] = []
+    for polarity in ("detect", None):
+        if float(np.ptp(pixels)) == 0.0:  # blank: let the self-check say so
+            li, valid = np.zeros(pixels.shape, np.float32), np.ones(pixels.shape, bool)
+            info = {"polarity": "none", "form": "none", "detected": False}
+        else:
+            if polarity is None:
+                polarity = "bone_bright" if tried[0] == "bone_dark" else "bone_dark"
+            li, valid, info = line_integral_with_info(
+                pixels, photometric, bits_stored=bits_stored, polarity=polarity
+            )
+        attempt = register(volume, model, li, valid, camera, T_init=T_init, options=options,
+                           initial_kind=initial_kind)
+        tried.append(info["polarity"])
+        attempt.stages.setdefault("preprocess", {"seconds": 0.0}).update(
+            polarity=info["polarity"], display_form=info["form"],
+            polarity_from_noise=bool(info["detected"]),
+        )
+        if result is not None:
+            attempt.seconds += result.seconds
+        result = attempt
+        failed = result.stages.get("quality", {}).get("failed_check")
+        if result.status == "ok" or failed not in POLARITY_SENSITIVE_CHECKS or info["polarity"] == "none":
+            break
+    assert result is not None
+    return result
