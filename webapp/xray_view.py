@@ -35,7 +35,7 @@ import numpy as np
 
 from calibration.models import CalibrationProfile
 from calibration.services import profile_for_xray
-from registration.engine.camera import Camera
+from geometry.camera import Camera
 from registration.engine.intensity import field_mask
 from registration.engine.overlay import display_image
 from webapp.dicomio import InputRefused, read_xray

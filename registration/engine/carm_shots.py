@@ -14,7 +14,7 @@ import numpy as np
 
 from calibration.engine.phantom import Phantom
 from calibration.engine.simulate import IIDistortion, SimGeometry, simulate_phantom_image
-from registration.engine.camera import Camera
+from geometry.camera import Camera
 from registration.engine.drr import DrrRenderer
 
 

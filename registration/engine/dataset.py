@@ -26,9 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from geometry.camera import Camera
+from geometry.carm import carm_pose
 from refusal import Refused
-from registration.engine.camera import Camera
-from registration.engine.pose import carm_pose
 
 
 class NoBoneError(Refused):
@@ -239,7 +239,7 @@ def march_scene_coordinates(renderer, camera: Camera, T: np.ndarray, n_samples: 
 
 def pixel_rays_np(camera: Camera, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Source (3,) and unit world directions (H*W, 3) of every pixel (t in mm)."""
-    from registration.engine.camera import pixel_rays
+    from geometry.camera import pixel_rays
 
     src, dirs = pixel_rays(camera, np.asarray(T, dtype=np.float64))
     return np.asarray(src), np.asarray(dirs).reshape(-1, 3)

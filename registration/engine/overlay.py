@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from registration.engine.camera import project
+from geometry.camera import project
 
 
 def drr_edges(bone_drr: np.ndarray, *, relative_threshold: float = 0.2) -> np.ndarray:

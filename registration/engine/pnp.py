@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from registration.engine.pose import hat
+from geometry.rigid import hat
 
 
 @dataclass

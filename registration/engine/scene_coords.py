@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from registration.engine.pose import validate_rigid
+from geometry.rigid import validate_rigid
 
 
 @dataclass

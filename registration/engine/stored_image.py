@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
 from registration.engine.pipeline import RegistrationOptions, RegistrationResult, register
 from registration.engine.xray_input import line_integral_with_info
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
 from registration.engine.dataset import (
     AppearanceParams,
     Sample,

@@ -38,7 +38,7 @@ def xray_camera(xray: XrayImage, width: int, height: int):
 def training_camera(study: CTStudy):
     """The camera to train with: the patient's latest X-ray with a calibrated or described
     C-arm geometry, else :data:`DEFAULT_CAMERA`."""
-    from registration.engine.camera import Camera
+    from geometry.camera import Camera
 
     for xray in study.patient.xrays.select_related("carm").order_by("-created_at"):
         try:
@@ -56,7 +56,7 @@ class PreparedXray:
     pixels: np.ndarray  # (H, W) stored values as a viewer at the source sees them
     photometric: str
     bits_stored: int | None
-    camera: object  # registration.engine.camera.Camera
+    camera: object  # geometry.camera.Camera
     dewarped: bool
 
 

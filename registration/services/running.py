@@ -77,7 +77,7 @@ def start_registration(xray: XrayImage, *, user=None, request=None) -> Registrat
 def header_initial_pose(xray: XrayImage, centre_lps_mm) -> np.ndarray | None:
     """A rough start from the header's C-arm angles and source-to-patient distance, aimed
     at ``centre_lps_mm`` (the bone centre of the CT); None when the header lacks them."""
-    from registration.engine.pose import carm_pose
+    from geometry.carm import carm_pose
 
     if xray.primary_angle_deg is None or xray.secondary_angle_deg is None:
         return None
@@ -103,8 +103,8 @@ def _bone_centre(volume, threshold_hu: float) -> list[float] | None:
 def true_target_error(volume, bone_threshold_hu: float, T_est: np.ndarray, T_true) -> dict:
     """mTRE (mm) of ``T_est`` against the ground truth over bone voxels of the CT (seeded
     subset), plus the 95th percentile and the maximum."""
+    from geometry.rigid import target_error_mm
     from registration.engine.dataset import bone_points
-    from registration.engine.pose import target_error_mm
 
     points = bone_points(volume, float(bone_threshold_hu), max_points=TRUE_ERROR_POINTS, seed=0)
     if len(points) == 0:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def registered_plan(settings, tmp_path, transactional_db, patient_a, surgeon_a):
-    from registration.engine.pose import carm_pose
+    from geometry.carm import carm_pose
     from registration.models import Registration
     from webapp.planning import services
 

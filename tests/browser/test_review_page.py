@@ -68,7 +68,7 @@ def test_reviewer_accepts_a_registration_and_sees_it_on_the_dashboard(
 def test_landmark_from_an_xray_click_and_the_ct_viewer(
     login_page, page_url, make_user, team_a, patient_a, built_frontend
 ):
-    from registration.engine.camera import project
+    from geometry.camera import project
     from tests.review.helpers import camera, true_pose
 
     reviewer = make_user("reviewer_a", "Reviewer", team=team_a)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from registration.engine.camera import Camera, backproject, pixel_rays, project
-from registration.engine.pose import carm_pose
+from geometry.camera import Camera, backproject, pixel_rays, project
+from geometry.carm import carm_pose
 
 
 def _camera() -> Camera:

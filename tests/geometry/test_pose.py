@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from registration.engine.camera import Camera, project
-from registration.engine.pose import (
-    carm_angles_from_pose,
-    carm_pose,
+from geometry.camera import Camera, project
+from geometry.carm import carm_angles_from_pose, carm_pose
+from geometry.rigid import (
     perturb_pose,
     pose_distance,
     rotation_angle_deg,

@@ -1,5 +1,5 @@
 """Synthetic two-view fixtures for planning tests: a C-arm, X-ray rows with PNG images of
-a bead phantom rendered through known poses (registration.engine.pose.carm_pose)."""
+a bead phantom rendered through known poses (geometry.carm.carm_pose)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 from django.core.files.base import ContentFile
 
-from registration.engine.camera import Camera
-from registration.engine.pose import carm_pose
+from geometry.camera import Camera
+from geometry.carm import carm_pose
 
 SIZE = 320  # pixels
 SPACING = 1.0  # mm per detector pixel

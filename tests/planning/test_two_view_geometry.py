@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.engine.pose import carm_pose
+from geometry.carm import carm_pose
 from tests.planning import helpers
 from webapp.planning.engine.views_geometry import (
     ViewGeometry,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
+from geometry.carm import carm_pose
 from registration.engine.drr import DrrRenderer
 from registration.engine.phantom_ct import synthetic_bone_ct
-from registration.engine.pose import carm_pose
 
 
 def synthetic_view(samples_per_ray: int = 128) -> tuple[Camera, DrrRenderer, np.ndarray, torch.Tensor]:

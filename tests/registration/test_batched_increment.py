@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from registration.engine.pose import se3_exp
+from geometry.rigid import se3_exp
 from registration.engine.refine import increment
 
 

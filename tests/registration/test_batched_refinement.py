@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
+from geometry.carm import carm_pose
+from geometry.rigid import perturb_pose
 from registration.engine.drr import DrrRenderer
 from registration.engine.phantom_ct import synthetic_bone_ct
-from registration.engine.pose import carm_pose, perturb_pose
 from registration.engine.refine import RefineLevel, pose_distance_mm, refine_pose, refine_poses
 
 # float32 rendering in a batch of 3 vs alone: the same arithmetic per pose, so the poses

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
+from geometry.carm import carm_pose
 from registration.engine.drr import DrrRenderer
 from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.pipeline import bone_depth_in_view
-from registration.engine.pose import carm_pose
 from registration.engine.quality import QualityError, check_bone_depth
 
 SDD = 1000.0

@@ -13,10 +13,11 @@ import torch
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
+from geometry.carm import carm_pose
+from geometry.rigid import perturb_pose
 from registration.engine.drr import DrrRenderer
 from registration.engine.phantom_ct import synthetic_bone_ct
-from registration.engine.pose import carm_pose, perturb_pose
 from tests.registration.tiny_ct import write_nifti
 
 RESULT_KEYS = {"status", "message", "T_cam_from_world", "seconds", "stages", "n_correspondences",

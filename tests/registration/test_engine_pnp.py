@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from registration.engine.camera import Camera, project
+from geometry.camera import Camera, project
+from geometry.carm import carm_pose
+from geometry.rigid import target_error_mm
 from registration.engine.pnp import solve_pnp_ransac
-from registration.engine.pose import carm_pose, target_error_mm
 
 
 def _scene(rng, n=300):

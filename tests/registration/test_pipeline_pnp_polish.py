@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 import torch
 
+from geometry.camera import Camera, project
+from geometry.carm import carm_pose
+from geometry.rigid import target_error_mm
 from registration.engine import pipeline
-from registration.engine.camera import Camera, project
 from registration.engine.drr import DrrRenderer
 from registration.engine.model_io import LoadedModel
 from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.pipeline import RegistrationOptions, register
-from registration.engine.pose import carm_pose, target_error_mm
 from registration.engine.training import get_preset, train_model
 from registration.engine.xray_input import to_square
 

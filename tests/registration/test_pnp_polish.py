@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.engine.camera import Camera, project
+from geometry.camera import Camera, project
+from geometry.carm import carm_pose
+from geometry.rigid import perturb_pose, target_error_mm
 from registration.engine.pnp import refine_pose_weighted, solve_pnp_ransac
-from registration.engine.pose import carm_pose, perturb_pose, target_error_mm
 
 CENTRE = np.array([5.0, -20.0, 30.0])
 

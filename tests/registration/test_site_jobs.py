@@ -58,7 +58,7 @@ def _wait_registration(reg, timeout=120):
 @pytest.mark.worker
 @pytest.mark.usefixtures("celery_worker")
 def test_train_then_register_through_the_worker(tiny_training, patient_a, surgeon_a):
-    from registration.engine.pose import target_error_mm
+    from geometry.rigid import target_error_mm
     from registration.models import Registration, RegistrationModel
     from registration.services import (
         MODEL_FILES,
@@ -193,7 +193,7 @@ def test_registering_an_image_of_something_else_fails(tiny_training, patient_a, 
 def test_training_free_registration_through_the_worker(patient_a, surgeon_a):
     """Right after the CT arrives, with no model: the job registers in training-free mode,
     says so and which start won, and lands near the true pose."""
-    from registration.engine.pose import target_error_mm
+    from geometry.rigid import target_error_mm
     from registration.models import Registration
     from registration.services import start_registration
     from webapp.jobs.models import Job

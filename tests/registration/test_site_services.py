@@ -105,7 +105,7 @@ def test_camera_prefers_the_active_calibration_profile(scene, make_user):
 
 
 def test_landmark_error_in_pixels_and_mm_at_detector(scene, make_user):
-    from registration.engine.camera import project
+    from geometry.camera import project
     from registration.services import RegistrationRefused
     from webapp.review.decisions import add_landmark
 

@@ -146,7 +146,7 @@ def test_reviewers_cannot_start_jobs_and_surgeons_cannot_review(
 
 
 def test_api_lists_reviews_and_landmarks(client, scene, make_user, team_a):
-    from registration.engine.camera import project
+    from geometry.camera import project
     from tests.review.helpers import camera, true_pose
 
     reviewer = make_user("reviewer_a", "Reviewer", team=team_a)

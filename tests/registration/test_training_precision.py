@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
 from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.training import get_preset, native_bf16, train_model, training_dtype
 

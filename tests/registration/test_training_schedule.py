@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
+from geometry.camera import Camera
 from registration.engine import training
-from registration.engine.camera import Camera
 from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.training import (
     FINAL_LR_FACTOR,

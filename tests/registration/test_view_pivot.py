@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from registration.engine.camera import project
-from registration.engine.pose import carm_pose
+from geometry.camera import project
+from geometry.carm import carm_pose
 from registration.engine.refine import view_pivot
 
 K = np.array([[1000.0, 0.0, 63.5], [0.0, 1000.0, 63.5], [0.0, 0.0, 1.0]])

@@ -45,13 +45,13 @@ def tiny_study(patient, *, bone: bool = True):
 
 
 def camera():
-    from registration.engine.camera import Camera
+    from geometry.camera import Camera
 
     return Camera.from_geometry(SIZE, SIZE, SDD_MM, SPACING_MM, SPACING_MM)
 
 
 def true_pose(primary: float = 10.0, secondary: float = 5.0, iso=(0.0, 0.0, 0.0)) -> np.ndarray:
-    from registration.engine.pose import carm_pose
+    from geometry.carm import carm_pose
 
     return carm_pose(primary, secondary, SIP_MM, list(iso))
 

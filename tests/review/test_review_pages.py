@@ -49,7 +49,7 @@ def test_patient_page_lists_every_registration(client, data, reviewer_a):
 
 
 def test_review_page_decide_and_landmark_forms(client, data, reviewer_a):
-    from registration.engine.camera import project
+    from geometry.camera import project
     from tests.review.helpers import camera, true_pose
 
     reg = data["a"][0]

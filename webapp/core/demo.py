@@ -95,9 +95,9 @@ def demo_xrays(patient: Patient, study: CTStudy, carm: CArm, user) -> list[XrayI
     """Simulated, distorted C-arm shots of the demo CT with the phantom beads visible."""
     from calibration.engine.phantom import builtin_phantom
     from calibration.services import dewarp_xray
+    from geometry.carm import carm_pose
     from registration.engine.carm_shots import simulate_carm_shot
     from registration.engine.drr import DrrRenderer
-    from registration.engine.pose import carm_pose
     from webapp.records.volume_store import load_study_volume
 
     missing = [s for s in DEMO_SHOTS if not patient.xrays.filter(description=s[0]).exists()]

@@ -45,7 +45,7 @@ def review_registration(
 def landmark_error(reg: Registration, u_px: float, v_px: float, xyz_mm) -> tuple[float, float]:
     """(error px, error mm at the detector) between the picked pixel and the projection of
     the CT point (LPS mm) with the registration's pose and camera."""
-    from registration.engine.camera import Camera, project
+    from geometry.camera import Camera, project
 
     if reg.status != Registration.Status.OK or not reg.T_cam_from_world:
         raise RegistrationRefused("only a successful registration has a pose to measure")

@@ -96,10 +96,10 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
     def handle(self, *args, **opts) -> None:
+        from geometry.camera import Camera
+        from geometry.carm import carm_pose
         from registration.engine import reference_drr
-        from registration.engine.camera import Camera
         from registration.engine.drr import DrrRenderer
-        from registration.engine.pose import carm_pose
 
         if opts["threads"] is not None:
             if opts["threads"] < 1:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geometry.camera import Camera
+from geometry.carm import carm_pose
 from geometry.rigid import compose
-from registration.engine.camera import Camera
-from registration.engine.pose import carm_pose
 from webapp.planning.engine.errors import PlanningRefused
 from webapp.planning.engine.trajectory import tool_projection
 from webapp.planning.engine.transforms import (

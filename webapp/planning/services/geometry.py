@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from registration.engine.camera import Camera
-from registration.engine.pose import carm_pose
+from geometry.camera import Camera
+from geometry.carm import carm_pose
 from webapp.planning.engine.views_geometry import ViewGeometry, angle_between_views
 from webapp.records.models import XrayImage
 from webapp.xray_view import camera_for_xray, display_uint8, read_view, view_png
