@@ -53,6 +53,19 @@ def orthanc(tmp_path_factory):
 
 
 @pytest.fixture
+def orthanc_web(tmp_path_factory):
+    """A throw-away Orthanc with its DICOMweb plugin (skips with the reason when missing)."""
+    from tests.dicomnet.orthanc import OrthancUnavailable, start_orthanc
+
+    try:
+        pacs = start_orthanc(tmp_path_factory.mktemp("orthanc-web"), dicomweb=True)
+    except OrthancUnavailable as exc:
+        pytest.skip(str(exc))
+    yield pacs
+    pacs.stop()
+
+
+@pytest.fixture
 def node(make_node):
     return make_node()
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 START_TIMEOUT_S = 30.0
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 
 
 class OrthancUnavailable(RuntimeError):
@@ -35,6 +36,11 @@ class Orthanc:
     http_port: int
     dicom_port: int
     aet: str = "ORTHANC"
+
+    @property
+    def dicomweb_url(self) -> str:
+        """The DICOMweb base URL (when started with ``dicomweb=True``)."""
+        return f"http://127.0.0.1:{self.http_port}/dicom-web"
 
     def request(self, method: str, path: str, body: bytes | dict | list | None = None):
         """One REST call; JSON in and out (bytes bodies go as they are)."""
@@ -77,11 +83,15 @@ class Orthanc:
                 self.process.wait()
 
 
-def start_orthanc(folder: Path) -> Orthanc:
-    """Start Orthanc with its storage in ``folder`` on free loopback ports."""
+def start_orthanc(folder: Path, *, dicomweb: bool = False) -> Orthanc:
+    """Start Orthanc with its storage in ``folder`` on free loopback ports; ``dicomweb``
+    loads the DICOMweb plugin (Debian package ``orthanc-dicomweb``) at /dicom-web/."""
     binary = shutil.which("Orthanc")
     if binary is None:
         raise OrthancUnavailable("Orthanc is not installed (Debian package 'orthanc')")
+    if dicomweb and not DICOMWEB_PLUGIN.exists():
+        raise OrthancUnavailable("the Orthanc DICOMweb plugin is not installed "
+                                 "(Debian package 'orthanc-dicomweb')")
     folder.mkdir(parents=True, exist_ok=True)
     http_port, dicom_port = _free_port(), _free_port()
     config = {
@@ -93,7 +103,8 @@ def start_orthanc(folder: Path) -> Orthanc:
         "DicomAet": "ORTHANC",
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": False,
-        "Plugins": [],
+        "Plugins": [str(DICOMWEB_PLUGIN)] if dicomweb else [],
+        "DicomWeb": {"Enable": dicomweb, "Root": "/dicom-web/"},
         "DicomModalities": {},
         "DicomModalitiesInDatabase": False,
         "HttpTimeout": 120,

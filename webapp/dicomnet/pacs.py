@@ -1,7 +1,9 @@
 """The PACS endpoints we send to and query (settings ``ORTHOFUSE_PACS``), and C-STORE.
 
-``ORTHOFUSE_PACS`` is a list; each item is ``"AE@host:port"`` (the environment variable is
-a comma list of those) or a dict ``{"ae": ..., "host": ..., "port": ...}``.
+``ORTHOFUSE_PACS`` is a list; each item is ``"AE@host:port"`` (DIMSE: C-STORE, C-FIND,
+C-GET), a DICOMweb base URL ``"http(s)://host:port/dicom-web"`` (STOW-RS, QIDO-RS, WADO-RS;
+see ``dicomweb``) or a dict ``{"ae": ..., "host": ..., "port": ...}``. The environment
+variable is a comma list of strings.
 """
 
 from __future__ import annotations
@@ -33,9 +35,28 @@ class PacsEndpoint:
         return f"{self.ae_title}@{self.host}:{self.port}"
 
 
-def parse_endpoint(item: str | dict) -> PacsEndpoint:
-    """One endpoint from ``"AE@host:port"`` or ``{"ae", "host", "port"}``; ValueError names
-    the bad item."""
+@dataclass(frozen=True)
+class WebEndpoint:
+    """A DICOMweb service by its base URL (QIDO/WADO/STOW under it)."""
+
+    url: str
+
+    def __str__(self) -> str:
+        return self.url
+
+
+Endpoint = PacsEndpoint | WebEndpoint
+URL_RE = re.compile(r"^https?://[^\s/@]+(/[^\s]*)?$")
+
+
+def parse_endpoint(item: str | dict) -> Endpoint:
+    """One endpoint from ``"AE@host:port"``, a DICOMweb URL or ``{"ae", "host", "port"}``;
+    ValueError names the bad item."""
+    if isinstance(item, str) and item.strip().lower().startswith(("http://", "https://")):
+        url = item.strip().rstrip("/")
+        if not URL_RE.match(url):
+            raise ValueError(f"ORTHOFUSE_PACS item {item!r}: not a DICOMweb URL")
+        return WebEndpoint(url)
     if isinstance(item, dict):
         try:
             ae, host, port = str(item["ae"]).strip(), str(item["host"]).strip(), int(item["port"])
@@ -54,7 +75,7 @@ def parse_endpoint(item: str | dict) -> PacsEndpoint:
     return PacsEndpoint(ae, host, port)
 
 
-def pacs_endpoints() -> list[PacsEndpoint]:
+def pacs_endpoints() -> list[Endpoint]:
     """The configured endpoints (possibly none)."""
     items = getattr(settings, "ORTHOFUSE_PACS", []) or []
     if isinstance(items, str):

@@ -13,8 +13,9 @@ import pydicom
 from django.conf import settings
 from pydicom.errors import InvalidDicomError
 
-from webapp.dicomnet.pacs import PacsEndpoint, PacsError, pacs_endpoints
-from webapp.dicomnet.query import find_ct_series
+from webapp.dicomnet.dicomweb import qido_ct_series, wado_series
+from webapp.dicomnet.pacs import Endpoint, PacsError, WebEndpoint, pacs_endpoints
+from webapp.dicomnet.query import RemoteSeries, find_ct_series
 from webapp.dicomnet.retrieve import c_get_series
 from webapp.records.ct_import import ImportRefused, import_ct_study
 from webapp.records.models import CTStudy, Patient
@@ -27,8 +28,8 @@ class PullRefused(ValueError):
     """A search or pull cannot be done; the message says why (one line)."""
 
 
-def configured_endpoint(name: str) -> PacsEndpoint:
-    """The configured endpoint written ``AE@host:port``; only those may be used."""
+def configured_endpoint(name: str) -> Endpoint:
+    """The configured endpoint written ``AE@host:port`` or its URL; only those may be used."""
     try:
         endpoints = pacs_endpoints()
     except ValueError as exc:
@@ -37,6 +38,21 @@ def configured_endpoint(name: str) -> PacsEndpoint:
         if str(endpoint) == name:
             return endpoint
     raise PullRefused(f"{name!r} is not a configured PACS (setting ORTHOFUSE_PACS)")
+
+
+def find_series(endpoint: Endpoint, patient_id: str) -> list[RemoteSeries]:
+    """QIDO-RS on a DICOMweb endpoint, C-FIND on a DIMSE one."""
+    if isinstance(endpoint, WebEndpoint):
+        return qido_ct_series(endpoint, patient_id)
+    return find_ct_series(endpoint, patient_id)
+
+
+def retrieve_series(endpoint: Endpoint, study_uid: str, series_uid: str, folder: Path,
+                    **limits) -> int:
+    """WADO-RS from a DICOMweb endpoint, C-GET from a DIMSE one."""
+    if isinstance(endpoint, WebEndpoint):
+        return wado_series(endpoint, study_uid, series_uid, folder, **limits)
+    return c_get_series(endpoint, study_uid, series_uid, folder, **limits)
 
 
 def search_patient(patient: Patient) -> list[dict]:
@@ -50,7 +66,7 @@ def search_patient(patient: Patient) -> list[dict]:
     out = []
     for endpoint in endpoints:
         try:
-            series = [s.to_json() for s in find_ct_series(endpoint, patient.mrn)]
+            series = [s.to_json() for s in find_series(endpoint, patient.mrn)]
             out.append({"endpoint": str(endpoint), "series": series, "error": ""})
         except PacsError as exc:
             out.append({"endpoint": str(endpoint), "series": [], "error": str(exc)})
@@ -83,7 +99,7 @@ def pull_series(
     user=None,
     report: Callable[[float, str], None] = lambda f, m: None,
 ) -> tuple[CTStudy, bool]:
-    """Retrieve and import one CT series; returns ``(study, created)``: a series already
+    """Retrieve (C-GET or WADO-RS) and import one CT series; returns ``(study, created)``: a series already
     imported for the patient is returned as it is. Raises :class:`PullRefused`."""
     endpoint = configured_endpoint(endpoint_name)
     study_uid = _valid_uid(study_uid, "study UID")
@@ -102,9 +118,9 @@ def pull_series(
     with tempfile.TemporaryDirectory(prefix="pacs-pull-", dir=staging) as tmp:
         folder = Path(tmp)
         try:
-            count = c_get_series(endpoint, study_uid, series_uid, folder,
-                                 max_bytes=int(settings.ORTHOFUSE_MAX_UPLOAD_BYTES),
-                                 report=progress)
+            count = retrieve_series(endpoint, study_uid, series_uid, folder,
+                                    max_bytes=int(settings.ORTHOFUSE_MAX_UPLOAD_BYTES),
+                                    report=progress)
         except PacsError as exc:
             raise PullRefused(str(exc)) from None
         _check_patient(folder, patient)

@@ -10,7 +10,8 @@ from pydicom.dataset import Dataset
 
 from registration.models import Registration
 from webapp.core import audit
-from webapp.dicomnet.pacs import PacsEndpoint, PacsError, c_store, with_retries
+from webapp.dicomnet.dicomweb import stow
+from webapp.dicomnet.pacs import Endpoint, PacsError, WebEndpoint, c_store, with_retries
 from webapp.dicomnet.results import (
     ResultRefused,
     overlay_object,
@@ -20,6 +21,14 @@ from webapp.dicomnet.results import (
 from webapp.planning.models import PlanVersion
 
 JOB_KIND = "send_to_pacs"
+
+
+def store(endpoint: Endpoint, datasets: list[Dataset]) -> None:
+    """STOW-RS to a DICOMweb endpoint, C-STORE to a DIMSE one."""
+    if isinstance(endpoint, WebEndpoint):
+        stow(endpoint, datasets)
+    else:
+        c_store(endpoint, datasets)
 
 
 @dataclass
@@ -56,21 +65,21 @@ def result_set(*, registration_id: int | None = None, plan_version_id: int | Non
 
 def send_result_set(
     result: ResultSet,
-    endpoints: list[PacsEndpoint],
+    endpoints: list[Endpoint],
     *,
     user=None,
     report: Callable[[float, str], None] = lambda f, m: None,
     attempts: int = 3,
     delay_s: float = 2.0,
 ) -> dict:
-    """C-STORE ``result`` to each endpoint (``attempts`` tries each), auditing each
+    """Store ``result`` on each endpoint (``attempts`` tries each), auditing each
     outcome. Returns ``{"sent": [...], "failed": [...], "sop_instance_uids": [...]}``."""
     uids = [str(ds.SOPInstanceUID) for ds in result.datasets]
     sent, failed = [], []
     for k, endpoint in enumerate(endpoints):
         report(k / max(len(endpoints), 1), f"sending {result.label} to {endpoint}")
         try:
-            used = with_retries(lambda e=endpoint: c_store(e, result.datasets),
+            used = with_retries(lambda e=endpoint: store(e, result.datasets),
                                 attempts=attempts, delay_s=delay_s)
         except PacsError as exc:
             failed.append({"endpoint": str(endpoint), "reason": str(exc)})
