@@ -139,6 +139,10 @@ OIDC_TIMEOUT = 10
 LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
 # Second factor (webapp.core.second_factor): TOTP for local staff and calibration admins.
 OTP_TOTP_ISSUER = "OrthoFuse"
+# Destructive actions ask for the password or a TOTP code again after this many minutes
+# (webapp.core.reauth); API tokens (webapp.core.api_tokens) last at most this many days.
+ORTHOFUSE_REAUTH_MINUTES = env_int("ORTHOFUSE_REAUTH_MINUTES", 5)
+ORTHOFUSE_API_TOKEN_MAX_DAYS = env_int("ORTHOFUSE_API_TOKEN_MAX_DAYS", 365)
 # Claims holding role and team values, and maps "claim-value=Name,..." (empty: values are names)
 ORTHOFUSE_OIDC_ROLES_CLAIM = env_str("ORTHOFUSE_OIDC_ROLES_CLAIM", "roles")
 ORTHOFUSE_OIDC_TEAMS_CLAIM = env_str("ORTHOFUSE_OIDC_TEAMS_CLAIM", "teams")
@@ -274,6 +278,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # no HTTP Basic: a password on every request, and failures escape the sign-in limits
         "rest_framework.authentication.SessionAuthentication",
+        # machines: per-user tokens with expiry (webapp.core.api_tokens)
+        "webapp.core.api_tokens.ApiTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from webapp.core import otp_views
+from webapp.core import api_token_views, otp_views, reauth_views
 from webapp.core import views as core_views
 from webapp.core.api_docs import api_docs
 
@@ -21,6 +21,12 @@ urlpatterns = [
     path("oidc/", include("webapp.core.oidc_urls")),  # single sign-on (404 when not configured)
     path("account/second-factor/", otp_views.enrol, name="otp-enrol"),
     path("account/second-factor/verify/", otp_views.verify, name="otp-verify"),
+    path("account/confirm/", reauth_views.reauth, name="reauth"),
+    path("account/api-tokens/", api_token_views.token_list, name="api-tokens"),
+    path("account/api-tokens/new/", api_token_views.token_create, name="api-token-create"),
+    path(
+        "account/api-tokens/<int:pk>/revoke/", api_token_views.token_revoke, name="api-token-revoke"
+    ),
     path("admin/", admin.site.urls),
     path("patients/", include("webapp.records.urls")),
     path("jobs/", include("webapp.jobs.urls")),

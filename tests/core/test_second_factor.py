@@ -149,3 +149,22 @@ def test_single_sign_on_sessions_are_exempt(client, staff):
     assert client.get("/patients/").status_code == 200
     client.force_login(staff, backend="django.contrib.auth.backends.ModelBackend")
     assert client.get("/patients/").status_code == 302
+
+
+def test_re_authentication_accepts_the_current_code(client, staff, settings):
+    from webapp.core.reauth import AUTH_AT_KEY
+
+    device = TOTPDevice.objects.create(user=staff, name="phone", confirmed=True)
+    password_sign_in(client, staff.username)
+    client.post(reverse("otp-verify"), {"code": code_for(device_secret(device))})
+    session = client.session
+    session[AUTH_AT_KEY] -= settings.ORTHOFUSE_REAUTH_MINUTES * 60 + 1
+    session.save()
+    asked = client.post(reverse("api-token-create"), {"name": "nav", "days": "7"})
+    assert asked["Location"].startswith(reverse("reauth"))
+    confirmed = client.post(
+        reverse("reauth"), {"secret": code_for(device_secret(device), offset_steps=1), "next": "/"}
+    )
+    assert confirmed.status_code == 302
+    assert client.post(reverse("api-token-create"), {"name": "nav", "days": "7"}).status_code == 200
+    assert AuditEvent.objects.filter(detail="re-authenticated", username="staffer").exists()

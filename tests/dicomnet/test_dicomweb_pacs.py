@@ -43,9 +43,12 @@ def test_qido_search_and_wado_pull(web_pacs, tmp_path, db):
     assert answer["error"] == "" and len(answer["series"]) == 1
     found = answer["series"][0]
     assert found["instances"] == 6 and found["modality"] == "CT"
+    steps = []
     study, created = pull_series(patient, web_pacs.dicomweb_url, found["study_instance_uid"],
-                                 found["series_instance_uid"])
+                                 found["series_instance_uid"], expected=found["instances"],
+                                 report=lambda f, m: steps.append((f, m)))
     assert created and study.shape == [6, 32, 32]
+    assert (pytest.approx(0.85), "received 6 of 6 images") in steps
     assert study.spacing_mm == pytest.approx([0.8, 0.7, 2.5])
     with pytest.raises(PullRefused, match="no CT instance there"):
         pull_series(patient, web_pacs.dicomweb_url, found["study_instance_uid"], "1.2.3.999")

@@ -36,9 +36,10 @@ def test_page_lists_series_and_pull_starts_the_import(client, surgeon_a, patient
     assert first.SeriesInstanceUID in html and "Pull and import" in html and endpoint in html
     answer = client.post(f"/dicom/patients/{patient_a.pk}/pacs/pull/", {
         "endpoint": endpoint, "study_uid": first.StudyInstanceUID,
-        "series_uid": first.SeriesInstanceUID,
+        "series_uid": first.SeriesInstanceUID, "instances": "5",
     })
     job = Job.objects.get(kind="pull_ct_series")
+    assert job.params["expected"] == 5 and 'name="instances" value="5"' in html
     assert answer.status_code == 302 and answer.url == f"/jobs/{job.pk}/"
     assert execute_job(job.pk, worker="test") == "succeeded"
     assert CTStudy.objects.get().patient == patient_a

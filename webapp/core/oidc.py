@@ -149,6 +149,13 @@ class OIDCRequestView(OIDCAuthenticationRequestView):
 class OIDCCallbackView(OIDCAuthenticationCallbackView):
     """The provider's answer; 404 when single sign-on is off, the sign-in page on failure."""
 
+    def login_success(self) -> HttpResponse:
+        from webapp.core.reauth import mark_authenticated
+
+        response = super().login_success()
+        mark_authenticated(self.request)  # also when the same user came back to re-authenticate
+        return response
+
     def get(self, request: HttpRequest) -> HttpResponse:
         if not oidc_enabled():
             raise Http404("single sign-on is not configured")

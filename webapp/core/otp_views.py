@@ -17,6 +17,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from webapp.core.audit import record
 from webapp.core.models import AuditEvent
+from webapp.core.reauth import mark_authenticated
 from webapp.core.second_factor import signed_in_by_sso
 
 DEVICE_NAME = "Authenticator app"
@@ -96,6 +97,7 @@ def verify(request: HttpRequest) -> HttpResponse:
         device = next((d for d in devices if d.verify_token(code)), None)
         if device is not None:
             otp_login(request, device)
+            mark_authenticated(request)
             record(request, AuditEvent.Action.LOGIN, obj=device, detail="second factor verified")
             return redirect(_next_url(request))
         record(request, AuditEvent.Action.LOGIN_FAILED, detail="wrong second-factor code")

@@ -18,6 +18,10 @@ def audit_login(sender, request, user, **kwargs) -> None:
 
         detail = f"login via single sign-on ({provider_name()})"[:500]
     record(request, AuditEvent.Action.LOGIN, user=user, detail=detail)
+    if request is not None and hasattr(request, "session"):
+        from webapp.core.reauth import mark_authenticated
+
+        mark_authenticated(request)  # a sign-in counts as a recent proof (webapp.core.reauth)
 
 
 def _refused_while_locked_out(request) -> bool:

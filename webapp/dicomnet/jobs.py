@@ -50,6 +50,7 @@ def pull_ct_series(job, ctx) -> dict:
             study, created = pull_series(
                 patient, str(job.params.get("endpoint", "")), str(job.params.get("study_uid", "")),
                 str(job.params.get("series_uid", "")), user=job.created_by,
+                expected=job.params.get("expected"),
                 report=lambda f, m: ctx.progress(f, m),
             )
     except PullRefused as exc:

@@ -97,10 +97,12 @@ def pull_series(
     series_uid: str,
     *,
     user=None,
+    expected: int | None = None,
     report: Callable[[float, str], None] = lambda f, m: None,
 ) -> tuple[CTStudy, bool]:
-    """Retrieve (C-GET or WADO-RS) and import one CT series; returns ``(study, created)``: a series already
-    imported for the patient is returned as it is. Raises :class:`PullRefused`."""
+    """Retrieve (C-GET or WADO-RS) and import one CT series; returns ``(study, created)``:
+    a series already imported for the patient is returned as it is. ``expected`` (the
+    search's instance count) gives WADO-RS progress a total. Raises :class:`PullRefused`."""
     endpoint = configured_endpoint(endpoint_name)
     study_uid = _valid_uid(study_uid, "study UID")
     series_uid = _valid_uid(series_uid, "series UID")
@@ -110,6 +112,7 @@ def pull_series(
         return existing, False
 
     def progress(done: int, total: int | None) -> None:
+        total = total or expected
         fraction = 0.85 * done / total if total else 0.0
         report(fraction, f"received {done}" + (f" of {total}" if total else "") + " images")
 
@@ -133,7 +136,7 @@ def pull_series(
 
 
 def submit_pull(patient: Patient, endpoint_name: str, study_uid: str, series_uid: str, *,
-                user=None, request=None):
+                expected: int | None = None, user=None, request=None):
     """Check the request, then queue the pull job."""
     from webapp.jobs.services import submit_job
 
@@ -143,5 +146,6 @@ def submit_pull(patient: Patient, endpoint_name: str, study_uid: str, series_uid
         "endpoint": endpoint_name,
         "study_uid": _valid_uid(study_uid, "study UID"),
         "series_uid": _valid_uid(series_uid, "series UID"),
+        "expected": expected if isinstance(expected, int) and 0 < expected < 100000 else None,
     }
     return submit_job(PULL_JOB_KIND, params=params, user=user, patient=patient, request=request)

@@ -49,9 +49,11 @@ def patient_pacs(request: HttpRequest, pk: int) -> HttpResponse:
 def pull(request: HttpRequest, pk: int) -> HttpResponse:
     patient = get_visible_or_404(Patient, request.user, pk=pk)
     _editor(request)
+    expected = request.POST.get("instances", "")
     try:
         job = submit_pull(patient, request.POST.get("endpoint", ""),
                           request.POST.get("study_uid", ""), request.POST.get("series_uid", ""),
+                          expected=int(expected) if expected.isdigit() else None,
                           request=request)
     except (PullRefused, JobError) as exc:
         messages.error(request, str(exc))
