@@ -50,13 +50,14 @@ def test_the_same_registration_gives_the_same_instance():
     assert registration_object(reg).SOPInstanceUID != first
 
 
-def test_png_xray_gets_the_patient_row_and_a_new_study():
+def test_png_xray_gets_the_patient_row_and_a_new_study(tmp_path):
     reg = rows.registration(rows.make_patient("PNG-1"), png=True)
     sc = overlay_object(reg)
     assert sc.PatientID == "PNG-1" and str(sc.PatientName) == "Doe^Jane" and sc.PatientSex == "F"
     assert "SourceImageSequence" not in sc
     sr = registration_object(reg, sc)
     assert sr.StudyInstanceUID == sc.StudyInstanceUID and sr.PatientID == "PNG-1"
+    assert errors(sc, tmp_path) == [] and errors(sr, tmp_path) == []
     with pytest.raises(ResultRefused, match="needs its overlay"):
         registration_object(reg)
 
@@ -109,7 +110,10 @@ def test_refusals_are_one_line():
     reg.status = "failed"
     with pytest.raises(ResultRefused, match="did not succeed"):
         overlay_object(reg)
-    reg.status = "ok"
+    reg.status, reg.review_status = "ok", "rejected"
+    with pytest.raises(ResultRefused, match="rejected in review"):
+        registration_object(reg)
+    reg.review_status = "accepted"
     small = np.zeros((10, 10, 3), np.uint8)
     reg.overlay_file.save("overlay.png", ContentFile(cv2.imencode(".png", small)[1].tobytes()))
     with pytest.raises(ResultRefused, match="does not match the X-ray"):

@@ -104,6 +104,8 @@ def _ids(*parts) -> DocumentIds:
 def _successful(reg: Registration) -> None:
     if reg.status != Registration.Status.OK or not reg.T_cam_from_world:
         raise ResultRefused(f"registration #{reg.pk} did not succeed: nothing to send")
+    if reg.review_status == Registration.Review.REJECTED:
+        raise ResultRefused(f"registration #{reg.pk} was rejected in review: not sent")
 
 
 def overlay_object(reg: Registration) -> Dataset:
