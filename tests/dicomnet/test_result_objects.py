@@ -55,6 +55,8 @@ def test_png_xray_gets_the_patient_row_and_a_new_study(tmp_path):
     sc = overlay_object(reg)
     assert sc.PatientID == "PNG-1" and str(sc.PatientName) == "Doe^Jane" and sc.PatientSex == "F"
     assert "SourceImageSequence" not in sc
+    assert str(sc.StudyDate) == reg.xray.created_at.strftime("%Y%m%d")
+    assert sc.StudyID.startswith("OF-X")
     sr = registration_object(reg, sc)
     assert sr.StudyInstanceUID == sc.StudyInstanceUID and sr.PatientID == "PNG-1"
     assert errors(sc, tmp_path) == [] and errors(sr, tmp_path) == []

@@ -52,10 +52,14 @@ class XraySource:
     orientation: tuple[str, str] | None
 
 
-def patient_context(patient: Patient, study_uid: str) -> PatientStudy:
-    """The patient module from the Patient row, in study ``study_uid``."""
+def patient_context(patient: Patient, study_uid: str, when=None, study_id: str = "",
+                    ) -> PatientStudy:
+    """The patient module from the Patient row, in new study ``study_uid`` dated ``when``."""
     name = "^".join(p for p in (patient.family_name, patient.given_name) if p)
     return PatientStudy(
+        study_date=when.strftime("%Y%m%d") if when else "",
+        study_time=when.strftime("%H%M%S") if when else "",
+        study_id=study_id[:16],
         patient_id=patient.mrn,
         patient_name=name,
         birth_date=dicom_date(patient.birth_date),
@@ -87,7 +91,9 @@ def xray_source(xray: XrayImage) -> XraySource:
         orientation = tuple(orientation) if orientation and len(orientation) == 2 else None
         return XraySource(context, image, orientation)
     study_uid = stable_uid("png-study", xray.pk, xray.created_at.isoformat())
-    return XraySource(patient_context(xray.patient, study_uid), None, None)
+    when = xray.acquired_at or xray.created_at
+    context = patient_context(xray.patient, study_uid, when, f"OF-X{xray.pk}")
+    return XraySource(context, None, None)
 
 
 def ct_frame_of_reference(study: CTStudy) -> str:
