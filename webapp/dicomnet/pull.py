@@ -14,7 +14,8 @@ from django.conf import settings
 from pydicom.errors import InvalidDicomError
 
 from webapp.dicomnet.dicomweb import qido_ct_series, wado_series
-from webapp.dicomnet.pacs import Endpoint, PacsError, WebEndpoint, pacs_endpoints
+from webapp.dicomnet.move import c_move_series, wait_for_study
+from webapp.dicomnet.pacs import Endpoint, PacsEndpoint, PacsError, WebEndpoint, pacs_endpoints
 from webapp.dicomnet.query import RemoteSeries, find_ct_series
 from webapp.dicomnet.retrieve import c_get_series
 from webapp.records.ct_import import ImportRefused, import_ct_study
@@ -73,6 +74,15 @@ def search_patient(patient: Patient) -> list[dict]:
     return out
 
 
+def retrieve_mode() -> str:
+    """How a DIMSE PACS is pulled from: ``get`` (C-GET, default) or ``move`` (C-MOVE to our
+    listener, which must be running and known to the PACS by our AE title)."""
+    mode = str(getattr(settings, "ORTHOFUSE_PACS_RETRIEVE", "get")).strip().lower()
+    if mode not in ("get", "move"):
+        raise PullRefused(f"ORTHOFUSE_PACS_RETRIEVE={mode!r}: expected 'get' or 'move'")
+    return mode
+
+
 def _valid_uid(value: str, what: str) -> str:
     value = str(value or "").strip()
     if len(value) > 64 or not UID_RE.match(value):
@@ -100,7 +110,7 @@ def pull_series(
     expected: int | None = None,
     report: Callable[[float, str], None] = lambda f, m: None,
 ) -> tuple[CTStudy, bool]:
-    """Retrieve (C-GET or WADO-RS) and import one CT series; returns ``(study, created)``:
+    """Retrieve (C-GET, C-MOVE or WADO-RS) and import one CT series; returns ``(study, created)``:
     a series already imported for the patient is returned as it is. ``expected`` (the
     search's instance count) gives WADO-RS progress a total. Raises :class:`PullRefused`."""
     endpoint = configured_endpoint(endpoint_name)
@@ -116,6 +126,15 @@ def pull_series(
         fraction = 0.85 * done / total if total else 0.0
         report(fraction, f"received {done}" + (f" of {total}" if total else "") + " images")
 
+    if isinstance(endpoint, PacsEndpoint) and retrieve_mode() == "move":
+        try:
+            count = c_move_series(endpoint, study_uid, series_uid,
+                                  str(settings.ORTHOFUSE_DICOM_AE_TITLE), report=progress)
+            report(0.9, f"{count} images sent to our listener: waiting for the study")
+            quiet = float(getattr(settings, "ORTHOFUSE_DICOM_QUIET_S", 10.0))
+            return wait_for_study(patient, series_uid, timeout_s=3 * quiet + 60), True
+        except PacsError as exc:
+            raise PullRefused(str(exc)) from None
     staging = Path(settings.ORTHOFUSE_STAGING_DIR)
     staging.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pacs-pull-", dir=staging) as tmp:
