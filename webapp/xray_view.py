@@ -36,7 +36,6 @@ import numpy as np
 from calibration.models import CalibrationProfile
 from calibration.services import profile_for_xray
 from geometry.camera import Camera
-from registration.engine.intensity import field_mask
 from registration.engine.overlay import display_image
 from webapp.dicomio import InputRefused, read_xray
 from webapp.records.models import XrayImage
@@ -207,18 +206,14 @@ def _header_camera(xray: XrayImage) -> XrayCamera | None:
 
 # --------------------------------------------------------------------------- display
 def display_uint8(pixels: np.ndarray, photometric: str = "MONOCHROME2") -> np.ndarray:
-    """8-bit display (module rule 5): window 0.5-99.5 % inside the exposed field,
-    MONOCHROME1 inverted."""
+    """8-bit display (module rule 5, :func:`registration.engine.overlay.display_image`):
+    window 0.5-99.5 % inside the exposed field, MONOCHROME1 inverted."""
     values = np.asarray(pixels, dtype=np.float32)
     if values.ndim != 2:
         raise XrayUnavailable(f"the X-ray is not a single greyscale frame (shape {values.shape})")
-    finite = np.isfinite(values)
-    if not finite.any():
+    if not np.isfinite(values).any():
         raise XrayUnavailable("the X-ray has no finite pixels")
-    low = float(values[finite].min())
-    values = np.where(finite, values, low)
-    field = field_mask(values) & finite
-    return display_image(values, invert=photometric.upper() == "MONOCHROME1", field=field)
+    return display_image(values, invert=photometric.upper() == "MONOCHROME1")
 
 
 def display_png(pixels: np.ndarray, photometric: str = "MONOCHROME2", *,

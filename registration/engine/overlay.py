@@ -69,12 +69,21 @@ def mesh_silhouette(
 def display_image(
     xray: np.ndarray, *, invert: bool = False, field: np.ndarray | None = None
 ) -> np.ndarray:
-    """uint8 (H, W) display of any image with a 0.5-99.5 percentile window, taken inside
-    ``field`` ((H, W) bool, the exposed field) when given and not empty."""
+    """uint8 (H, W) display of any image: the one windowing rule of every page, job and
+    picture. The 0.5-99.5 percentile window is taken inside the exposed field (``field``,
+    (H, W) bool; by default :func:`registration.engine.intensity.field_mask`, so a black
+    collimated border or flat air does not flatten the contrast); ``invert`` shows
+    MONOCHROME1 (or a bone-dark DRR) the other way round."""
+    from registration.engine.intensity import field_mask
+
     x = np.asarray(xray, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"X-ray must be a 2-D image, got shape {x.shape}")
-    inside = x if field is None else x[np.asarray(field, dtype=bool)]
+    finite = np.isfinite(x)
+    x = np.where(finite, x, np.min(x[finite]) if finite.any() else 0.0)
+    if field is None:
+        field = field_mask(x.astype(np.float32))
+    inside = x[np.asarray(field, dtype=bool) & finite]
     lo, hi = np.percentile(inside if inside.size else x, [0.5, 99.5])
     scaled = np.clip((x - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
     if invert:
