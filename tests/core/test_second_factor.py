@@ -168,3 +168,16 @@ def test_re_authentication_accepts_the_current_code(client, staff, settings):
     assert confirmed.status_code == 302
     assert client.post(reverse("api-token-create"), {"name": "nav", "days": "7"}).status_code == 200
     assert AuditEvent.objects.filter(detail="re-authenticated", username="staffer").exists()
+
+
+def test_replacing_a_device_needs_a_recent_proof(client, staff, settings):
+    from webapp.core.reauth import AUTH_AT_KEY
+
+    device = TOTPDevice.objects.create(user=staff, name="phone", confirmed=True)
+    password_sign_in(client, staff.username)
+    client.post(reverse("otp-verify"), {"code": code_for(device_secret(device))})
+    assert client.get(reverse("otp-enrol")).status_code == 200
+    session = client.session
+    session[AUTH_AT_KEY] -= settings.ORTHOFUSE_REAUTH_MINUTES * 60 + 1
+    session.save()
+    assert client.get(reverse("otp-enrol"))["Location"].startswith(reverse("reauth"))

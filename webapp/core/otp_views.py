@@ -10,14 +10,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django_otp import login as otp_login
 from django_otp import user_has_device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from webapp.core.audit import record
 from webapp.core.models import AuditEvent
-from webapp.core.reauth import mark_authenticated
+from webapp.core.reauth import authenticated_recently, mark_authenticated
 from webapp.core.second_factor import signed_in_by_sso
 
 DEVICE_NAME = "Authenticator app"
@@ -56,13 +56,17 @@ def enrol(request: HttpRequest) -> HttpResponse:
     """Shows the QR code and secret of a new device; a correct code confirms it.
 
     A user who already has a device must verify it first (the gate sends them there), so a
-    stolen password alone cannot replace someone's second factor.
+    stolen password alone cannot replace someone's second factor, and must have proved who
+    they are recently (``webapp.core.reauth``) to replace it.
     """
     if signed_in_by_sso(request):
         messages.info(request, "Your identity provider handles your second factor.")
         return redirect("/")
-    if user_has_device(request.user, confirmed=True) and not request.user.is_verified():
-        return redirect("otp-verify")
+    if user_has_device(request.user, confirmed=True):
+        if not request.user.is_verified():
+            return redirect("otp-verify")
+        if not authenticated_recently(request):  # replacing a factor is destructive
+            return redirect(f"{redirect('reauth').url}?{urlencode({'next': request.path})}")
     device = _pending_device(request.user)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
