@@ -317,3 +317,12 @@ ORTHOFUSE_DICOM_QUIET_S = float(env_str("ORTHOFUSE_DICOM_QUIET_S", "10"))
 ORTHOFUSE_DICOM_MULTIFRAME = env_str("ORTHOFUSE_DICOM_MULTIFRAME", "last")
 # Received CT instances wait here, one folder per series, until the series is complete.
 ORTHOFUSE_DICOM_STAGING_DIR = env_str("ORTHOFUSE_DICOM_STAGING_DIR", str(VAR_DIR / "dicom-staging"))
+# PACS endpoints results are sent to and CT studies pulled from: a comma list of AE@host:port
+# (DIMSE) and DICOMweb base URLs (http(s)://host:port/dicom-web).
+ORTHOFUSE_PACS = env_list("ORTHOFUSE_PACS", [])
+# A send to one PACS is tried this many times, waiting 2, 4, ... times the delay between tries.
+ORTHOFUSE_PACS_ATTEMPTS = env_int("ORTHOFUSE_PACS_ATTEMPTS", 3)
+ORTHOFUSE_PACS_RETRY_DELAY_S = float(env_str("ORTHOFUSE_PACS_RETRY_DELAY_S", "2"))
+# How a DIMSE PACS is pulled from: "get" (C-GET) or "move" (C-MOVE to our listener, which
+# must run and be known to the PACS by ORTHOFUSE_DICOM_AE_TITLE).
+ORTHOFUSE_PACS_RETRIEVE = env_str("ORTHOFUSE_PACS_RETRIEVE", "get")
