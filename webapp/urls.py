@@ -35,6 +35,7 @@ urlpatterns = [
     path("calibration/", include("calibration.urls")),
     path("registration/", include("registration.urls")),
     path("api/", include("webapp.api_urls")),
+    path("dicom/", include("webapp.dicomnet.urls")),  # PACS search/pull, send results
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", api_docs, name="api-docs"),  # signed-in, no outside CDN
 ]

@@ -116,6 +116,7 @@ def import_ct_study(
         "skipped": skipped[:MAX_SKIPPED_LISTED],
         "deidentified": bool(deidentify),
         "manufacturer": meta.get("manufacturer", ""),
+        "frame_of_reference_uid": str(meta.get("frame_of_reference_uid", "") or ""),
         "stored_as": "int16 HU .npy (k, j, i)",
         "software": _versions(),
         "imported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
