@@ -136,9 +136,11 @@ OIDC_OP_JWKS_ENDPOINT = env_str("ORTHOFUSE_OIDC_JWKS_ENDPOINT")
 OIDC_RP_SIGN_ALGO = env_str("ORTHOFUSE_OIDC_SIGN_ALGO", "RS256")
 OIDC_RP_SCOPES = env_str("ORTHOFUSE_OIDC_SCOPES", "openid email profile")
 OIDC_TIMEOUT = 10
+OIDC_USE_PKCE = True  # the code is bound to this browser's sign-in (RFC 9700), with the nonce
 LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
 # Second factor (webapp.core.second_factor): TOTP for local staff and calibration admins.
 OTP_TOTP_ISSUER = "OrthoFuse"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows a device's secret or QR code
 # Destructive actions ask for the password or a TOTP code again after this many minutes
 # (webapp.core.reauth); API tokens (webapp.core.api_tokens) last at most this many days.
 ORTHOFUSE_REAUTH_MINUTES = env_int("ORTHOFUSE_REAUTH_MINUTES", 5)

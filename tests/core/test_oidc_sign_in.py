@@ -40,6 +40,7 @@ def provider(db):
 def sign_in(client, provider, sub: str, next_url: str = "/patients/"):
     start = client.get(reverse("oidc_authentication_init"), {"next": next_url})
     assert start.status_code == 302 and start["Location"].startswith(provider.issuer)
+    assert "code_challenge_method=S256" in start["Location"] and "nonce=" in start["Location"]
     back = provider.authorize(start["Location"], sub)
     return client.get(callback_path(back))
 
