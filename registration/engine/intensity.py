@@ -93,6 +93,40 @@ def _flat_border_lines(img: np.ndarray, tol: float) -> np.ndarray:
     return out
 
 
+def blade_mask(line: np.ndarray, mask: np.ndarray, *, min_fraction: float = 0.6,
+               max_depth: float = 0.35) -> np.ndarray:
+    """``mask`` without the collimator blades that still see some scatter (not flat, so
+    :func:`field_mask` keeps them): on each side, the innermost straight edge parallel to
+    it within ``max_depth`` of the image where the line integral ``line`` (H, W) drops
+    going inward across at least ``min_fraction`` of the field's extent along it (a blade
+    edge crosses the whole field; anatomy edges do not), and everything outside it."""
+    out = np.asarray(mask, bool).copy()
+    L = np.asarray(line, np.float64)
+    inside = L[out]
+    if inside.size < 100:
+        return out
+    lo, hi = np.percentile(inside, [5, 95])
+    tau = 0.25 * max(hi - lo, 1e-9)
+    for side in range(4):
+        Lr, mr = np.rot90(L, side), np.rot90(out, side)  # the side being checked on top
+        n = Lr.shape[0]
+        depth = int(max_depth * n)
+        if depth < 4:
+            continue
+        # drop across 3 px going inward (blur spreads a blade edge over a few pixels)
+        drop = Lr[0:depth - 3] - Lr[3:depth]
+        ok = mr[0:depth - 3] & mr[3:depth]
+        cols = int((mr.sum(axis=0) > 0).sum())
+        frac = ((drop > tau) & ok).sum(axis=1) / max(cols, 1)
+        hits = np.flatnonzero(frac >= min_fraction)
+        if len(hits):
+            edge = int(hits.max()) + 3  # rows before the inner side of the edge
+            cut = np.zeros_like(mr)
+            cut[:edge] = True
+            out &= ~np.rot90(cut, -side)
+    return out
+
+
 def line_integral_and_mask(
     pixels: Any,
     photometric: str = "MONOCHROME2",
@@ -154,6 +188,7 @@ def line_integral_with_form(
     header = "bone_dark" if phot == "MONOCHROME2" else "bone_bright"
     info: dict = {"detected": False}
     log_scale = None
+    form_detected = form == "auto"
     if polarity == "detect" or form == "auto":
         from registration.engine.display_form import estimate_transfer
 
@@ -188,6 +223,11 @@ def line_integral_with_form(
         line = (hi - b) / c if polarity == "bone_dark" else (b - lo) / c
         if log_scale:
             info["log_scale"] = round(float(c), 4)
+    if form_detected:
+        # blades that see scatter are not flat: find their straight edges in this image
+        blades = blade_mask(np.where(mask, line, 0.0), mask)
+        info["blade_pixels"] = int((mask & ~blades).sum())
+        mask = blades
     line = np.where(mask, np.maximum(line, 0.0), 0.0).astype(np.float32)
     info.update(polarity=polarity, form=form)
     return line, mask, info
