@@ -1,7 +1,10 @@
 """X-ray to CT registration (no Django).
 
-Stages: network -> confidence-ranked selection -> PnP-RANSAC (+LM) -> coarse pose search
-around each start (the PnP pose and/or a given initial pose such as the header angles) ->
+Stages: network -> confidence-ranked selection -> PnP-RANSAC (+LM) -> starts: the PnP
+pose, a given initial pose (header angles or ``--init``) and the DRR library's retrieved
+views (:mod:`registration.engine.library`, :mod:`registration.engine.starts`; without a
+model this is training-free mode) -> coarse pose search around each start (the library's
+views: Adam only, in one batch), all competing on the same similarity ->
 intensity refinement of the best hypothesis -> depth profile search (optional) and 1-D
 depth search (search, refinement and depth searches turn about the view pivot,
 :func:`~registration.engine.refine.view_pivot`) -> self-checks (similarity, local
