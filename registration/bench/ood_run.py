@@ -15,7 +15,6 @@ Modes (how the registration starts):
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import time
@@ -54,60 +53,14 @@ def header_start(xray, centre_lps: np.ndarray) -> np.ndarray | None:
                      float(g["source_to_patient_mm"]), centre_lps)
 
 
-def _polarity_loop(xray, run, *, no_start: bool):
-    """register_xray's loop over stored-pixel readings: the first reading, then once the
-    opposite polarity when the network found no consistent pose. Follows whichever form
-    ``register_xray`` has: ``line_integral_with_info`` (polarity read from the noise,
-    "detect") when ``xray_input`` offers it, else ``line_integral_from_pixels`` from the
-    header's polarity."""
-    from registration.engine import xray_input
-
-    with_info = getattr(xray_input, "line_integral_with_info", None)
-    if with_info is None:
-        first = xray_input.resolved_polarity(xray.photometric)
-        readings = [first, "bone_bright" if first == "bone_dark" else "bone_dark"]
-    else:
-        readings = ["detect", None]
-    res, tried = None, []
-    for polarity in readings:
-        info = {}
-        if float(np.ptp(xray.pixels)) == 0.0:  # blank: as register_xray, the self-check says so
-            li, valid = np.zeros(xray.pixels.shape, np.float32), np.ones(xray.pixels.shape, bool)
-            info = {"polarity": "none", "form": "none"}
-        elif with_info is None:
-            li, valid = xray_input.line_integral_from_pixels(
-                xray.pixels, xray.photometric, bits_stored=xray.bits_stored, polarity=polarity)
-            info = {"polarity": polarity}
-        else:
-            if polarity is None:
-                polarity = "bone_bright" if tried[0] == "bone_dark" else "bone_dark"
-            li, valid, info = with_info(xray.pixels, xray.photometric,
-                                        bits_stored=xray.bits_stored, polarity=polarity)
-        try:
-            attempt = run(li, valid)
-        except ValueError as exc:
-            if no_start:
-                raise ModeUnavailable(f"the pipeline has no training-free mode yet ({exc})") from exc
-            raise
-        tried.append(info["polarity"])
-        pre = attempt.stages.setdefault("preprocess", {"seconds": 0.0})
-        pre.update(polarity=info["polarity"], display_form=info.get("form"))
-        if res is not None:
-            attempt.seconds += res.seconds
-        res = attempt
-        if res.status == "ok" or info["polarity"] == "none" or res.stages.get(
-                "quality", {}).get("failed_check") not in ("network", "pnp", "pose"):
-            break
-    return res
-
-
 def register_shot(volume, model, shot, mode: str, *, centre_lps: np.ndarray, seed: int,
                   renderer, device: str = "cpu") -> dict:
     """One shot in one mode; returns its row (status, mTRE of the returned pose and of a
     rejected one, seconds per stage, which start won, polarity used)."""
     from registration.engine.camera import Camera
-    from registration.engine.pipeline import RegistrationOptions, register
+    from registration.engine.pipeline import RegistrationOptions
     from registration.engine.pose import perturb_pose
+    from registration.engine.stored_image import register_stored
     from registration.management.commands.register_xray import camera_for_image
     from webapp.dicomio import read_xray
 
@@ -128,12 +81,11 @@ def register_shot(volume, model, shot, mode: str, *, centre_lps: np.ndarray, see
         T_init = header_start(xray, centre_lps)
         start = "header angles" if T_init is not None else None
     options = RegistrationOptions(device=device)
-    kw = {}
-    if T_init is not None and "initial_kind" in inspect.signature(register).parameters:
-        kw["initial_kind"] = "init" if mode in INIT_MODES else "header"
-    res = _polarity_loop(xray, lambda li, valid: register(
-        volume, use_model, li, valid, camera, T_init=T_init, options=options,
-        renderer=renderer, **kw), no_start=use_model is None and T_init is None)
+    res = register_stored(
+        volume, use_model, xray.pixels, xray.photometric, camera, bits_stored=xray.bits_stored,
+        T_init=T_init, initial_kind="init" if mode in INIT_MODES else "header",
+        options=options, renderer=renderer,
+    )
     stages = {k: float(v.get("seconds", 0.0)) for k, v in res.stages.items()
               if isinstance(v, dict) and "seconds" in v}
     stages["read"] = t_read

@@ -42,29 +42,6 @@ class PartsNotOnOneGrid(ValueError):
     """The part volumes of a pelvis_bone_* folder do not share one voxel grid."""
 
 
-def _load_part(path: Path):
-    """One bone-part NIfTI of the shared benchmark data. Mostly zeros, such a part inflates
-    more than the site's upload guard allows (223-2873 times against 200: refused there as
-    a decompression bomb); from ../shared it is trusted, so it is then read with nibabel as
-    ``load_ct`` reads a NIfTI (RAS -> LPS affine, array (k, j, i) float32; identical on the
-    parts the guard lets through)."""
-    import nibabel as nib
-
-    from webapp.dicomio import load_ct
-    from webapp.dicomio.errors import InputRefused
-    from webapp.dicomio.volume import CTVolume
-
-    try:
-        return load_ct(path)
-    except InputRefused as exc:
-        if "decompression bomb" not in str(exc):
-            raise
-    img = nib.load(str(path))
-    arr = np.asarray(img.dataobj, dtype=np.float32).transpose(2, 1, 0)
-    return CTVolume(np.ascontiguousarray(arr), np.diag([-1.0, -1.0, 1.0, 1.0]) @ img.affine,
-                    {"source": str(path)})
-
-
 def load_bench_ct(path: Path):
     """A CT for benchmarking: a NIfTI/DICOM path, or a pelvis_bone_* folder whose ilium and
     sacrum volumes (background 0) are summed and the background set to air. Raises
@@ -77,7 +54,7 @@ def load_bench_ct(path: Path):
         parts = sorted(p for p in path.glob("*.nii.gz") if "_mask" not in p.name)
         if parts and all(p.name.split("_")[-1] in ("LI.nii.gz", "RI.nii.gz", "SA.nii.gz")
                          for p in parts):
-            vols = [_load_part(p) for p in parts]
+            vols = [load_ct(p) for p in parts]
             arr = np.zeros(vols[0].shape, np.float32)
             fg = np.zeros(vols[0].shape, bool)
             for v in vols:

@@ -28,11 +28,13 @@ def register_stored(
     T_init: np.ndarray | None = None,
     initial_kind: str = "init",
     options: RegistrationOptions | None = None,
+    renderer=None,
 ) -> RegistrationResult:
     """Register stored ``pixels`` (H, W of ``camera``); ``model`` None is training-free.
 
     The result's ``stages["preprocess"]`` says which polarity and display form were used
     and whether the noise decided them; ``seconds`` adds up both tries when there were two.
+    ``renderer`` (a DRR renderer of ``volume``) may be passed to reuse it across images.
     Raises ``ValueError`` for inputs the pipeline refuses outright (size mismatch).
     """
     pixels = np.asarray(pixels, dtype=np.float32)
@@ -49,7 +51,7 @@ def register_stored(
                 pixels, photometric, bits_stored=bits_stored, polarity=polarity
             )
         attempt = register(volume, model, li, valid, camera, T_init=T_init, options=options,
-                           initial_kind=initial_kind)
+                           renderer=renderer, initial_kind=initial_kind)
         tried.append(info["polarity"])
         attempt.stages.setdefault("preprocess", {"seconds": 0.0}).update(
             polarity=info["polarity"], display_form=info["form"],
