@@ -50,6 +50,7 @@ from registration.engine.model_io import LoadedModel  # noqa: E402
 from registration.engine.pipeline import RegistrationOptions, register  # noqa: E402
 from registration.engine.pose import carm_pose, target_error_mm  # noqa: E402
 from registration.engine.training import clock_bounded, get_preset, train_model  # noqa: E402
+from webapp.env import training_overrides  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> dict:
     device = args.device
     volume = load_bench_ct(Path(args.ct))
     cam = bench_camera()
-    preset = clock_bounded(get_preset(args.preset), args.train_minutes)
+    preset = clock_bounded(get_preset(args.preset, training_overrides()), args.train_minutes)
     t0 = time.perf_counter()
     tr = train_model(volume, cam, preset=preset, seed=0, device=device,
                      log=lambda m: print(f"[train] {m}", flush=True))

@@ -52,3 +52,32 @@ def test_run_defaults() -> None:
     """
     if "pytest" in sys.modules:
         os.environ.setdefault("DJANGO_DEBUG", "1")
+
+
+# Training overrides (tests, demos, long CPU runs): variable -> (Preset field, type).
+TRAINING_OVERRIDES = {
+    "ORTHOFUSE_TRAIN_STEPS": ("steps", int),
+    "ORTHOFUSE_TRAIN_POOL": ("pool_size", int),
+    "ORTHOFUSE_TRAIN_SIZE": ("input_size", int),
+    "ORTHOFUSE_TRAIN_BATCH": ("batch_size", int),
+    "ORTHOFUSE_TRAIN_MAX_SECONDS": ("max_seconds", float),
+    "ORTHOFUSE_TRAIN_PRECISION": ("precision", str),
+}
+
+
+def training_overrides() -> dict:
+    """The training preset fields set in the environment (``ORTHOFUSE_TRAIN_*``), read when
+    a training starts so that a job, a command or a test sees the current values; passed
+    explicitly to :func:`registration.engine.training.get_preset` (engines read no
+    environment)."""
+    out: dict = {}
+    for name, (key, kind) in TRAINING_OVERRIDES.items():
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            out[key] = kind(raw)
+        except ValueError:
+            raise ValueError(f"environment variable {name}={raw!r} is not a {kind.__name__}") from None
+    return out
+

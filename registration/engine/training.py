@@ -21,7 +21,6 @@ the weights and the optimiser state stay float32, and inference is float32.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -99,27 +98,17 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def get_preset(name: str) -> Preset:
-    """A preset by name; env ``ORTHOFUSE_TRAIN_STEPS``/``ORTHOFUSE_TRAIN_POOL``/
-    ``ORTHOFUSE_TRAIN_SIZE`` override steps/pool/input size (tests, demos)."""
+def get_preset(name: str, overrides: dict | None = None) -> Preset:
+    """A preset by name with ``overrides`` (Preset field -> value, e.g. from
+    :func:`webapp.env.training_overrides`: fewer steps or a smaller input in tests and
+    demos, a clock budget or a precision). Unknown fields are refused."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
-    p = PRESETS[name]
-    kw = p.__dict__.copy()
-    for env, key in (
-        ("ORTHOFUSE_TRAIN_STEPS", "steps"),
-        ("ORTHOFUSE_TRAIN_POOL", "pool_size"),
-        ("ORTHOFUSE_TRAIN_SIZE", "input_size"),
-        ("ORTHOFUSE_TRAIN_BATCH", "batch_size"),
-    ):
-        if os.environ.get(env):
-            kw[key] = int(os.environ[env])
-    if os.environ.get("ORTHOFUSE_TRAIN_MAX_SECONDS"):
-        kw["max_seconds"] = float(os.environ["ORTHOFUSE_TRAIN_MAX_SECONDS"])
-    if os.environ.get("ORTHOFUSE_TRAIN_PRECISION"):
-        kw["precision"] = os.environ["ORTHOFUSE_TRAIN_PRECISION"]
-    return Preset(**kw)
-
+    fields = PRESETS[name].__dict__.copy()
+    unknown = sorted(set(overrides or {}) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown training preset field(s): {', '.join(unknown)}")
+    return Preset(**{**fields, **(overrides or {})})
 
 
 def clock_bounded(preset: Preset, minutes: float) -> Preset:

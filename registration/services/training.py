@@ -14,6 +14,7 @@ from registration.services.common import RegistrationRefused, device_name, one_l
 from registration.services.model_store import MODEL_PREFIX, upload_model_dir
 from registration.services.prepared_xray import training_camera
 from webapp.core import audit
+from webapp.env import training_overrides
 from webapp.records.models import CTStudy
 
 PRESETS = ("quick", "standard", "full")
@@ -77,7 +78,7 @@ def run_training(
 
     study = model.study
     device = device_name()
-    preset = get_preset(model.preset)
+    preset = get_preset(model.preset, training_overrides())
     report(0.01, f"loading the CT ({preset.name} preset on {device})", None)
     volume = load_study_volume(study)
     camera = training_camera(study)

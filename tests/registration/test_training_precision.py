@@ -22,8 +22,17 @@ def test_precision_names_map_to_dtypes():
 
 
 def test_precision_can_be_set_from_the_environment(monkeypatch):
+    from webapp.env import training_overrides
+
     monkeypatch.setenv("ORTHOFUSE_TRAIN_PRECISION", "fp32")
-    assert get_preset("quick").precision == "fp32"
+    monkeypatch.setenv("ORTHOFUSE_TRAIN_STEPS", "12")
+    preset = get_preset("quick", training_overrides())
+    assert preset.precision == "fp32" and preset.steps == 12
+    monkeypatch.setenv("ORTHOFUSE_TRAIN_STEPS", "twelve")
+    with pytest.raises(ValueError, match="ORTHOFUSE_TRAIN_STEPS='twelve' is not a int"):
+        training_overrides()
+    with pytest.raises(ValueError, match="unknown training preset field"):
+        get_preset("quick", {"stepz": 3})
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])

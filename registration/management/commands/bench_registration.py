@@ -228,11 +228,12 @@ class Command(BaseCommand):
             versions,
         )
         from registration.engine.training import clock_bounded, get_preset, train_model
+        from webapp.env import training_overrides
 
         name = bench_ct_name(ct_path)
         cam = heldout.bench_camera()
         fp = ct_fingerprint(volume.array, volume.affine)
-        preset = get_preset(opts["preset"])
+        preset = get_preset(opts["preset"], training_overrides())
         tag = f"{name}_{opts['preset']}"
         if opts["train_minutes"] is not None:
             preset = clock_bounded(preset, opts["train_minutes"])

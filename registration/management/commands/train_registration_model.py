@@ -39,12 +39,13 @@ class Command(BaseCommand):
         from registration.engine.dataset import NoBoneError
         from registration.engine.model_io import ct_fingerprint, save_model, versions
         from registration.engine.training import get_preset, train_model
+        from webapp.env import training_overrides
 
         device = check_device(opts["device"])
         volume = load_ct_or_fail(opts["ct"])
         camera = load_camera_or_fail(opts["camera"])
         try:
-            preset = get_preset(opts["preset"])
+            preset = get_preset(opts["preset"], training_overrides())
         except ValueError as exc:
             raise CommandError(one_line(exc)) from exc
         if device == "cpu":
