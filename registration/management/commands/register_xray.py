@@ -21,7 +21,7 @@ from registration.management.commands._regio import (
 
 def camera_for_image(camera, xray, camera_given: bool):
     """The camera for the image's pixel grid (scaled when the image was resampled)."""
-    from registration.engine.camera import Camera
+    from geometry.camera import Camera
 
     H, W = xray.pixels.shape
     if camera is None:
@@ -71,8 +71,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         from registration.engine.model_io import ModelError, ct_fingerprint, load_model
-        from registration.engine.pipeline import RegistrationOptions, register
-        from registration.engine.xray_input import line_integral_with_info
+        from registration.engine.pipeline import RegistrationOptions
+        from registration.engine.stored_image import register_stored
         from webapp.dicomio import read_xray
         from webapp.dicomio.errors import InputRefused
 
@@ -100,36 +100,13 @@ class Command(BaseCommand):
             raise CommandError("the model was trained on a different CT (fingerprint mismatch)")
         t_ct = time.perf_counter() - t_load
         options = RegistrationOptions(refine=not opts["no_refine"], device=device)
-        res = None
-        tried: list[str] = []
-        # polarity and display form are read from the image's noise ("detect"); when the
-        # network then finds no consistent pose, the opposite polarity is tried once
-        for polarity in ("detect", None):
-            try:
-                if float(np.ptp(xray.pixels)) == 0.0:  # blank: let the self-check say so
-                    li, valid = np.zeros(xray.pixels.shape, np.float32), np.ones(xray.pixels.shape, bool)
-                    info = {"polarity": "none", "form": "none", "detected": False}
-                else:
-                    if polarity is None:
-                        polarity = "bone_bright" if tried[0] == "bone_dark" else "bone_dark"
-                    li, valid, info = line_integral_with_info(
-                        xray.pixels, xray.photometric, bits_stored=xray.bits_stored,
-                        polarity=polarity)
-                attempt = register(volume, model, li, valid, camera, T_init=T_init,
-                                   options=options)
-            except ValueError as exc:
-                raise CommandError(f"cannot register the X-ray: {one_line(exc)}") from exc
-            tried.append(info["polarity"])
-            pre = attempt.stages.setdefault("preprocess", {"seconds": 0.0})
-            pre.update(polarity=info["polarity"], display_form=info["form"],
-                       polarity_from_noise=bool(info["detected"]))
-            if res is not None:
-                attempt.seconds += res.seconds
-            res = attempt
-            failed_stage = res.stages.get("quality", {}).get("failed_check")
-            if res.status == "ok" or failed_stage not in ("network", "pnp", "pose") \
-                    or info["polarity"] == "none":
-                break
+        try:
+            res = register_stored(
+                volume, model, xray.pixels, xray.photometric, camera,
+                bits_stored=xray.bits_stored, T_init=T_init, options=options,
+            )
+        except ValueError as exc:
+            raise CommandError(f"cannot register the X-ray: {one_line(exc)}") from exc
         out = res.to_json()
         out["stages"] = {"load": {"seconds": round(t_ct, 4)}, **out["stages"]}
         out["seconds"] = float(time.perf_counter() - t0)
