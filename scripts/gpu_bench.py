@@ -36,6 +36,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from geometry.carm import carm_pose
+from geometry.rigid import target_error_mm
 from registration.engine.dataset import BoneBox, PoseSampler, bone_points  # noqa: E402
 from registration.engine.drr import DrrRenderer  # noqa: E402
 from registration.engine.heldout import (  # noqa: E402
@@ -48,7 +50,6 @@ from registration.engine.heldout import (  # noqa: E402
 )
 from registration.engine.model_io import LoadedModel  # noqa: E402
 from registration.engine.pipeline import RegistrationOptions, register  # noqa: E402
-from registration.engine.pose import carm_pose, target_error_mm  # noqa: E402
 from registration.engine.training import clock_bounded, get_preset, train_model  # noqa: E402
 from webapp.env import training_overrides  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Out-of-distribution C-arm poses and intrinsics, wider than training on purpose.
 
-Written apart from ``registration.engine.pose``/``dataset`` (only the documented angle
+Written apart from ``geometry.carm``/``registration.engine.dataset`` (only the documented angle
 convention is shared, so that header angles mean what the site reads them as): LAO (+) /
 RAO (-) about the patient's long axis, cranial (+) / caudal (-) toward the head; at 0/0
 the view is AP (source posterior, camera +z = anterior = -y LPS, rows toward the feet,

@@ -42,7 +42,7 @@ def mtre_mm(T, targets: np.ndarray, T_true: np.ndarray) -> float | None:
 
 def header_start(xray, centre_lps: np.ndarray) -> np.ndarray | None:
     """The site's start from a header with C-arm angles and source-to-patient distance."""
-    from registration.engine.pose import carm_pose
+    from geometry.carm import carm_pose
 
     g = xray.geometry
     if g.get("primary_angle_deg") is None or g.get("secondary_angle_deg") is None:
@@ -57,9 +57,9 @@ def register_shot(volume, model, shot, mode: str, *, centre_lps: np.ndarray, see
                   renderer, device: str = "cpu") -> dict:
     """One shot in one mode; returns its row (status, mTRE of the returned pose and of a
     rejected one, seconds per stage, which start won, polarity used)."""
-    from registration.engine.camera import Camera
+    from geometry.camera import Camera
+    from geometry.rigid import perturb_pose
     from registration.engine.pipeline import RegistrationOptions
-    from registration.engine.pose import perturb_pose
     from registration.engine.stored_image import register_stored
     from registration.management.commands.register_xray import camera_for_image
     from webapp.dicomio import read_xray

@@ -6,7 +6,7 @@ centre ``(u, v)``, with ``mu`` from :mod:`registration.engine.attenuation` (mm^-
 values are unitless optical depths (bone bright, air 0).
 
 Geometry: a pose ``T_cam_from_world`` (world = LPS mm) and intrinsics ``K`` (pixels) as in
-:mod:`registration.engine.camera`. A voxel's value sits at its centre; ``mu`` is
+:mod:`geometry.camera`. A voxel's value sits at its centre; ``mu`` is
 interpolated (bi/trilinearly) between centres. Only the box of the volume's non-air
 content is traversed (outside it ``mu`` is exactly 0). Two sampling schemes:
 

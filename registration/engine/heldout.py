@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from registration.engine.camera import Camera, project
+from geometry.camera import Camera, project
+from geometry.carm import carm_pose
 from registration.engine.dataset import (
     PoseSampler,
     sample_window,
@@ -23,7 +24,6 @@ from registration.engine.dataset import (
     window_valid_mask,
 )
 from registration.engine.intensity import line_integral_and_mask
-from registration.engine.pose import carm_pose
 from registration.engine.xray_sim import XraySimParams, aec_dose, simulate_xray
 
 # the random stream of the held-out poses: bench seed + this (training uses the seed alone)

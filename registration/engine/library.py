@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from registration.engine.pose import carm_pose
+from geometry.carm import carm_pose
 
 # the reference source-to-bone-centre distance of the library, x source-to-detector
 REFERENCE_DEPTH_FRACTION = 0.68

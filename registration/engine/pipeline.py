@@ -13,7 +13,7 @@ start is refined and checked (a restart that matched better than the refined pos
 the next search hypothesis) before the registration is reported as failed.
 
 Input: an X-ray in line-integral form (H, W) with its collimator mask and its
-:class:`~registration.engine.camera.Camera` (dewarped pinhole intrinsics). Output: a
+:class:`~geometry.camera.Camera` (dewarped pinhole intrinsics). Output: a
 :class:`RegistrationResult` whose :meth:`~RegistrationResult.to_json` is the
 ``result.json`` of docs/CONVENTIONS.md.
 """
@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from registration.engine.camera import Camera, project
+from geometry.camera import Camera, project
 from registration.engine.library import LibraryGrid
 from registration.engine.model_io import LoadedModel
 from registration.engine.pnp import refine_pose_weighted, solve_pnp_ransac

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from registration.engine.camera import backproject
-from registration.engine.pose import se3_exp
+from geometry.camera import backproject
+from geometry.rigid import se3_exp
 from registration.engine.similarity import combined_similarity, downsample, local_structure_ncc
 
 

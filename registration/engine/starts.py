@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
 from registration.engine.library import LibraryGrid, library_for, retrieve
 
 # start name in the pipeline -> the kind reported in stages["start"]["winner"]

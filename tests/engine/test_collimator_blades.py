@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
+from geometry.carm import carm_pose
 from registration.engine.drr import DrrRenderer
 from registration.engine.phantom_ct import synthetic_bone_ct
-from registration.engine.pose import carm_pose
 from registration.engine.xray_input import line_integral_with_info
 
 

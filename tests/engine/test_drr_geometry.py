@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from geometry.camera import Camera, project
+from geometry.carm import carm_pose
 from registration.engine.attenuation import hu_to_mu
-from registration.engine.camera import Camera, project
 from registration.engine.drr import DrrRenderer
-from registration.engine.pose import carm_pose
 from tests.engine.helpers import box_volume, volume_center
 from webapp.dicomio.volume import CTVolume
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
+from geometry.carm import carm_pose
+from geometry.rigid import se3_exp
 from registration.engine.drr import DrrRenderer
-from registration.engine.pose import carm_pose, se3_exp
 from tests.engine.helpers import volume_center
 from webapp.dicomio.volume import CTVolume
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 from scipy.ndimage import map_coordinates
 
+from geometry.camera import Camera
+from geometry.carm import carm_pose
 from registration.engine.attenuation import hu_to_mu
-from registration.engine.camera import Camera
 from registration.engine.drr import DrrRenderer
-from registration.engine.pose import carm_pose
 from webapp.dicomio.volume import CTVolume
 
 RTOL = 1e-9  # both in float64

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
+from geometry.carm import carm_pose
 from registration.engine.drr import DrrRenderer
-from registration.engine.pose import carm_pose
 from tests.conftest import shared_path
 from tests.engine.helpers import load_nifti_lps, load_pelvis, volume_center
 

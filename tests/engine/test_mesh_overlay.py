@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from registration.engine.camera import Camera, project
+from geometry.camera import Camera, project
+from geometry.carm import carm_pose
 from registration.engine.drr import DrrRenderer
 from registration.engine.mesh import bone_mesh, signed_volume_mm3
 from registration.engine.overlay import bone_overlay_png, drr_edges, mesh_silhouette, overlay_png
-from registration.engine.pose import carm_pose
 from webapp.dicomio.volume import CTVolume
 
 RADIUS = 12.0

@@ -9,9 +9,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
+from geometry.carm import carm_pose
 from registration.engine.drr import render_drr
-from registration.engine.pose import carm_pose
 from tests.engine.helpers import box_volume, volume_center
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.engine.camera import Camera, pixel_rays
-from registration.engine.pose import carm_pose
+from geometry.camera import Camera, pixel_rays
+from geometry.carm import carm_pose
 from registration.engine.scene_coords import scene_coordinates
 from webapp.dicomio.volume import CTVolume
 

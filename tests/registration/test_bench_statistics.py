@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from registration.engine.pose import carm_pose
+from geometry.carm import carm_pose
 from registration.management.commands.bench_registration import (
     _confusion,
     _error_parts,

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
+from geometry.carm import carm_pose
+from geometry.rigid import perturb_pose, target_error_mm
 from registration.engine.drr import DrrRenderer
 from registration.engine.model_io import LoadedModel
 from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.pipeline import RegistrationOptions, register
-from registration.engine.pose import carm_pose, perturb_pose, target_error_mm
 from registration.engine.refine import RefineLevel
 from registration.engine.training import get_preset, train_model
 

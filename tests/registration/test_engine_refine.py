@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
+from geometry.carm import carm_pose
+from geometry.rigid import perturb_pose, target_error_mm
 from registration.engine.drr import DrrRenderer
 from registration.engine.phantom_ct import synthetic_bone_ct
-from registration.engine.pose import carm_pose, perturb_pose, target_error_mm
 from registration.engine.refine import (
     RefineLevel,
     depth_line_search,

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
+from geometry.carm import carm_pose
+from geometry.rigid import target_error_mm
 from registration.engine.drr import DrrRenderer
 from registration.engine.phantom_ct import synthetic_bone_ct
-from registration.engine.pose import carm_pose, target_error_mm
 from registration.engine.refine import RefineLevel, pose_distance_mm, refine_pose
 from registration.engine.search import SearchSpace, coarse_search
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from registration.engine.camera import Camera
+from geometry.camera import Camera
 from registration.engine.dataset import NoBoneError, SampleGenerator, bone_box, simulate_appearance
 from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.training import get_preset, scene_coord_loss, train_model

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from registration.engine.camera import Camera, project
-from registration.engine.pose import carm_pose
+from geometry.camera import Camera, project
+from geometry.carm import carm_pose
 from registration.engine.xray_input import line_integral_from_pixels, to_square
 
 

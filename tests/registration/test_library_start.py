@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from registration.engine.camera import Camera, project
+from geometry.camera import Camera, project
+from geometry.carm import carm_pose
+from geometry.rigid import rotation_angle_deg, target_error_mm
 from registration.engine.dataset import window_camera, window_valid_mask
 from registration.engine.drr import DrrRenderer
 from registration.engine.library import LibraryGrid, library_for, retrieve
 from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.pipeline import RegistrationOptions, register
-from registration.engine.pose import carm_pose, rotation_angle_deg, target_error_mm
 from registration.engine.refine import RefineLevel
 from tests.registration.tiny_ct import write_nifti
 

@@ -9,16 +9,16 @@ import sys
 import numpy as np
 import pytest
 
+from geometry.camera import project
+from geometry.carm import carm_pose
 from registration.bench.nanodrr_render import render_line_integral, subject_from_volume
 from registration.bench.ood_poses import pose_from_carm, sample_geometry
-from registration.engine.camera import project
-from registration.engine.pose import carm_pose
 
 GENERATOR = ("registration.bench.ood_shots", "registration.bench.nanodrr_render",
              "registration.bench.xray_chain", "registration.bench.ood_poses",
              "registration.bench.shot_io")
 OURS = ("registration.engine.drr", "registration.engine.xray_sim", "registration.engine.dataset",
-        "registration.engine.pose", "registration.engine.heldout")
+        "geometry.carm", "geometry.camera", "registration.engine.heldout")
 
 
 def test_generator_imports_none_of_our_renderer_or_simulator():

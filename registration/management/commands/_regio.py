@@ -52,7 +52,7 @@ def read_json_or_fail(path: str, what: str) -> dict:
 
 
 def load_camera_or_fail(path: str):
-    from registration.engine.camera import Camera
+    from geometry.camera import Camera
 
     data = read_json_or_fail(path, "camera")
     try:
@@ -62,7 +62,7 @@ def load_camera_or_fail(path: str):
 
 
 def load_pose_or_fail(path: str) -> np.ndarray:
-    from registration.engine.pose import validate_rigid
+    from geometry.rigid import validate_rigid
 
     data = read_json_or_fail(path, "pose")
     if "T_cam_from_world" not in data:

@@ -268,11 +268,12 @@ class Command(BaseCommand):
     def _bench_ct(self, ct_path: Path, opts, device: str) -> dict:
         import torch
 
+        from geometry.carm import carm_pose
+        from geometry.rigid import perturb_pose
         from registration.engine.dataset import PoseSampler, bone_points
         from registration.engine.drr import DrrRenderer
         from registration.engine.heldout import HELDOUT_STREAM_OFFSET, simulate_heldout_shot
         from registration.engine.pipeline import RegistrationOptions, register
-        from registration.engine.pose import carm_pose, perturb_pose
 
         volume = load_bench_ct(ct_path)
         name = bench_ct_name(ct_path)
@@ -478,8 +479,8 @@ def _confusion(rows: list[dict], limit_mm: float = 10.0) -> dict:
 
 def _errors(T, tgt: np.ndarray, T_true: np.ndarray, icam) -> tuple[float | None, float | None]:
     """(3D mTRE in mm, mean projected distance at the detector in mm) of pose ``T``."""
-    from registration.engine.camera import project
-    from registration.engine.pose import target_error_mm
+    from geometry.camera import project
+    from geometry.rigid import target_error_mm
 
     if T is None:
         return None, None
@@ -493,7 +494,7 @@ def _error_parts(T, T_true: np.ndarray, centre_world: np.ndarray) -> dict | None
     """Where a pose's error lies, in the X-ray's camera frame: the bone-box centre's offset
     along the viewing ray through it (``depth_mm``, + away from the source) and across it
     (``sideways_mm``), and the rotation error (``rotation_deg``); None without a pose."""
-    from registration.engine.pose import rotation_angle_deg
+    from geometry.rigid import rotation_angle_deg
 
     if T is None:
         return None

@@ -109,6 +109,7 @@ class Command(BaseCommand):
     def _poses(self, ct_path: Path, opts, device: str) -> list[dict]:
         import torch
 
+        from geometry.rigid import perturb_pose, target_error_mm
         from registration.engine.dataset import PoseSampler, bone_box, bone_points
         from registration.engine.drr import DrrRenderer
         from registration.engine.heldout import (
@@ -117,7 +118,6 @@ class Command(BaseCommand):
             simulate_heldout_shot,
         )
         from registration.engine.pipeline import similarity_on_square
-        from registration.engine.pose import perturb_pose, target_error_mm
         from registration.engine.refine import DEFAULT_LEVELS, local_similarity, refine_pose
         from registration.engine.xray_input import to_square
 

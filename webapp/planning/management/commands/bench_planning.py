@@ -70,7 +70,7 @@ class Command(BaseCommand):
                 "ct_centre_lps_mm": list(setup.ct_centre),
                 "ct_half_size_mm": list(setup.ct_half_size),
                 "ct": ct_label,
-                "pose_model": "registration.engine.pose.carm_pose, view 1 LAO U(-15,15), cranial U(-10,10) each view, isocentre jitter 20 mm",
+                "pose_model": "geometry.carm.carm_pose, view 1 LAO U(-15,15), cranial U(-10,10) each view, isocentre jitter 20 mm",
                 "seed": opts["seed"],
             },
             "triangulation": [],
