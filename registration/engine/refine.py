@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from geometry.camera import backproject
-from geometry.rigid import se3_exp
+from geometry.rigid import orthonormalised, se3_exp
 from registration.engine.similarity import combined_similarity, downsample, local_structure_ncc
 
 
@@ -285,10 +285,7 @@ def refine_poses(
         with torch.no_grad():
             T_best = increment(best_theta[b], pivots[b]) @ T0s[b]
         best_sim = pose_similarity(renderer, img, K, T_best.numpy(), wgt, levels[-1])
-        T_out = T_best.double().numpy()
-        # re-orthonormalise (float32 drift)
-        U, _, Vt = np.linalg.svd(T_out[:3, :3])
-        T_out[:3, :3] = U @ Vt
+        T_out = orthonormalised(T_best.double().numpy())  # float32 drift
         results.append(RefineResult(T_out, best_sim, sim0[b], n_iter[b],
                                     time.perf_counter() - t0, histories[b]))
     return results
@@ -701,8 +698,6 @@ def depth_profile_search(
     if best_s <= s_before:
         return DepthSearch(np.asarray(T, dtype=np.float64).copy(), 0.0, s_before, s_before)
     with torch.no_grad():
-        T_out = (increment(best_th, pivot_cam) @ T0).double().numpy()
-    U, _, Vt = np.linalg.svd(T_out[:3, :3])
-    T_out[:3, :3] = U @ Vt
+        T_out = orthonormalised((increment(best_th, pivot_cam) @ T0).double().numpy())
     return DepthSearch(T_out, float(best_th[5]), s_before, best_s)
 

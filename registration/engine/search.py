@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from geometry.rigid import orthonormalised
 from registration.engine.refine import (
     adam_on_increments,
     batch_similarity,
@@ -137,7 +138,7 @@ def coarse_search(
                          samples_per_ray=space.samples_per_ray, batch=space.batch)
     start_sim = float(scores[0])
     n_eval = len(grid)
-    poses = [_orthonormal(T) for T in grid_poses.numpy()]
+    poses = [orthonormalised(T) for T in grid_poses.numpy()]
     kept = _distinct(poses, scores, np.asarray(pivot_world, np.float64), space.top_k,
                      space.distinct_mm)
     if not kept:
@@ -149,7 +150,7 @@ def coarse_search(
     n_eval += len(kept) * sum(space.iterations)
     thetas = np.concatenate([thetas, grid[kept]])
     sims = np.concatenate([sims, scores[kept]])
-    poses = [_orthonormal(T) for T in _moves(thetas, T0, pivot_cam).numpy()]
+    poses = [orthonormalised(T) for T in _moves(thetas, T0, pivot_cam).numpy()]
     # every similarity is finite now and the best pose is always kept: never empty
     kept = _distinct(poses, sims, np.asarray(pivot_world, np.float64), space.top_k,
                      space.distinct_mm)
@@ -192,7 +193,7 @@ def refine_starts(
     dt = time.perf_counter() - t0
     out = []
     for i in range(len(starts)):
-        T = _orthonormal(poses[i])
+        T = orthonormalised(poses[i])
         out.append(SearchResult(T, float(sims[i]), float(start_sims[i]),
                                 1 + sum(space.iterations), dt / len(starts),
                                 [(float(sims[i]), T)]))
@@ -215,8 +216,3 @@ def _refine_batch(renderer, thetas0: np.ndarray, T0: torch.Tensor, pivot_cam: to
     return best_theta.numpy(), best_sim.numpy()
 
 
-def _orthonormal(T: np.ndarray) -> np.ndarray:
-    T = np.array(T, dtype=np.float64)
-    U, _, Vt = np.linalg.svd(T[:3, :3])
-    T[:3, :3] = U @ Vt
-    return T
