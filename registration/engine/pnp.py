@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from geometry.camera import project
 from geometry.rigid import hat
 
 
@@ -48,11 +49,9 @@ def reprojection_errors(
 ) -> np.ndarray:
     """Per-correspondence reprojection error in pixels (inf for points behind the source)."""
     X = np.asarray(points_3d, dtype=np.float64)
-    xc = X @ T_cam_from_world[:3, :3].T + T_cam_from_world[:3, 3]
-    z = xc[:, 2]
-    proj = xc @ np.asarray(K, dtype=np.float64).T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        uv = proj[:, :2] / proj[:, 2:3]
+    T = np.asarray(T_cam_from_world, dtype=np.float64)
+    z = X @ T[2, :3] + T[2, 3]
+    uv = project(X, K, T)
     err = np.linalg.norm(uv - np.asarray(points_2d, dtype=np.float64), axis=1)
     err[~(z > 1e-6)] = np.inf
     return err
@@ -200,9 +199,7 @@ def refine_pose_weighted(
     fx, fy, s = Kd[0, 0], Kd[1, 1], Kd[0, 1]
 
     def residuals(Tm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        xc = X @ Tm[:3, :3].T + Tm[:3, 3]
-        p = xc @ Kd.T
-        return p[:, :2] / p[:, 2:3] - x, xc
+        return project(X, Kd, Tm) - x, X @ Tm[:3, :3].T + Tm[:3, 3]
 
     def cost(r: np.ndarray) -> float:
         e = np.linalg.norm(r, axis=1)
