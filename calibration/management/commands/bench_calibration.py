@@ -80,7 +80,7 @@ def _orbit_pose(angle_deg: float, sod_mm: float) -> np.ndarray:
 def pelvis_anatomy(size: int, stdout) -> tuple[list[np.ndarray], str]:
     """DRRs of the shared real pelvis CT when the renderer and data exist, else synthetic."""
     try:
-        from registration.engine.camera import Camera
+        from geometry.camera import Camera
         from registration.engine.drr import DrrRenderer
         from webapp.dicomio.ct import load_nifti
 
