@@ -19,5 +19,7 @@ Public entry points (frames and units as in docs/CONVENTIONS.md):
 - ``twoview.View``, ``triangulate_midpoint``, ``epipolar_line``, ``angle_between_views``.
 - ``simulate.simulate_phantom_image`` (image-intensifier phantom images with ground truth),
   ``simulate.simulate_plate_image`` (realistic 12-bit plate frames), ``lattice_fit_rms``.
-- ``detect.detect_beads`` (sub-pixel blobs), ``correspond`` (bead naming).
+- ``detect.detect_beads`` (sub-pixel blobs), ``correspond`` (bead naming for the square-grid
+  design), ``identify`` (general naming of any two-layer phantom from phantom.json: square,
+  hexagonal or irregular near layer, code by sizes, missing beads or outline).
 """

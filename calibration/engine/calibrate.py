@@ -110,6 +110,15 @@ def calibrate(
 ) -> CalibrationResult:
     """Calibrate from one phantom image; raises :class:`CalibrationError` with the reason.
 
+    Two-layer phantoms: our square-grid design is named by the lattice and its code of
+    large beads (:mod:`.correspond`); any other layout, or when that fails, by the general
+    identification of :mod:`.identify` (square, hexagonal or irregular near layer; code by
+    bead sizes, missing beads or the outline; ties decided by the far layer). Either way
+    the far layer must then agree with one plausible source, or the image is refused;
+    projections that touch a bead of the other layer (or crowd another blob) are left out
+    of the fits when enough remain, and far beads outside the named near beads' hull
+    (where the polynomial would extrapolate) are not used for the source.
+
     A grid plate (``phantom.grid``) gives the distortion alone (:mod:`.plate`): the source
     is nominal, ``(0, 0, -sdd_mm)`` (``sdd_origin`` says where the distance came from; none
     given: 1000 mm, and the profile says so); ``photometric`` "MONOCHROME1" marks an image
@@ -136,16 +145,8 @@ def calibrate(
         )
     try:
         grid = analyse_grid(phantom)
-    except PhantomError as exc:
-        raise CalibrationError(str(exc)) from None
-
-    mean_sp = 0.5 * (sx + sy)
-    all_d = phantom.diameters
-    r_range = (0.85 * grid.small_diameter / 2 / max(sx, sy), 1.35 * all_d.max() / 2 / min(sx, sy))
-    z_near = float(np.median(phantom.xyz[grid.indices, 2]))
-    m_near = nominal_sid_mm / (nominal_sid_mm + z_near)
-    pitch_guess = grid.pitch_mm * m_near / mean_sp
-
+    except PhantomError:
+        grid = None  # not our square-grid design: general identification only
     if beads_bright is None:
         try:
             first = guess_polarity(img)
@@ -154,28 +155,151 @@ def calibrate(
         polarities = [first, not first]
     else:
         polarities = [bool(beads_bright)]
+    args = (list(holdout_ids), position_noise_px, rng, metadata or {})
     errors: list[str] = []
+    if grid is not None:
+        mean_sp = 0.5 * (sx + sy)
+        all_d = phantom.diameters
+        r_range = (
+            0.85 * grid.small_diameter / 2 / max(sx, sy),
+            1.35 * all_d.max() / 2 / min(sx, sy),
+        )
+        z_near = float(np.median(phantom.xyz[grid.indices, 2]))
+        m_near = nominal_sid_mm / (nominal_sid_mm + z_near)
+        pitch_guess = grid.pitch_mm * m_near / mean_sp
+        identification_failed = False
+        for pol in polarities:
+            try:
+                det = detect_beads(img, r_range, beads_bright=pol)
+                return _calibrate_detections(
+                    det, phantom, grid, (w, h), (sx, sy), pitch_guess, nominal_sid_mm, *args
+                )
+            except (DetectionError, CorrespondenceError, CalibrationError) as exc:
+                errors.append(str(exc))
+                identification_failed |= isinstance(
+                    exc, (CorrespondenceError, _GridIdentificationError)
+                )
+                if isinstance(exc, DetectionError) and "blank" in str(exc):
+                    raise CalibrationError(errors[0]) from None
+        if not identification_failed:
+            raise CalibrationError(errors[0])
+    # general identification from phantom.json alone (any layout and code)
+    near = phantom.plane_mask(0)
+    r_range = (
+        0.85 * float(phantom.diameters[near].min()) / 2 / max(sx, sy),
+        1.35 * float(phantom.diameters.max()) / 2 / min(sx, sy),
+    )
     for pol in polarities:
         try:
             det = detect_beads(img, r_range, beads_bright=pol)
-            return _calibrate_detections(
-                det,
-                phantom,
-                grid,
-                (w, h),
-                (sx, sy),
-                pitch_guess,
-                nominal_sid_mm,
-                list(holdout_ids),
-                position_noise_px,
-                rng,
-                metadata or {},
-            )
-        except (DetectionError, CorrespondenceError, CalibrationError) as exc:
+            return _calibrate_general(det, phantom, (w, h), (sx, sy), nominal_sid_mm, *args)
+        except (DetectionError, CalibrationError) as exc:
             errors.append(str(exc))
             if isinstance(exc, DetectionError) and "blank" in str(exc):
                 break
     raise CalibrationError(errors[0])
+
+
+class _GridIdentificationError(CalibrationError):
+    """The square-grid identification failed (the general one may still succeed)."""
+
+
+class _UnreliableIdentification(_GridIdentificationError):
+    """The far layer contradicts the near layer's identification."""
+
+
+def _calibrate_general(
+    det: Detections,
+    phantom: Phantom,
+    size: tuple[int, int],
+    spacing: tuple[float, float],
+    nominal_sid_mm: float,
+    holdout_ids: list[str],
+    position_noise_px: float,
+    rng,
+    metadata: dict,
+) -> CalibrationResult:
+    """Near layer named by :mod:`.identify`; ties of the code decided by the far layer."""
+    from .identify import IdentificationError, identify_near, near_layer
+
+    w, h = size
+    sx, sy = spacing
+    if len(det) < 9:
+        raise CalibrationError(
+            f"only {len(det)} bead-like blobs detected: not an image of phantom '{phantom.name}'"
+        )
+    if not phantom.has_far_layer:
+        raise CalibrationError(
+            f"phantom '{phantom.name}' has no far layer (plane 1): a single-plane bead phantom "
+            "must be a square grid with a code of larger beads, or a grid plate"
+        )
+    xy_stored = det.xy.copy()
+    if position_noise_px > 0:
+        gen = np.random.default_rng(rng)
+        xy_stored = xy_stored + gen.normal(scale=position_noise_px, size=xy_stored.shape)
+    nl = near_layer(phantom)
+    s_mean = 0.5 * (sx + sy)
+    iso = np.array([sx, sy]) / s_mean  # isotropic pixels keep the layout's shape
+    centre = (
+        np.array(det.fov_centre) if np.isfinite(det.fov_radius) else np.array([(w - 1) / 2, (h - 1) / 2])
+    )
+    m_near = nominal_sid_mm / (nominal_sid_mm + nl.z)
+    scale = m_near / s_mean
+
+    def inside_field(p_iso):
+        return _inside(det.fov_mask, np.asarray(p_iso) / iso)
+
+    try:
+        hyps, decided = identify_near(
+            xy_stored * iso, det.integral, nl, centre * iso, scale, inside_field,
+            origin_px=np.array([(w - 1) / 2, (h - 1) / 2]) * iso,
+        )  # fmt: skip
+    except IdentificationError as exc:
+        raise CalibrationError(str(exc)) from None
+    pitch_px = nl.nn * scale
+    results, failures = [], []
+    for hyp in hyps:
+        try:
+            res = _finish_calibration(
+                det, phantom, xy_stored, hyp.blob, nl.index[hyp.bead], nl.index, pitch_px,
+                size, spacing, nominal_sid_mm, holdout_ids, metadata,
+                any_rotation=True, far_check=True,
+            )  # fmt: skip
+        except CalibrationError as exc:
+            failures.append(str(exc))
+            continue
+        res.profile["identification"] = {
+            "method": "general",
+            "code_decided": decided,
+            "candidates": len(hyps),
+            "code_score": hyp.score,
+            "code_detail": hyp.detail,
+        }
+        results.append(res)
+    if not results:
+        raise CalibrationError(failures[0])
+    if len(results) == 1:
+        # one labelling only: the code decided, or the far layer refused the others
+        results[0].profile["identification"]["decided_by"] = "code" if decided else "far layer"
+        return results[0]
+    # several labellings let the far layer fit: the clearly better far fit wins
+    q = sorted(results, key=lambda r: _far_quality(r))
+    if _far_quality(q[0]) < 0.4 * _far_quality(q[1]):
+        q[0].profile["identification"]["decided_by"] = "far layer"
+        return q[0]
+    raise CalibrationError(
+        "the phantom orientation is ambiguous: its code and its far layer fit "
+        f"{len(results)} orientations equally; rotate the phantom so that at least three "
+        "coded beads (or its asymmetric edge) are in the field, then take the image again"
+    )
+
+
+def _far_quality(res: CalibrationResult) -> float:
+    """Far-layer misfit in pixels (RMS of the inlier residuals), lower is better."""
+    vals = [v for v in res.profile.get("source_residuals_px", {}).values()]
+    if not vals:
+        return float("inf")
+    return float(np.sqrt(np.mean(np.square(vals)))) + 1e-3
 
 
 def _calibrate_plate(img, phantom, spacing, sdd_mm, sdd_origin, photometric, bright, metadata):
@@ -245,12 +369,47 @@ def _calibrate_detections(
     pitch_mm_seen = lat.pitch_px * 0.5 * (sx + sy)
     ratio = pitch_mm_seen / grid.pitch_mm
     if not 0.9 <= ratio <= 1.15:
-        raise CalibrationError(
+        raise _GridIdentificationError(
             f"bead grid spacing in the image is {pitch_mm_seen:.1f} mm but phantom "
             f"'{phantom.name}' has {grid.pitch_mm:.1f} mm: wrong phantom or wrong pixel spacing"
         )
     large = classify_large(det.integral[lat.blob_index], grid.large_diameter / grid.small_diameter)
     nm = match_code(lat, large, grid)
+    return _finish_calibration(
+        det, phantom, xy_stored, nm.blob_index, nm.bead_index, grid.indices, lat.pitch_px,
+        size, spacing, nominal_sid_mm, holdout_ids, metadata, far_check=True,
+    )  # fmt: skip
+
+
+def _finish_calibration(
+    det: Detections,
+    phantom: Phantom,
+    xy_stored: np.ndarray,
+    near_blob: np.ndarray,
+    near_bead_index: np.ndarray,
+    near_indices: np.ndarray,
+    pitch_px: float,
+    size: tuple[int, int],
+    spacing: tuple[float, float],
+    nominal_sid_mm: float,
+    holdout_ids: list[str],
+    metadata: dict,
+    *,
+    any_rotation: bool = False,
+    far_check: bool = False,
+) -> CalibrationResult:
+    """Distortion, source and profile from named near-layer blobs.
+
+    ``near_blob``/``near_bead_index`` pair detections with ``phantom.beads`` entries;
+    ``near_indices`` are all plane-0 beads; ``pitch_px`` the near spacing in the image.
+    The mounting rotation is snapped to multiples of 90 degrees (``any_rotation``: only
+    when within 2 degrees of one, else kept as found). ``far_check`` refuses a far layer
+    that does not agree with one plausible source (the check of a general identification).
+    """
+    w, h = size
+    sx, sy = spacing
+    nm = _NearPairs(np.asarray(near_blob, int), np.asarray(near_bead_index, int))
+    grid = _NearIndices(np.asarray(near_indices, int))
 
     # mirror and mounting rotation from a linear fit phantom mm -> image mm
     pxy = phantom.xyz[nm.bead_index, :2]
@@ -264,6 +423,8 @@ def _calibrate_detections(
     a_mat = _linear_part(pxy, obs)
     theta = np.degrees(np.arctan2(a_mat[1, 0] - a_mat[0, 1], a_mat[0, 0] + a_mat[1, 1]))
     rot_deg = int(90 * np.round(theta / 90)) % 360
+    if any_rotation and abs(((theta - rot_deg) + 180) % 360 - 180) > 2.0:
+        rot_deg = round(float(theta) % 360, 2)
     xyz = phantom.xyz.copy()
     xyz[:, :2] = xyz[:, :2] @ _rot(rot_deg).T
 
@@ -282,10 +443,27 @@ def _calibrate_detections(
     far_blob = np.zeros(0, int)
     used_blobs = set(nm.blob_index.tolist())
     cand_idx = np.array([i for i in range(len(xy)) if i not in used_blobs], int)
+    touch_near = np.zeros(len(near_bead), bool)
+    touch_far = np.zeros(len(far_idx_all), bool)
+    crowded = np.zeros(len(xy), bool)
+    if far_check and has_far:
+        # projections that touch a bead of the other layer give biased centroids, and so
+        # do blobs with another blob just beside them
+        touch_near, touch_far = _touching(phantom, xyz, near_bead, far_idx_all, source, spacing)
+        crowded = _crowded(xy, det.radius, 3.0)
+        if np.sum(~holdout & ~touch_near & ~crowded[nm.blob_index]) >= 2 * MIN_NEAR_BEADS:
+            touch_near |= crowded[nm.blob_index]
     fit = None
     for it in range(6):
+        if far_check and has_far and it > 0:
+            # again with the source found (the nominal one puts far beads a few px off)
+            touch_near, touch_far = _touching(
+                phantom, xyz, near_bead, far_idx_all, source, spacing
+            )
+            if np.sum(~holdout & ~touch_near & ~crowded[nm.blob_index]) >= 2 * MIN_NEAR_BEADS:
+                touch_near |= crowded[nm.blob_index]
         tgt = _to_px(project_to_detector(xyz[near_bead], source), w, h, sx, sy)
-        fit_sel = ~holdout
+        fit_sel = ~holdout & ~touch_near
         if fit_sel.sum() < MIN_NEAR_BEADS:
             raise CalibrationError(
                 f"only {int(fit_sel.sum())} of {len(phantom.plane_mask(0).nonzero()[0])} "
@@ -315,14 +493,29 @@ def _calibrate_detections(
         pred_und = _to_px(project_to_detector(xyz[far_idx_all], source), w, h, sx, sy)
         pred = invert_numerically(fit.poly, pred_und, guess=pred_und)
         if it == 0:
-            pi, ci = _match_far(pred, xy[cand_idx], lat.pitch_px, search=0.45, tol=0.15)
+            pi, ci = _match_far(pred, xy[cand_idx], pitch_px, search=0.45, tol=0.15)
         else:
-            pi, ci = _match_far(pred, xy[cand_idx], lat.pitch_px, search=0.12, tol=0.08)
+            pi, ci = _match_far(pred, xy[cand_idx], pitch_px, search=0.12, tol=0.08)
         if len(pi) < MIN_FAR_BEADS:
             raise CalibrationError(
                 f"only {len(pi)} far-layer (plane 1) beads found; at least {MIN_FAR_BEADS} are "
                 "needed for the source position"
             )
+        if far_check:
+            # only far beads the distortion model covers (inside the named near beads'
+            # hull: outside it the polynomial extrapolates) and not touching a near bead
+            covered = _inside_hull(near_px[fit_sel], xy[cand_idx[ci]], -0.5 * pitch_px)
+            pi, ci = pi[covered], ci[covered]
+            keep = ~touch_far[pi] & ~crowded[cand_idx[ci]]
+            if keep.sum() < MIN_FAR_BEADS:
+                keep = ~touch_far[pi]
+            if keep.sum() >= MIN_FAR_BEADS:
+                pi, ci = pi[keep], ci[keep]
+            if len(pi) < MIN_FAR_BEADS:
+                raise CalibrationError(
+                    f"only {len(pi)} far-layer (plane 1) beads found over the near layer's area; "
+                    f"at least {MIN_FAR_BEADS} are needed for the source position"
+                )
         far_bead = far_idx_all[pi]
         far_blob = cand_idx[ci]
         und = fit.poly.apply(xy[far_blob])
@@ -336,6 +529,10 @@ def _calibrate_detections(
         if it >= 1 and moved < 1e-3:
             break
     assert fit is not None
+    if far_check and src_est is not None:
+        _check_far_layer(src_est, xyz, far_bead, far_idx_all, fit.poly, source, det, flip,
+                         (w, h), (sx, sy), nominal_sid_mm, near_px[fit_sel], pitch_px,
+                         touch_far)  # fmt: skip
 
     forward = fit.poly
     # inverse map on a dense grid of the usable field (flip-corrected pixels)
@@ -349,7 +546,7 @@ def _calibrate_detections(
     und_near = forward.apply(near_px)
     res_px = und_near - tgt
     used = np.zeros(len(near_bead), bool)
-    used[np.flatnonzero(~holdout)[fit.weights > 0.5]] = True
+    used[np.flatnonzero(fit_sel)[fit.weights > 0.5]] = True
     res_mm = res_px * np.array([sx, sy])
     rn_px = np.linalg.norm(res_px, axis=1)
     rn_mm = np.linalg.norm(res_mm, axis=1)
@@ -459,6 +656,108 @@ def _calibrate_detections(
         far_detected_px=xy_stored[far_blob] if len(far_blob) else np.zeros((0, 2)),
         holdout_ids=[n for n, ho in zip(near_ids, holdout, strict=True) if ho],
     )
+
+
+def _inside_hull(pts: np.ndarray, q: np.ndarray, margin: float) -> np.ndarray:
+    """Points ``q`` at least ``margin`` pixels inside the convex hull of ``pts``."""
+    import cv2
+
+    if len(pts) < 3 or len(q) == 0:
+        return np.ones(len(q), bool)
+    hull = cv2.convexHull(np.asarray(pts, np.float32))
+    return np.array(
+        [cv2.pointPolygonTest(hull, (float(x), float(y)), True) >= margin for x, y in q], bool
+    )
+
+
+def _crowded(xy: np.ndarray, radius: np.ndarray, gap_px: float) -> np.ndarray:
+    """Blobs with another blob closer than the sum of their radii plus ``gap_px`` (the
+    neighbour reaches into the centroid's window and background ring)."""
+    from scipy.spatial import cKDTree
+
+    if len(xy) < 2:
+        return np.zeros(len(xy), bool)
+    tree = cKDTree(xy)
+    d, j = tree.query(xy, k=min(4, len(xy)))
+    lim = radius[:, None] + radius[j] + gap_px
+    return np.any((d[:, 1:] < lim[:, 1:]), axis=1)
+
+
+def _touching(phantom, xyz, near_bead, far_idx, source, spacing):
+    """Masks of named near beads and of far beads whose projections touch (or overlap)
+    a projection of the other layer (plus two pixels of blur)."""
+    d = phantom.diameters
+    pn = project_to_detector(xyz[near_bead], source)
+    pf = project_to_detector(xyz[far_idx], source)
+    all_near = np.flatnonzero(phantom.planes == 0)
+    pn_all = project_to_detector(xyz[all_near], source)
+    sz = -source[2]
+    m_n = sz / (sz + xyz[near_bead, 2])
+    m_f = sz / (sz + xyz[far_idx, 2])
+    m_all = sz / (sz + xyz[all_near, 2])
+    margin = 1.5 * max(spacing)  # overlapping or touching: one merged blob
+    from scipy.spatial import cKDTree
+
+    rf_max = float(np.max(d[far_idx] / 2 * m_f)) if len(far_idx) else 0.0
+    rn_max = float(np.max(d[all_near] / 2 * m_all))
+    tf = cKDTree(pf) if len(pf) else None
+    tn = cKDTree(pn_all)
+    touch_near = np.zeros(len(near_bead), bool)
+    if tf is not None:
+        for k, lst in enumerate(tf.query_ball_point(pn, d[near_bead] / 2 * m_n + rf_max + margin)):
+            for j in lst:
+                if np.linalg.norm(pf[j] - pn[k]) < d[near_bead[k]] / 2 * m_n[k] + d[far_idx[j]] / 2 * m_f[j] + margin:
+                    touch_near[k] = True
+                    break
+    touch_far = np.zeros(len(far_idx), bool)
+    for j, lst in enumerate(tn.query_ball_point(pf, d[far_idx] / 2 * m_f + rn_max + margin)):
+        for k in lst:
+            if np.linalg.norm(pn_all[k] - pf[j]) < d[all_near[k]] / 2 * m_all[k] + d[far_idx[j]] / 2 * m_f[j] + margin:
+                touch_far[j] = True
+                break
+    return touch_near, touch_far
+
+
+def _check_far_layer(src_est, xyz, far_bead, far_idx_all, poly, source, det, flip, size, spacing,
+                     nominal_sid_mm, near_px=None, pitch_px=0.0, touch_far=None):  # fmt: skip
+    """A right identification lets most far beads in the field agree with one plausible
+    source; a wrong one does not (the check of a general identification)."""
+    w, h = size
+    sx, sy = spacing
+    n_in = int(src_est.inliers.sum())
+    rms_mm = float(np.sqrt(np.mean(np.sum(src_est.residuals_mm[src_est.inliers] ** 2, axis=1))))
+    pred = _predicted_stored(poly, xyz[far_idx_all], source, w, h, sx, sy, flip)
+    seen = _inside(det.fov_mask, pred)
+    if near_px is not None:
+        p2 = pred.copy()
+        if flip:
+            p2[:, 0] = w - 1 - p2[:, 0]
+        seen &= _inside_hull(near_px, p2, -0.5 * pitch_px)
+    if touch_far is not None and np.sum(seen & ~touch_far) >= MIN_FAR_BEADS:
+        seen &= ~touch_far  # excluded on purpose (biased centroids)
+    expected = int(seen.sum())
+    s = np.asarray(source)
+    if rms_mm > max(0.15, 0.6 * max(sx, sy)) or n_in < max(MIN_FAR_BEADS, 0.3 * expected):
+        raise _UnreliableIdentification(
+            f"the far layer does not agree with one source ({n_in} of {expected} far beads fit, "
+            f"RMS {rms_mm:.2f} mm): the beads were not identified reliably"
+        )
+    if np.hypot(s[0], s[1]) > 0.1 * nominal_sid_mm or not 0.6 < -s[2] / nominal_sid_mm < 1.6:
+        raise _UnreliableIdentification(
+            f"the source found ({s[0]:.0f}, {s[1]:.0f}, {s[2]:.0f}) mm is implausible: the "
+            "beads were not identified reliably"
+        )
+
+
+@dataclass
+class _NearPairs:
+    blob_index: np.ndarray
+    bead_index: np.ndarray
+
+
+@dataclass
+class _NearIndices:
+    indices: np.ndarray
 
 
 def _linear_part(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

@@ -201,6 +201,7 @@ def simulate_phantom_image(
     rotation_deg: float = 0.0,
     flip: bool = False,
     vignetting: float = 0.25,
+    render_cut_beads: bool = False,
 ) -> SimResult:
     """Render a phantom image and its ground truth.
 
@@ -209,6 +210,8 @@ def simulate_phantom_image(
     distorted like everything else. ``rotation_deg`` turns the phantom about the detector
     z axis; ``flip`` mirrors the stored image left-right (device storing mirrored images).
     ``noise`` is the relative standard deviation at the full-field intensity.
+    ``render_cut_beads`` also draws the beads the field edge cuts (partly visible; they are
+    not in ``true_px``); by default only beads wholly inside the field are drawn.
     """
     rng = np.random.default_rng(rng)
     g = geometry or SimGeometry()
@@ -246,7 +249,12 @@ def simulate_phantom_image(
         in_fov = np.hypot(*(c - fov_c_px)) + r_proj / g.spacing[0] + 2 < fov_r_px
         vis = bool(in_fov and bid not in hidden)
         visible[bid] = vis
-        if bid in hidden or not in_fov:
+        cut = (
+            render_cut_beads
+            and not in_fov
+            and np.hypot(*(c - fov_c_px)) - r_proj / g.spacing[0] - 2 < fov_r_px
+        )
+        if bid in hidden or not (in_fov or cut):
             continue
         # Jacobian of distorted px -> detector mm (numerical, through the inverse map)
         m0 = dist.undistort_mm(dist_mm[k][None])[0]
@@ -254,7 +262,8 @@ def simulate_phantom_image(
         jy = dist.undistort_mm((dist_mm[k] + [0, eps * g.spacing[1]])[None])[0] - m0
         jac = np.stack([jx, jy], axis=1) / eps
         _render_sphere(line, c, jac, r_proj, BEAD_MU_PER_MM)
-        true_px[bid] = c.copy()
+        if in_fov:
+            true_px[bid] = c.copy()
 
     # spurious blobs: small discs of bead-like size anywhere in the field
     spur = []

@@ -1,4 +1,4 @@
-"""``manage.py bench_calibration [--cases 20] [--plate-cases N] [--json bench_out/bench_calibration.json]``
+"""``manage.py bench_calibration [--cases 20] [--plate-cases N] [--layout-cases N] [--json bench_out/bench_calibration.json]``
 
 Accuracy and speed of the C-arm calibration engine on simulated image-intensifier phantom
 images (random source, random distortion 5-10 mm at the edge, 0.1 px extra detection
@@ -6,7 +6,9 @@ noise). Prints a table (mean / 95th percentile / max per metric, with the goal) 
 writes the numbers as JSON. Beside it, the dewarping-plate family
 (:func:`calibration.bench.plates.plate_case`: realistic plate frames, the dewarped
 image's markers against a perfect lattice in the central 80 % of the field; JSON key
-``plate``). The Django layer only parses options and prints.
+``plate``) and the random-layout family (:func:`calibration.bench.layouts.layout_case`:
+two-layer phantoms the identification has never seen, frames with 0 or 30 % hidden, with
+and without anatomy; JSON key ``layouts``). The Django layer only parses options and prints.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import cv2
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
+from calibration.bench.layouts import layout_case
 from calibration.bench.plates import PLATE_GOAL_PX, plate_case
 from calibration.engine.calibrate import CalibrationError, calibrate
 from calibration.engine.dewarp import clear_cache, dewarp_image, dewarp_maps
@@ -174,6 +177,12 @@ class Command(BaseCommand):
             default=None,
             help="dewarping-plate frames (default: half of --cases, at least 2; 0 skips)",
         )
+        parser.add_argument(
+            "--layout-cases",
+            type=int,
+            default=None,
+            help="random two-layer layouts, one frame each (default: twice --cases; 0 skips)",
+        )
 
     def handle(self, *args, **opts):
         n_cases = int(opts["cases"])
@@ -323,6 +332,12 @@ class Command(BaseCommand):
         n_plate = max(2, n_cases // 2) if n_plate is None else int(n_plate)
         if n_plate > 0:
             summary["plate"] = self._plate_family(n_plate, size, int(opts["seed"]))
+        n_layout = opts.get("layout_cases")
+        n_layout = 2 * n_cases if n_layout is None else int(n_layout)
+        if n_layout > 0:
+            summary["layouts"] = self._layout_family(
+                n_layout, size, int(opts["seed"]), anatomies, anatomy_source
+            )
         self._table(summary)
         try:
             write_json_atomic(out_path, summary)
@@ -361,6 +376,57 @@ class Command(BaseCommand):
             "pass": bool(len(ok) == n and worst is not None and worst <= PLATE_GOAL_PX),
             "used_edge_markers_total": int(sum(r.get("used_edge_markers", 0) for r in ok)),
             "used_not_a_marker_total": int(sum(r.get("used_not_a_marker", 0) for r in ok)),
+            "metrics": metrics,
+            "per_case": rows,
+        }
+
+    def _layout_family(self, n: int, size: int, seed: int, anatomies, anatomy_source) -> dict:
+        rows = []
+        for c in range(n):
+            an = anatomies[c % len(anatomies)]
+            row = layout_case(c, seed + 7000 + c, size=size, anatomy=an)
+            rows.append(row)
+            what = (
+                f"{row['layout']}/{row['coding']}, far {row['far_layout']}, "
+                f"{row['hidden_fraction']:.0%} hidden{', anatomy' if row['anatomy'] else ''}"
+            )
+            if not row["ok"]:
+                self.stdout.write(f"layout {c:2d} ({what}): REFUSED: {row['error']}")
+                continue
+            self.stdout.write(
+                f"layout {c:2d} ({what}): dewarp {row['dewarp_rms_mm']:.3f} / "
+                f"{row['dewarp_max_mm']:.3f} mm, source lat {row['source_lateral_mm']:.2f} ax "
+                f"{row['source_axial_mm']:.2f} mm, {row['wrong_ids']} wrong ids, "
+                f"{row['seconds']:.1f} s"
+            )
+        ok = [r for r in rows if r["ok"]]
+        keys = ("dewarp_rms_mm", "dewarp_max_mm", "source_lateral_mm", "source_axial_mm", "seconds")
+        metrics = {k: _stats([r.get(k) for r in ok]) for k in keys}
+        goals = {
+            "calibrated_fraction": 0.98,
+            "dewarp_rms_mm": 0.05,
+            "dewarp_max_mm": 0.15,
+            "source_lateral_mm": 0.3,
+            "source_axial_mm": 3.0,
+        }
+        wrong = sum(1 for r in ok if r.get("wrong_ids", 0) > 0)
+        frac = len(ok) / n
+        passes = {
+            "calibrated_fraction": frac >= goals["calibrated_fraction"],
+            "wrong_identifications_passing": wrong == 0,
+        }
+        for k in ("dewarp_rms_mm", "dewarp_max_mm", "source_lateral_mm", "source_axial_mm"):
+            mx = metrics[k]["max"]
+            passes[k] = mx is not None and mx <= goals[k]
+        return {
+            "cases": n,
+            "calibrated": len(ok),
+            "calibrated_fraction": frac,
+            "wrong_identifications_passing": wrong,
+            "image_size_px": size,
+            "anatomy_source": anatomy_source,
+            "goals_on_max": goals,
+            "pass": passes,
             "metrics": metrics,
             "per_case": rows,
         }
@@ -411,6 +477,29 @@ class Command(BaseCommand):
                 w(f"{label:58s} {_fmt(m['mean'], 8)} {_fmt(m['p95'], 8)} {_fmt(m['max'], 8)}  {g}")
             w(f"{'markers cut by the field edge used / spurious used':58s} "
               f"{p['used_edge_markers_total']:>8d} / {p['used_not_a_marker_total']}")  # fmt: skip
+        lay = s.get("layouts")
+        if lay:
+            w("")
+            w(f"Random two-layer layouts never seen before: {lay['calibrated']}/{lay['cases']} "
+              f"calibrated ({lay['calibrated_fraction']:.0%}, goal >= 98% "
+              f"{'PASS' if lay['pass']['calibrated_fraction'] else 'FAIL'}), wrong "
+              f"identifications passing: {lay['wrong_identifications_passing']} "
+              f"{'PASS' if lay['pass']['wrong_identifications_passing'] else 'FAIL'}")  # fmt: skip
+            w(f"{'metric':58s} {'mean':>8s} {'p95':>8s} {'max':>8s}  goal")
+            labels = {
+                "dewarp_rms_mm": "true dewarp error over the phantom, RMS (mm)",
+                "dewarp_max_mm": "true dewarp error over the phantom, max (mm)",
+                "source_lateral_mm": "source lateral error (mm)",
+                "source_axial_mm": "source axial error (mm)",
+                "seconds": "time per calibration, wall clock (s)",
+            }
+            for key, label in labels.items():
+                m = lay["metrics"][key]
+                if m["n"] == 0:
+                    continue
+                goal = lay["goals_on_max"].get(key)
+                g = f"max <= {goal} {'PASS' if lay['pass'][key] else 'FAIL'}" if goal else ""
+                w(f"{label:58s} {_fmt(m['mean'], 8)} {_fmt(m['p95'], 8)} {_fmt(m['max'], 8)}  {g}")
         w(
             f"machine: {s['cpu_count']} CPUs, 1-min load average {s['load_average_1min_at_end']:.1f} "
             "(wall-clock times are inflated when the machine is shared)"
