@@ -114,3 +114,26 @@ def test_image_of_another_phantom_is_refused():
     sim = layout_frame(a, rng, size=512)
     with pytest.raises(CalibrationError):
         calibrate(sim.image, b, sim.geometry.spacing)
+
+
+def test_calibrate_carm_with_a_hospital_phantom_json(tmp_path):
+    """The command takes any two-layer phantom.json (here a hex layout with a code of
+    missing beads) and an RF DICOM frame of it."""
+    import json
+
+    from django.core.management import call_command
+
+    from tests.calibration.plate_helpers import write_rf
+
+    rng = np.random.default_rng(41)
+    ph, _ = random_two_layer_phantom(rng, layout="hex", coding="missing")
+    (tmp_path / "phantom.json").write_text(json.dumps(ph.to_dict()))
+    sim = layout_frame(ph, rng, size=512)
+    img = np.clip(sim.image / sim.image.max() * 4000, 0, 4095)
+    write_rf(tmp_path / "frame.dcm", img, [0.5, 0.5], sdd=1000)
+    out = tmp_path / "profile.json"
+    call_command("calibrate_carm", image=str(tmp_path / "frame.dcm"), phantom=str(tmp_path / "phantom.json"), out=str(out))
+    p = json.loads(out.read_text())
+    assert p["source"] == "fitted" and p["identification"]["method"] == "general"
+    s = np.array(p["source_mm"])
+    assert np.linalg.norm(s[:2] - np.array(sim.geometry.source_mm[:2])) < 0.6
