@@ -66,15 +66,17 @@ def test_calibrate_dicom_takes_the_header_sdd_and_sdd_overrides_it(plate_files, 
     assert json.loads(prof.read_text())["source_mm"] == [0.0, 0.0, -980.0]
 
 
-def test_png_without_sdd_uses_the_default_and_says_so(plate_files, tmp_path):
+def test_png_without_sdd_is_refused_with_what_to_pass(plate_files, tmp_path):
+    from django.core.management.base import CommandError
+
     _, _, d = plate_files
     prof = tmp_path / "p.json"
-    call_command(
-        "calibrate_carm", image=str(d / "plate.png"), phantom=str(d / "plate.json"),
-        out=str(prof), pixel_spacing=[SP, SP],
-    )  # fmt: skip
-    p = json.loads(prof.read_text())
-    assert p["source_mm"] == [0.0, 0.0, -1000.0] and "default" in p["source_to_detector_origin"]
+    with pytest.raises(CommandError, match="pass --sdd MM"):
+        call_command(
+            "calibrate_carm", image=str(d / "plate.png"), phantom=str(d / "plate.json"),
+            out=str(prof), pixel_spacing=[SP, SP],
+        )  # fmt: skip
+    assert not prof.exists()
 
 
 def test_monochrome1_dicom(tmp_path):
@@ -104,7 +106,7 @@ def test_plate_refusals_leave_no_output(plate_files, tmp_path):
     with pytest.raises(CommandError, match="calibration refused: .*wrong pixel spacing"):
         call_command(
             "calibrate_carm", image=str(d / "plate.png"), phantom=str(d / "plate.json"),
-            out=str(prof), pixel_spacing=[0.3, 0.3],
+            out=str(prof), pixel_spacing=[0.3, 0.3], sdd=1000,
         )  # fmt: skip
     bad = tmp_path / "bad.json"
     bad.write_text(

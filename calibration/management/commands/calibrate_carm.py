@@ -2,7 +2,8 @@
 [--pixel-spacing SX SY] [--sdd MM]``: distortion model and effective source from one
 phantom image, or the distortion alone from a dewarping grid plate (whose profile has a
 nominal source ``(0, 0, -SDD)``: SDD from ``--sdd``, else the DICOM header's
-DistanceSourceToDetector, else 1000 mm with a note)."""
+DistanceSourceToDetector; with neither the calibration is refused, since an assumed SDD
+would give the site a confidently wrong focal length)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,11 @@ class Command(BaseCommand):
                     "sdd_mm": float(header_sdd),
                     "sdd_origin": "DICOM DistanceSourceToDetector",
                 }
+            else:
+                raise CommandError(
+                    "a grid plate gives no source distance and the image header has none: "
+                    "pass --sdd MM (the C-arm's source-to-detector distance)"
+                )
             extra["photometric"] = loaded.photometric
         elif sdd is not None:
             extra = {"nominal_sid_mm": sdd}
