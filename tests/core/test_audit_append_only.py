@@ -9,13 +9,13 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, connections, transaction
 
+from tests.database_url import subprocess_database_url
 from webapp.core.models import AuditChainHead, AuditEvent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,24 +153,13 @@ def test_concurrent_appends_keep_one_chain():
     call_command("verify_audit")
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{Path(db['NAME']).resolve()}"
-    auth = quote(db.get("USER") or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}{port}/{quote(db['NAME'], safe='')}"
-
-
 @pytest.mark.django_db(transaction=True)
 def test_verify_audit_command_exits_non_zero_naming_the_row():
     rows = _events(3)
     _raw(f"UPDATE {TABLE} SET username = %s WHERE id = %s", ["someone-else", rows[1].pk])
     result = subprocess.run(
         [sys.executable, "manage.py", "verify_audit"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": _database_url()},
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": subprocess_database_url()},
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode != 0

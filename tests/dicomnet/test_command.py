@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.database_url import subprocess_database_url
 from tests.dicomio.synth import xray_dataset
 from tests.dicomnet.conftest import wait_for
 from tests.dicomnet.scu import echo, store
@@ -28,12 +29,10 @@ def _free_port() -> int:
 
 
 def _env(tmp_path: Path) -> dict:
-    from django.db import connection
-
     return {
         **os.environ,
         "DJANGO_DEBUG": "1",
-        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "DATABASE_URL": subprocess_database_url(),
         "DJANGO_MEDIA_ROOT": str(tmp_path / "media"),
         "ORTHOFUSE_DICOM_STAGING_DIR": str(tmp_path / "staging"),
         "ORTHOFUSE_DICOM_CARE_TEAM": "Command team",

@@ -10,12 +10,11 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
+from tests.database_url import subprocess_database_url
 from tests.jobs.conftest import wait_for
 from webapp.jobs.models import Job
 from webapp.jobs.services import recover_stale_jobs, submit_job
@@ -25,27 +24,12 @@ pytestmark = [pytest.mark.worker, pytest.mark.timeout(120)]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _database_url() -> str:
-    """A DATABASE_URL for the database this test is using (the test database)."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{Path(db['NAME']).resolve()}"
-    if "postgresql" in db["ENGINE"]:
-        auth = quote(db.get("USER") or "", safe="")
-        if db.get("PASSWORD"):
-            auth += ":" + quote(db["PASSWORD"], safe="")
-        host = db.get("HOST") or "127.0.0.1"
-        port = f":{db['PORT']}" if db.get("PORT") else ""
-        return f"postgres://{auth}@{host}{port}/{quote(db['NAME'], safe='')}"
-    pytest.skip(f"no worker subprocess support for {db['ENGINE']}")
-
-
 def _start_worker(queue: str, log_path: Path, *, stale_after_s: float = 600.0) -> subprocess.Popen:
     """``celery worker`` in a subprocess, on the test database and broker, in the current
     directory (see the ``broker_ready`` fixture) with ``ROOT`` importable."""
     env = dict(
         os.environ,
-        DATABASE_URL=_database_url(),
+        DATABASE_URL=subprocess_database_url(),
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
         # the broker_ready fixture may have pointed this at the session's own broker folders
         ORTHOFUSE_VAR_DIR=os.environ.get("ORTHOFUSE_VAR_DIR", str(settings.VAR_DIR)),
