@@ -162,6 +162,11 @@ def run_calibration(profile: CalibrationProfile, pixel_spacing_mm=None) -> Calib
             extra = {"sdd_mm": float(header_sdd), "sdd_origin": "DICOM DistanceSourceToDetector"}
         elif carm.source_to_detector_mm:
             extra = {"sdd_mm": float(carm.source_to_detector_mm), "sdd_origin": f"C-arm {carm.name}"}
+        else:
+            raise CalibrationRefused(
+                f"a grid plate gives no source distance, and neither the image header nor C-arm "
+                f"{carm.name} has one: enter the C-arm's source-to-detector distance first"
+            )
         extra["photometric"] = loaded.photometric
     try:
         result = calibrate(pixels, phantom, spacing, metadata=metadata, **extra)
