@@ -1,7 +1,8 @@
 """Replaying a planning session from many signed-in users at once (no Django imports), for
-``manage.py bench_load``: each virtual user signs in through the login form, then asks for
-the pages and API calls a surgeon's planning session makes, one every ``think_s`` seconds
-(jittered), until the deadline. Latencies are wall-clock seconds per request."""
+``manage.py bench_load``: the virtual users sign in through the login form (timed apart),
+then each asks for the pages and API calls a surgeon's planning session makes, one every
+``think_s`` seconds (jittered), for the measured window. Latencies are wall-clock seconds
+per request."""
 
 from __future__ import annotations
 
@@ -68,22 +69,16 @@ def sign_in(base_url: str, username: str, password: str, recorder: Recorder) -> 
 
 
 def run_user(
+    session: requests.Session,
     base_url: str,
-    username: str,
-    password: str,
     steps: Sequence[Step],
     deadline: float,
     think_s: float,
     recorder: Recorder,
     seed: int,
 ) -> None:
-    """One virtual user: sign in, then cycle through ``steps`` until ``deadline``."""
+    """One signed-in virtual user: cycle through ``steps`` until ``deadline``."""
     rng = random.Random(seed)
-    try:
-        session = sign_in(base_url, username, password, recorder)
-    except (requests.RequestException, RuntimeError) as exc:
-        recorder.add(Sample("sign-in", 0.0, False, type(exc).__name__))
-        return
     index = rng.randrange(len(steps))
     time.sleep(rng.uniform(0.0, think_s))  # users do not all start on the same tick
     while time.perf_counter() < deadline:
@@ -101,6 +96,14 @@ def run_user(
         time.sleep(max(0.0, think_s * rng.uniform(0.8, 1.2)))
 
 
+def _in_threads(target, argument_lists: Sequence[tuple], timeout_s: float) -> None:
+    threads = [threading.Thread(target=target, args=args, daemon=True) for args in argument_lists]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout_s)
+
+
 def replay(
     base_url: str,
     users: Sequence[tuple[str, str]],
@@ -108,21 +111,25 @@ def replay(
     seconds: float,
     think_s: float = 1.0,
 ) -> Recorder:
-    """Run every user in its own thread for ``seconds``; returns their samples."""
+    """Sign every user in (timed as "sign-in"), then let all of them replay ``steps`` in
+    their own threads for ``seconds``; returns the samples."""
     recorder = Recorder()
+    sessions: list[requests.Session | None] = [None] * len(users)
+
+    def enter(i: int, name: str, password: str) -> None:
+        try:
+            sessions[i] = sign_in(base_url, name, password, recorder)
+        except (requests.RequestException, RuntimeError) as exc:
+            recorder.add(Sample("sign-in", 0.0, False, type(exc).__name__))
+
+    _in_threads(enter, [(i, n, p) for i, (n, p) in enumerate(users)], 300)
     deadline = time.perf_counter() + seconds
-    threads = [
-        threading.Thread(
-            target=run_user,
-            args=(base_url, name, password, steps, deadline, think_s, recorder, i),
-            daemon=True,
-        )
-        for i, (name, password) in enumerate(users)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=seconds + 120)
+    signed_in = [(s, i) for i, s in enumerate(sessions) if s is not None]
+    _in_threads(
+        run_user,
+        [(s, base_url, steps, deadline, think_s, recorder, i) for s, i in signed_in],
+        seconds + 120,
+    )
     return recorder
 
 
