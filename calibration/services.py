@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from calibration.engine.phantom import PHANTOM_DIR, PhantomError, phantom_from_dict
 from calibration.models import CalibrationProfile, Phantom
+from refusal import Refused
 from webapp.core import audit
 from webapp.dicomio import read_xray, zero_preamble
 from webapp.records.models import CArm, XrayImage
@@ -31,7 +32,7 @@ SAME_ANGLE_DEG = 1.0
 ANGLE_WARN_DEG = 10.0
 
 
-class CalibrationRefused(ValueError):
+class CalibrationRefused(Refused):
     """A calibration request was refused; the message says why."""
 
 

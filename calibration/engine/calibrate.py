@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from refusal import Refused
+
 from .correspond import CorrespondenceError, build_lattice, classify_large, match_code
 from .detect import DetectionError, Detections, detect_beads, guess_polarity
 from .phantom import Phantom, PhantomError, analyse_grid
@@ -34,7 +36,7 @@ QUADRANTS = {
 }
 
 
-class CalibrationError(ValueError):
+class CalibrationError(Refused):
     """Calibration refused; the one-line message names the reason."""
 
 

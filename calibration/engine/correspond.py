@@ -18,10 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from refusal import Refused
+
 from .phantom import GridInfo, _symmetries
 
 
-class CorrespondenceError(ValueError):
+class CorrespondenceError(Refused):
     """The beads cannot be named reliably; the message says why."""
 
 

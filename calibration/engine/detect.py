@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from refusal import Refused
 
-class DetectionError(ValueError):
+
+class DetectionError(Refused):
     """The image cannot be used for bead detection; the message says why."""
 
 

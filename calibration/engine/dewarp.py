@@ -15,13 +15,15 @@ from collections import OrderedDict
 import cv2
 import numpy as np
 
+from refusal import Refused
+
 from .polynomial import Poly2D
 
 _CACHE: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 _CACHE_SIZE = 8
 
 
-class ProfileError(ValueError):
+class ProfileError(Refused):
     """A calibration profile cannot be used; the message says why."""
 
 

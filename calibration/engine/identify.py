@@ -34,11 +34,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from refusal import Refused
+
 from .phantom import Phantom
 from .polynomial import fit_poly
 
 
-class IdentificationError(ValueError):
+class IdentificationError(Refused):
     """The near layer cannot be identified; the message says why."""
 
 

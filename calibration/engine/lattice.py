@@ -20,8 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from refusal import Refused
 
-class LatticeError(ValueError):
+
+class LatticeError(Refused):
     """No lattice could be indexed; the message says why."""
 
 

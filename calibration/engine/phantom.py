@@ -23,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from refusal import Refused
+
 PHANTOM_DIR = Path(__file__).resolve().parent.parent / "phantoms"
 MIN_BEADS = 12
 
 
-class PhantomError(ValueError):
+class PhantomError(Refused):
     """A phantom definition is invalid; the message names the problem."""
 
 

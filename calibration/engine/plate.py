@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from refusal import Refused
+
 from .lattice import LatticeError, check_indexing, index_lattice
 from .phantom import Phantom
 from .polynomial import fit_inverse, fit_poly_select_order
@@ -38,7 +40,7 @@ MIN_MARKERS = 40
 CENTRAL_FRACTION = 0.8
 
 
-class PlateError(ValueError):
+class PlateError(Refused):
     """A plate frame cannot be used; the one-line message says why."""
 
 

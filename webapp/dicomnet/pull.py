@@ -13,6 +13,7 @@ import pydicom
 from django.conf import settings
 from pydicom.errors import InvalidDicomError
 
+from refusal import Refused
 from webapp.dicomnet.dicomweb import qido_ct_series, wado_series
 from webapp.dicomnet.move import c_move_series, wait_for_study
 from webapp.dicomnet.pacs import Endpoint, PacsEndpoint, PacsError, WebEndpoint, pacs_endpoints
@@ -25,7 +26,7 @@ PULL_JOB_KIND = "pull_ct_series"
 UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
-class PullRefused(ValueError):
+class PullRefused(Refused):
     """A search or pull cannot be done; the message says why (one line)."""
 
 

@@ -17,6 +17,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from refusal import Refused
 from registration.models import Registration
 from webapp.dicomnet.objects_common import (
     PatientStudy,
@@ -41,7 +42,7 @@ from webapp.records.models import CTStudy, Patient, XrayImage
 from webapp.xray_view import XrayUnavailable, display_uint8, read_view
 
 
-class ResultRefused(ValueError):
+class ResultRefused(Refused):
     """A result cannot become a DICOM object; the message says why (one line)."""
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from refusal import Refused
 
-class ImageReadError(ValueError):
+
+class ImageReadError(Refused):
     """The image file cannot be used; one-line message."""
 
 
