@@ -7,14 +7,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove
 
-from webapp.dicomnet.pacs import TIMEOUT_S, PacsEndpoint, PacsError, calling_ae
+from webapp.dicomnet.pacs import (
+    PENDING,
+    TIMEOUT_S,
+    PacsEndpoint,
+    PacsError,
+    calling_ae,
+    series_query,
+)
 from webapp.records.models import CTStudy, Patient
-
-PENDING = (0xFF00, 0xFF01)
 
 
 def c_move_series(endpoint: PacsEndpoint, study_uid: str, series_uid: str,
@@ -29,10 +33,7 @@ def c_move_series(endpoint: PacsEndpoint, study_uid: str, series_uid: str,
     assoc = ae.associate(endpoint.host, endpoint.port, ae_title=endpoint.ae_title)
     if not assoc.is_established:
         raise PacsError(f"{endpoint}: association refused or no answer")
-    query = Dataset()
-    query.QueryRetrieveLevel = "SERIES"
-    query.StudyInstanceUID = study_uid
-    query.SeriesInstanceUID = series_uid
+    query = series_query(study_uid, series_uid)
     final = None
     try:
         for status, _identifier in assoc.send_c_move(

@@ -124,3 +124,17 @@ def with_retries(action: Callable[[], None], *, attempts: int = 3, delay_s: floa
                 raise
             sleep(delay_s * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
+
+
+# C-GET/C-MOVE statuses that mean "still working, more sub-operations to come".
+PENDING = (0xFF00, 0xFF01)
+
+
+def series_query(study_uid: str, series_uid: str) -> Dataset:
+    """The Study Root identifier that asks a PACS for one series (C-GET, C-MOVE)."""
+    query = Dataset()
+    query.QueryRetrieveLevel = "SERIES"
+    query.StudyInstanceUID = study_uid
+    query.SeriesInstanceUID = series_uid
+    return query
+

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pydicom.dataset import Dataset
 from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import (
     CTImageStorage,
@@ -14,7 +13,14 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelGet,
 )
 
-from webapp.dicomnet.pacs import TIMEOUT_S, PacsEndpoint, PacsError, calling_ae
+from webapp.dicomnet.pacs import (
+    PENDING,
+    TIMEOUT_S,
+    PacsEndpoint,
+    PacsError,
+    calling_ae,
+    series_query,
+)
 
 STORAGE_CLASSES = (CTImageStorage, EnhancedCTImageStorage)
 TRANSFER_SYNTAXES = [
@@ -22,9 +28,6 @@ TRANSFER_SYNTAXES = [
     "1.2.840.10008.1.2",  # implicit VR little endian
 ]
 OUT_OF_RESOURCES = 0xA702
-PENDING = (0xFF00, 0xFF01)
-
-
 def c_get_series(
     endpoint: PacsEndpoint,
     study_uid: str,
@@ -68,10 +71,7 @@ def c_get_series(
                          ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)])
     if not assoc.is_established:
         raise PacsError(f"{endpoint}: association refused or no answer")
-    query = Dataset()
-    query.QueryRetrieveLevel = "SERIES"
-    query.StudyInstanceUID = study_uid
-    query.SeriesInstanceUID = series_uid
+    query = series_query(study_uid, series_uid)
     final = None
     try:
         for status, _identifier in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
