@@ -153,7 +153,7 @@ def _stored_pixels(profile: CalibrationProfile) -> np.ndarray:
 def profile_image(request: HttpRequest, pk: int) -> HttpResponse:
     """The phantom image as a windowed PNG at full size; ``?which=dewarped`` dewarps it."""
     from calibration.engine.dewarp import ProfileError, dewarp_image
-    from webapp.records.imaging_views import render_preview_png
+    from webapp.xray_view import display_png
 
     profile = get_object_or_404(CalibrationProfile, pk=pk)
     try:
@@ -162,7 +162,7 @@ def profile_image(request: HttpRequest, pk: int) -> HttpResponse:
             if not profile.data:
                 return HttpResponse("this profile has no distortion model yet", status=404, content_type="text/plain")
             pixels = dewarp_image(pixels.astype(np.float32), profile.data)
-        png = render_preview_png(pixels, "MONOCHROME2", max_side=max(pixels.shape))
+        png = display_png(pixels, "MONOCHROME2", max_side=max(pixels.shape))
     except (ValueError, ProfileError, OSError) as exc:
         return HttpResponse(f"image cannot be shown: {exc}", status=422, content_type="text/plain")
     return HttpResponse(png, content_type="image/png")

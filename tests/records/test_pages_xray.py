@@ -13,8 +13,8 @@ from django.urls import reverse
 
 from tests.core.factories import isolated_media, make_carm, make_xray, png_bytes  # noqa: F401
 from tests.dicomio.synth import xray_dataset
-from webapp.records.imaging_views import render_preview_png
 from webapp.records.models import XrayImage
+from webapp.xray_view import display_png
 
 
 def _dicom_bytes(pixels, **kwargs) -> bytes:
@@ -137,8 +137,8 @@ def test_render_preview_windowing_percentiles():
     rng = np.random.default_rng(3)
     pixels = rng.normal(1000, 10, (64, 64)).astype(np.float32)
     pixels[0, 0] = 1e6  # one hot pixel must not wash the image out
-    image = _decode(render_preview_png(pixels, "MONOCHROME2"))
+    image = _decode(display_png(pixels, "MONOCHROME2", max_side=1024))
     assert 100 < image[1:, 1:].mean() < 155
     assert image[1:, 1:].std() > 30
-    flat = _decode(render_preview_png(np.full((4, 4), 7.0, np.float32), "MONOCHROME2"))
+    flat = _decode(display_png(np.full((4, 4), 7.0, np.float32), "MONOCHROME2", max_side=1024))
     assert flat.shape == (4, 4)

@@ -17,7 +17,7 @@ from webapp.records.access import (
     get_visible_or_404,
 )
 from webapp.records.models import CTStudy, XrayImage
-from webapp.xray_view import XrayUnavailable, display_png, view_png
+from webapp.xray_view import XrayUnavailable, view_png
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +107,6 @@ def _xray_file(xray: XrayImage, which: str):
     if which != "original":
         raise Http404("unknown image")
     return xray.original_file
-
-
-def render_preview_png(pixels, photometric: str, max_side: int = PREVIEW_MAX_SIDE) -> bytes:
-    """A 2-D image as an 8-bit PNG of at most ``max_side`` pixels, by the one display rule
-    of :func:`webapp.xray_view.display_png` (window inside the field, MONOCHROME1 inverted)."""
-    return display_png(pixels, photometric, max_side=max_side)
 
 
 @login_required
