@@ -40,7 +40,10 @@ from geometry.carm import carm_pose
 from geometry.rigid import target_error_mm
 from registration.engine.dataset import BoneBox, PoseSampler, bone_points  # noqa: E402
 from registration.engine.drr import DrrRenderer  # noqa: E402
-from registration.engine.heldout import (  # noqa: E402
+from registration.engine.model_io import LoadedModel  # noqa: E402
+from registration.engine.pipeline import RegistrationOptions, register  # noqa: E402
+from registration.engine.training import clock_bounded, get_preset, train_model  # noqa: E402
+from simulation.heldout import (  # noqa: E402
     HELDOUT_STREAM_OFFSET,
     bench_camera,
     header_start_pose,
@@ -48,9 +51,6 @@ from registration.engine.heldout import (  # noqa: E402
     simulate_heldout_shot,
     summarise,
 )
-from registration.engine.model_io import LoadedModel  # noqa: E402
-from registration.engine.pipeline import RegistrationOptions, register  # noqa: E402
-from registration.engine.training import clock_bounded, get_preset, train_model  # noqa: E402
 from webapp.env import training_overrides  # noqa: E402
 
 

@@ -2,5 +2,5 @@
 
 The Celery app (``webapp.celery``) is loaded by ``JobsConfig.ready`` in Django processes and
 by ``celery -A webapp`` in workers, not here: importing the Django-free engines (which use
-``webapp.dicomio``) must not pull in Celery or Django.
+``dicomio``) must not pull in Celery or Django.
 """

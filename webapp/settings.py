@@ -54,8 +54,9 @@ INSTALLED_APPS = [
     "webapp.planning",
     "webapp.review",
     "webapp.dicomnet",
-    "calibration",
-    "registration",
+    "webapp.demo",
+    "webapp.calibration",
+    "webapp.xray_registration",
 ]
 
 MIDDLEWARE = [
@@ -244,6 +245,8 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 ORTHOFUSE_JOB_HEARTBEAT_S = float(env_str("ORTHOFUSE_JOB_HEARTBEAT_S", "10"))
 ORTHOFUSE_JOB_STALE_AFTER_S = float(env_str("ORTHOFUSE_JOB_STALE_AFTER_S", "120"))
 ORTHOFUSE_JOB_PROGRESS_MIN_INTERVAL_S = float(env_str("ORTHOFUSE_JOB_PROGRESS_MIN_INTERVAL_S", "0.25"))
+# The care-team rule that decides whose jobs a user sees (jobs imports no domain app).
+JOB_PATIENT_SCOPE = "webapp.records.access.scope"
 
 # Security: production values come from the environment (check --deploy clean).
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)

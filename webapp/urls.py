@@ -32,8 +32,8 @@ urlpatterns = [
     path("jobs/", include("webapp.jobs.urls")),
     path("planning/", include("webapp.planning.urls")),
     path("review/", include("webapp.review.urls")),
-    path("calibration/", include("calibration.urls")),
-    path("registration/", include("registration.urls")),
+    path("calibration/", include("webapp.calibration.urls")),
+    path("registration/", include("webapp.xray_registration.urls")),
     path("api/", include("webapp.api_urls")),
     path("dicom/", include("webapp.dicomnet.urls")),  # PACS search/pull, send results
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -9,11 +9,11 @@ Rules (docs/CONVENTIONS.md, "C-arm camera model"):
    applied to the stored original when it is read
    (:func:`webapp.records.xray_import.load_xray_image`, the only reader of originals).
 2. The calibration profile is chosen in one place
-   (:func:`calibration.services.profile_for_xray`: the C-arm's active profile nearest to the
+   (:func:`webapp.calibration.services.profile_for_xray`: the C-arm's active profile nearest to the
    shot's angles). A profile may have found a mirror of its own (``flip_horizontal`` in its
    data); its ``K`` describes the image after that mirror, so it is applied too.
 3. An image intensifier's image is the dewarped one (written by
-   :func:`calibration.services.dewarp_xray` from rules 1-2 plus the distortion polynomial);
+   :func:`webapp.calibration.services.dewarp_xray` from rules 1-2 plus the distortion polynomial);
    a flat panel's is the re-oriented original (rules 1-2).
 4. Camera: the chosen profile's intrinsics, else the header geometry (SDD, pixel spacing,
    principal point at the image centre), rescaled to the pixel grid when needed.
@@ -33,11 +33,11 @@ from typing import Literal
 
 import numpy as np
 
-from calibration.models import CalibrationProfile
-from calibration.services import profile_for_xray
+from dicomio import InputRefused, read_xray
 from geometry.camera import Camera
 from registration.engine.overlay import display_image
-from webapp.dicomio import InputRefused, read_xray
+from webapp.calibration.models import CalibrationProfile
+from webapp.calibration.services import profile_for_xray
 from webapp.records.models import XrayImage
 from webapp.records.xray_import import load_xray_image
 

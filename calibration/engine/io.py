@@ -1,7 +1,7 @@
 """File helpers for the calibration commands: atomic JSON and 16-bit PNG writes.
 
-(Reading X-rays lives in ``calibration.management.commands``, which uses
-``webapp.dicomio.read_xray``: importing the ``webapp`` package pulls in Django.)
+(Reading X-rays lives in ``webapp.calibration.management.commands``, which uses
+``dicomio.read_xray``: importing the ``webapp`` package pulls in Django.)
 """
 
 from __future__ import annotations

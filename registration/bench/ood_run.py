@@ -1,12 +1,12 @@
 """Registering benchmark shots through the product's own path, as ``register_xray`` does:
-image file -> ``webapp.dicomio.read_xray`` -> camera.json (``register_xray.camera_for_image``)
+image file -> ``dicomio.read_xray`` -> camera.json (``stored_image.camera_for_stored_image``)
 -> ``xray_input.line_integral_from_pixels`` (with register_xray's one retry in the opposite
 polarity when the network finds no pose) -> ``pipeline.register``.
 
 Modes (how the registration starts):
 * ``model``: the trained network; a DICOM shot with C-arm angles also gets the site's header
   start (``carm_pose`` of the header angles and source distance, aimed at the bone centre),
-  as ``registration.services.header_initial_pose`` gives it.
+  as ``webapp.xray_registration.services.header_initial_pose`` gives it.
 * ``init_3_5`` / ``init_8_20``: no network, ``--init`` at the true pose perturbed by exactly
   3 deg / 5 mm or 8 deg / 20 mm (about the bone centre, a seeded direction per shot).
 * ``training_free``: no network and no start but the header's (when the shot has angles);
@@ -57,16 +57,15 @@ def register_shot(volume, model, shot, mode: str, *, centre_lps: np.ndarray, see
                   renderer, device: str = "cpu") -> dict:
     """One shot in one mode; returns its row (status, mTRE of the returned pose and of a
     rejected one, seconds per stage, which start won, polarity used)."""
+    from dicomio import read_xray
     from geometry.camera import Camera
     from geometry.rigid import perturb_pose
     from registration.engine.pipeline import RegistrationOptions
-    from registration.engine.stored_image import register_stored
-    from registration.management.commands.register_xray import camera_for_image
-    from webapp.dicomio import read_xray
+    from registration.engine.stored_image import camera_for_stored_image, register_stored
 
     t0 = time.perf_counter()
     xray = read_xray(shot.path)
-    camera = camera_for_image(Camera.from_json(json.loads(shot.camera_path.read_text())), xray, True)
+    camera = camera_for_stored_image(Camera.from_json(json.loads(shot.camera_path.read_text())), xray)
     t_read = time.perf_counter() - t0
     T_true = shot.geometry.T_true
     use_model = model if mode == "model" else None

@@ -9,9 +9,38 @@ from __future__ import annotations
 
 import numpy as np
 
+from dicomio.errors import InputRefused
 from geometry.camera import Camera
 from registration.engine.pipeline import RegistrationOptions, RegistrationResult, register
 from registration.engine.xray_input import line_integral_with_info
+
+
+def camera_for_stored_image(camera: Camera | None, xray) -> Camera:
+    """The pinhole camera of a stored X-ray's pixel grid: ``camera`` (from camera.json)
+    rescaled to the image when it was resampled, or, when None, built from the DICOM
+    header (source-to-detector distance, pixel spacing in mm, principal point at the
+    centre). ``xray`` is a :class:`dicomio.XrayImage`. Raises ``InputRefused`` when neither
+    gives a camera or when the aspect ratios differ."""
+    H, W = xray.pixels.shape
+    if camera is None:
+        g = xray.geometry
+        if xray.file_format == "png":
+            raise InputRefused("a PNG X-ray carries no geometry: pass --camera camera.json")
+        if not g.get("source_to_detector_mm") or not g.get("pixel_spacing_mm"):
+            raise InputRefused(
+                "the DICOM X-ray lacks DistanceSourceToDetector or pixel spacing: pass --camera camera.json"
+            )
+        sx, sy = g["pixel_spacing_mm"]
+        return Camera.from_geometry(W, H, g["source_to_detector_mm"], sx, sy)
+    if (camera.width, camera.height) == (W, H):
+        return camera
+    if abs(camera.width / camera.height - W / H) > 0.01 * (W / H):
+        raise InputRefused(
+            f"the X-ray is {W}x{H} pixels but the camera is {camera.width}x{camera.height} "
+            "with a different aspect ratio"
+        )
+    return camera.scaled(W, H)
+
 
 # Failed checks after which the other polarity is worth one more try.
 POLARITY_SENSITIVE_CHECKS = ("network", "pnp", "pose")

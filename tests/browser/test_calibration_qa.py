@@ -10,8 +10,8 @@ from tests.calibration.site_helpers import phantom_png
 
 @pytest.fixture
 def draft_profile(transactional_db):
-    from calibration.models import CalibrationProfile
-    from calibration.services import ensure_builtin_phantoms, run_calibration
+    from webapp.calibration.models import CalibrationProfile
+    from webapp.calibration.services import ensure_builtin_phantoms, run_calibration
     from webapp.records.models import CArm
 
     phantoms = {p.name: p for p in ensure_builtin_phantoms()}

@@ -28,7 +28,7 @@ def plan_setup(settings, tmp_path, transactional_db, patient_a, surgeon_a):
 
 
 def _views():
-    from webapp.planning.engine.views_geometry import ViewGeometry
+    from planning.engine.views_geometry import ViewGeometry
 
     cam = helpers.camera()
     return [
@@ -62,7 +62,7 @@ def _real_errors(page):
 
 
 def test_js_geometry_matches_python_engine(plan_setup, login_page, page_url, surgeon_a):
-    from webapp.planning.engine.views_geometry import epipolar_line, triangulate
+    from planning.engine.views_geometry import epipolar_line, triangulate
 
     v1, v2 = _views()
     page = login_page(surgeon_a)
@@ -94,7 +94,7 @@ def test_js_geometry_matches_python_engine(plan_setup, login_page, page_url, sur
 def test_surgeon_plans_by_clicking_saves_reloads_exports(
     plan_setup, login_page, page_url, surgeon_a
 ):
-    from webapp.planning.engine.views_geometry import epipolar_line
+    from planning.engine.views_geometry import epipolar_line
     from webapp.planning.models import PlanVersion
 
     v1, v2 = _views()

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def registered_plan(settings, tmp_path, transactional_db, patient_a, surgeon_a):
     from geometry.carm import carm_pose
-    from registration.models import Registration
     from webapp.planning import services
+    from webapp.xray_registration.models import Registration
 
     settings.MEDIA_ROOT = str(tmp_path / "media")
     affine = volumes.affine_for()

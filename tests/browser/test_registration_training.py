@@ -21,8 +21,8 @@ def _point(step: int) -> dict:
 
 @pytest.mark.browser
 def test_training_page_draws_the_live_loss_curve(login_page, page_url, surgeon_a, patient_a):
-    from registration.models import RegistrationModel
     from webapp.jobs.models import Job
+    from webapp.xray_registration.models import RegistrationModel
 
     study = tiny_study(patient_a)
     job = Job.objects.create(

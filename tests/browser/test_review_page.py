@@ -14,7 +14,7 @@ from tests.review.helpers import finished_registration, simulated_xray, tiny_stu
 def test_reviewer_accepts_a_registration_and_sees_it_on_the_dashboard(
     login_page, page_url, make_user, team_a, patient_a
 ):
-    from registration.models import Registration
+    from webapp.xray_registration.models import Registration
 
     reviewer = make_user("reviewer_a", "Reviewer", team=team_a)
     study = tiny_study(patient_a)

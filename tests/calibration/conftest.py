@@ -27,7 +27,7 @@ def carm(db):
 
 @pytest.fixture
 def phantoms(db):
-    from calibration.services import ensure_builtin_phantoms
+    from webapp.calibration.services import ensure_builtin_phantoms
 
     return {p.name: p for p in ensure_builtin_phantoms()}
 

@@ -10,8 +10,8 @@ from tests.jobs.conftest import wait_for
 
 @pytest.mark.worker
 def test_calibration_job_computes_a_profile(celery_worker, carm, clipon, cal_admin):
-    from calibration.models import CalibrationProfile
-    from calibration.services import start_calibration
+    from webapp.calibration.models import CalibrationProfile
+    from webapp.calibration.services import start_calibration
     from webapp.jobs.models import Job
 
     profile = start_calibration(carm, clipon, phantom_png(seed=3), user=cal_admin)

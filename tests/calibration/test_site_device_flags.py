@@ -22,8 +22,8 @@ def _mirrored_png() -> bytes:
 
 @pytest.mark.parametrize("flag", [False, True])
 def test_flip_flag_is_applied_once(carm, clipon, cal_admin, flag):
-    from calibration.models import CalibrationProfile
-    from calibration.services import run_calibration
+    from webapp.calibration.models import CalibrationProfile
+    from webapp.calibration.services import run_calibration
 
     carm.flip_horizontal = flag
     carm.save()

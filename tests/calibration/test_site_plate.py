@@ -31,8 +31,13 @@ def plate_carm(db):
 
 
 def test_plate_profile_in_the_site(plate_carm, cal_admin, patient_a, client):
-    from calibration.models import CalibrationProfile
-    from calibration.services import activate_profile, create_phantom, dewarp_xray, run_calibration
+    from webapp.calibration.models import CalibrationProfile
+    from webapp.calibration.services import (
+        activate_profile,
+        create_phantom,
+        dewarp_xray,
+        run_calibration,
+    )
     from webapp.records.models import XrayImage
 
     ph = plate()

@@ -15,8 +15,8 @@ from tests.calibration.site_helpers import phantom_png
 @pytest.fixture
 def computed_profile(carm, clipon, cal_admin):
     """A draft profile computed synchronously (no worker) from a simulated image."""
-    from calibration.models import CalibrationProfile
-    from calibration.services import run_calibration
+    from webapp.calibration.models import CalibrationProfile
+    from webapp.calibration.services import run_calibration
 
     def make(primary: float = 0.0, secondary: float = 0.0, seed: int = 4) -> CalibrationProfile:
         version = CalibrationProfile.objects.filter(carm=carm).count() + 1
@@ -31,8 +31,8 @@ def computed_profile(carm, clipon, cal_admin):
 
 
 def test_activation_retires_the_profile_at_the_same_angle_only(computed_profile, cal_admin):
-    from calibration.models import CalibrationProfile as P
-    from calibration.services import activate_profile
+    from webapp.calibration.models import CalibrationProfile as P
+    from webapp.calibration.services import activate_profile
 
     first = computed_profile(0, 0)
     lateral = computed_profile(90, 0)
@@ -47,7 +47,7 @@ def test_activation_retires_the_profile_at_the_same_angle_only(computed_profile,
 
 
 def test_nearest_profile_is_chosen_with_a_warning_when_far(carm, computed_profile, cal_admin):
-    from calibration.services import activate_profile, profile_for_angles
+    from webapp.calibration.services import activate_profile, profile_for_angles
 
     ap, lateral = computed_profile(0, 0), computed_profile(90, 0)
     activate_profile(ap, cal_admin)
@@ -62,7 +62,7 @@ def test_nearest_profile_is_chosen_with_a_warning_when_far(carm, computed_profil
 def test_dewarp_moves_beads_to_their_ideal_positions(carm, computed_profile, cal_admin, patient_a):
     from calibration.engine.phantom import builtin_phantom
     from calibration.engine.simulate import SimGeometry, simulate_phantom_image
-    from calibration.services import activate_profile, dewarp_xray
+    from webapp.calibration.services import activate_profile, dewarp_xray
     from webapp.records.models import XrayImage
 
     profile = computed_profile(0, 0, seed=5)
@@ -95,7 +95,7 @@ def test_dewarp_moves_beads_to_their_ideal_positions(carm, computed_profile, cal
 
 
 def test_flat_panel_is_not_dewarped_but_gets_intrinsics(carm, computed_profile, cal_admin, patient_a):
-    from calibration.services import activate_profile, dewarp_xray
+    from webapp.calibration.services import activate_profile, dewarp_xray
     from webapp.records.models import CArm, XrayImage
 
     profile = computed_profile(0, 0)
@@ -137,7 +137,7 @@ def test_admin_reviews_from_the_qa_page(client, cal_admin, computed_profile):
 
 
 def test_bad_phantom_definition_is_refused_with_its_reason(client, cal_admin, phantoms):
-    from calibration.models import Phantom
+    from webapp.calibration.models import Phantom
 
     client.force_login(cal_admin)
     upload = ContentFile(b'{"name": "x", "beads": [{"id": "a", "xyz_mm": [0, 0], "diameter_mm": 2, "plane": 0}]}', name="p.json")

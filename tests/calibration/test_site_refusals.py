@@ -9,8 +9,8 @@ from tests.calibration.site_helpers import phantom_png
 
 
 def _run(carm, phantom, png: bytes, user):
-    from calibration.models import CalibrationProfile
-    from calibration.services import CalibrationRefused, run_calibration
+    from webapp.calibration.models import CalibrationProfile
+    from webapp.calibration.services import CalibrationRefused, run_calibration
 
     version = CalibrationProfile.objects.filter(carm=carm).count() + 1
     profile = CalibrationProfile.objects.create(carm=carm, version=version, phantom=phantom, calibrated_by=user)
@@ -44,8 +44,8 @@ def test_too_few_beads_is_refused(carm, clipon, cal_admin):
 
 
 def test_upload_rejects_non_image_and_png_without_spacing(carm, clipon, cal_admin):
-    from calibration.models import CalibrationProfile
-    from calibration.services import CalibrationRefused, start_calibration
+    from webapp.calibration.models import CalibrationProfile
+    from webapp.calibration.services import CalibrationRefused, start_calibration
 
     with pytest.raises(CalibrationRefused, match="DICOM file or a PNG"):
         start_calibration(carm, clipon, b"hello, not an image", user=cal_admin)

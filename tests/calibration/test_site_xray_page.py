@@ -9,8 +9,8 @@ from tests.calibration.site_helpers import phantom_png
 
 
 def test_xray_page_names_the_profile_and_warns(client, surgeon_a, patient_a, carm, clipon, cal_admin):
-    from calibration.models import CalibrationProfile
-    from calibration.services import activate_profile, dewarp_xray, run_calibration
+    from webapp.calibration.models import CalibrationProfile
+    from webapp.calibration.services import activate_profile, dewarp_xray, run_calibration
     from webapp.records.models import XrayImage
 
     profile = CalibrationProfile.objects.create(carm=carm, version=1, phantom=clipon, calibrated_by=cal_admin)

@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import pytest
 
-from webapp.dicomio import InputRefused, load_ct, read_xray
+from dicomio import InputRefused, load_ct, read_xray
 
 
 def _nifti_header(shape: tuple[int, int, int], *, datatype: int = 4, bitpix: int = 16) -> bytes:

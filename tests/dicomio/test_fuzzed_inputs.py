@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dicomio import CTVolume, InputRefused, XrayData, load_ct, read_xray
 from tests.conftest import shared_path
-from webapp.dicomio import CTVolume, InputRefused, XrayData, load_ct, read_xray
 
 SOURCES = [
     ("transfer_syntaxes", "CTImage.dcm_RLELosslessTransferSyntax_1.2.840.10008.1.2.5.dcm"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dicomio import load_ct
 from tests.conftest import shared_path
 from tests.dicomio.synth import write_series
-from webapp.dicomio import load_ct
 
 
 def _field(xyz: np.ndarray) -> np.ndarray:

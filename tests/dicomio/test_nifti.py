@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from webapp.dicomio import InputRefused, load_ct
+from dicomio import InputRefused, load_ct
 
 
 def _save(tmp_path, data, affine, name="v.nii.gz", slope_inter=None):

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from dicomio import InputRefused, read_xray, zero_preamble
 from tests.conftest import shared_path
 from tests.dicomio.synth import xray_dataset
-from webapp.dicomio import InputRefused, read_xray, zero_preamble
 
 
 def _save(ds, path):

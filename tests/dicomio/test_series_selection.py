@@ -8,8 +8,8 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from dicomio import InputRefused, MultipleSeriesFound, list_series, load_ct
 from tests.dicomio.synth import ct_slice, write_series
-from webapp.dicomio import InputRefused, MultipleSeriesFound, list_series, load_ct
 
 ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dicomio import InputRefused, load_ct
+from dicomio.geometry import plan_stack
 from tests.conftest import shared_path
-from webapp.dicomio import InputRefused, load_ct
-from webapp.dicomio.geometry import plan_stack
 
 AXIAL = (1, 0, 0, 0, 1, 0)
 

@@ -7,9 +7,9 @@ import numpy as np
 import pydicom
 import pytest
 
+from dicomio import InputRefused, load_ct
+from dicomio.ct import check_pixel_header, decode_frames
 from tests.conftest import SHARED_DATA, shared_path
-from webapp.dicomio import InputRefused, load_ct
-from webapp.dicomio.ct import check_pixel_header, decode_frames
 
 TS_DIR = SHARED_DATA / "dicom" / "transfer_syntaxes"
 LOSSLESS = ["1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.90",

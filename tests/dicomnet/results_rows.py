@@ -10,11 +10,11 @@ import numpy as np
 from django.core.files.base import ContentFile
 
 from registration.engine.overlay import overlay_png
-from registration.models import LandmarkPair, Registration
 from tests.core.factories import make_study, make_xray
 from tests.dicomio.synth import xray_dataset
 from webapp.planning.models import Plan, PlanVersion
 from webapp.records.models import Patient, XrayImage
+from webapp.xray_registration.models import LandmarkPair, Registration
 
 ROWS, COLS = 48, 64
 EDGE_ROW = 20

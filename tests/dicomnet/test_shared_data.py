@@ -12,10 +12,10 @@ import pydicom
 import pytest
 from pydicom.filereader import read_file_meta_info
 
+from dicomio import load_ct
 from tests.conftest import shared_path
 from tests.dicomnet.conftest import wait_for
 from tests.dicomnet.scu import echo, is_failure, store
-from webapp.dicomio import load_ct
 from webapp.dicomnet.status import INTERNAL
 from webapp.records.models import CTStudy, Patient, XrayImage
 

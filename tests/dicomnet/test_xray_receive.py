@@ -63,7 +63,7 @@ def test_unknown_device_is_created_flagged_uncalibrated_and_found_again(node):
 
 
 def test_the_uncalibrated_flag_clears_once_the_carm_has_an_active_profile(node):
-    from calibration.models import CalibrationProfile
+    from webapp.calibration.models import CalibrationProfile
 
     first, second = _shot(11), _shot(12)
     for ds in (first, second):

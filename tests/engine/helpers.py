@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from webapp.dicomio.volume import CTVolume
+from dicomio.volume import CTVolume
 
 
 def load_nifti_lps(path, *, background_to_air: bool = False) -> CTVolume:

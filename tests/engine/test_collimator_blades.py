@@ -9,8 +9,8 @@ import pytest
 from geometry.camera import Camera
 from geometry.carm import carm_pose
 from registration.engine.drr import DrrRenderer
-from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.xray_input import line_integral_with_info
+from simulation.phantom_ct import synthetic_bone_ct
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from dicomio.volume import CTVolume
 from geometry.camera import Camera, project
 from geometry.carm import carm_pose
 from registration.engine.attenuation import hu_to_mu
 from registration.engine.drr import DrrRenderer
 from tests.engine.helpers import box_volume, volume_center
-from webapp.dicomio.volume import CTVolume
 
 
 def _subpixel_peak(img: np.ndarray) -> tuple[float, float]:

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from dicomio.volume import CTVolume
 from geometry.camera import Camera
 from geometry.carm import carm_pose
 from geometry.rigid import se3_exp
 from registration.engine.drr import DrrRenderer
 from tests.engine.helpers import volume_center
-from webapp.dicomio.volume import CTVolume
 
 
 @pytest.mark.parametrize("method", ["planes", "rays"])

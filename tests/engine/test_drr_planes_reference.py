@@ -13,11 +13,11 @@ import pytest
 import torch
 from scipy.ndimage import map_coordinates
 
+from dicomio.volume import CTVolume
 from geometry.camera import Camera
 from geometry.carm import carm_pose
 from registration.engine.attenuation import hu_to_mu
 from registration.engine.drr import DrrRenderer
-from webapp.dicomio.volume import CTVolume
 
 RTOL = 1e-9  # both in float64
 

@@ -56,7 +56,7 @@ def test_pelvis_fracture_ct_matches_nanodrr():
     arr = vol.array[::2, ::2, ::2]
     aff = vol.affine.copy()
     aff[:3, :3] *= 2.0
-    from webapp.dicomio.volume import CTVolume
+    from dicomio.volume import CTVolume
 
     _compare(
         CTVolume(np.ascontiguousarray(arr), aff), Camera.from_geometry(80, 80, 1000.0, 3.0, 3.0)

@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
+from dicomio.volume import CTVolume
 from geometry.camera import Camera, project
 from geometry.carm import carm_pose
 from registration.engine.drr import DrrRenderer
 from registration.engine.mesh import bone_mesh, signed_volume_mm3
 from registration.engine.overlay import bone_overlay_png, drr_edges, mesh_silhouette, overlay_png
-from webapp.dicomio.volume import CTVolume
 
 RADIUS = 12.0
 

@@ -11,9 +11,9 @@ from geometry.camera import Camera
 from geometry.carm import carm_pose
 from registration.engine.drr import DrrRenderer
 from registration.engine.intensity import line_integral_and_mask
-from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.xray_input import line_integral_with_info
 from registration.engine.xray_sim import XraySimParams, simulate_xray
+from simulation.phantom_ct import synthetic_bone_ct
 
 FULL = 2**16 - 1
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dicomio.volume import CTVolume
 from geometry.camera import Camera, pixel_rays
 from geometry.carm import carm_pose
 from registration.engine.scene_coords import scene_coordinates
-from webapp.dicomio.volume import CTVolume
 
 THRESHOLD = 200.0
 

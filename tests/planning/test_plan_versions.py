@@ -44,8 +44,8 @@ def test_close_views_warned(media, patient_a, carm):
 
 
 def test_registered_views_use_ct_frame(two_views, patient_a):
-    from registration.models import Registration
     from webapp.records.models import CTStudy
+    from webapp.xray_registration.models import Registration
 
     study = CTStudy.objects.create(patient=patient_a, status="ready")
     shift = np.eye(4)
@@ -64,7 +64,7 @@ def test_registered_views_use_ct_frame(two_views, patient_a):
     X_ct = np.array([1.0, 2.0, 3.0])
     uv1 = helpers.project(helpers.pose(0) @ shift, X_ct)[0]
     uv2 = helpers.project(helpers.pose(90) @ shift, X_ct)[0]
-    from webapp.planning.engine.views_geometry import triangulate
+    from planning.engine.views_geometry import triangulate
 
     p, gap = triangulate(geo.views[0], uv1, geo.views[1], uv2)
     np.testing.assert_allclose(p, X_ct, atol=1e-6)
@@ -175,7 +175,7 @@ def test_scene_json_has_frusta(client, plan_a, surgeon_a):
 
 
 def test_bone_mesh_from_synthetic_ct():
-    from webapp.planning.engine.scene import bone_mesh
+    from planning.engine.scene import bone_mesh
 
     vol = np.full((20, 24, 28), -1000.0, np.float32)
     vol[5:15, 6:18, 7:21] = 1000.0
@@ -192,7 +192,7 @@ def test_bone_mesh_from_synthetic_ct():
 def _profile(carm, K, width, height, status="active", version=1):
     from django.core.files.base import ContentFile
 
-    from calibration.models import CalibrationProfile
+    from webapp.calibration.models import CalibrationProfile
 
     p = CalibrationProfile(
         carm=carm, version=version, status=status, primary_angle_deg=0, secondary_angle_deg=0

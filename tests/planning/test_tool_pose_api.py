@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
+from planning.engine.transforms import random_rigid, rotation_about
 from tests.planning import helpers
 from webapp.planning import services
-from webapp.planning.engine.transforms import random_rigid, rotation_about
 from webapp.planning.models import ToolPoseSample
 
 ENTRY = np.array([0.0, -30.0, 10.0])

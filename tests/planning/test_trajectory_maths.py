@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from webapp.planning.engine.trajectory import (
+from planning.engine.trajectory import (
     anatomical_angles,
     deviation,
     image_angle_deg,
     tool_vs_plan,
 )
-from webapp.planning.engine.transforms import ToolPose
+from planning.engine.transforms import ToolPose
 
 
 def test_anatomical_angles_of_axis_directions():

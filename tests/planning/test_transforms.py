@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from geometry.rigid import TransformError, compose, invert_rigid, validate_rigid
-from webapp.planning.engine.transforms import random_rigid, tool_pose_from_payload
+from planning.engine.transforms import random_rigid, tool_pose_from_payload
 
 
 def test_invert_and_compose_round_trip():

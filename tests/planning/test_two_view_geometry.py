@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from geometry.carm import carm_pose
-from tests.planning import helpers
-from webapp.planning.engine.views_geometry import (
+from planning.engine.views_geometry import (
     ViewGeometry,
     angle_between_views,
     detector_corners_world,
@@ -16,6 +15,7 @@ from webapp.planning.engine.views_geometry import (
     snap_to_line,
     triangulate,
 )
+from tests.planning import helpers
 
 
 def view(lao: float, cranial: float = 0.0) -> ViewGeometry:

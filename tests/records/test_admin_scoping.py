@@ -19,7 +19,7 @@ def staff_b(make_user, team_b):
     from django.contrib.auth.models import Permission
 
     user.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label__in=("registration", "records"), codename__startswith="view_"
+        content_type__app_label__in=("xray_registration", "records"), codename__startswith="view_"
     ))
     user.user_permissions.add(*Permission.objects.filter(codename="change_registration"))
     return user
@@ -29,11 +29,11 @@ def test_staff_of_another_team_sees_none_of_team_a(client, staff_b, patient_a):
     study = tiny_study(patient_a)
     reg = finished_registration(make_xray(patient_a), study)
     client.force_login(staff_b)
-    for name in ("registration_registration", "registration_registrationmodel"):
+    for name in ("xray_registration_registration", "xray_registration_registrationmodel"):
         r = client.get(reverse(f"admin:{name}_changelist"))
         assert r.status_code == 200
         assert patient_a.mrn not in r.content.decode()
-    assert client.get(reverse("admin:registration_registration_change", args=[reg.pk])).status_code in (302, 404)
+    assert client.get(reverse("admin:xray_registration_registration_change", args=[reg.pk])).status_code in (302, 404)
     r = client.get(reverse("admin:records_ctstudy_changelist"))
     assert f"CT of {patient_a.mrn}" not in r.content.decode()
 

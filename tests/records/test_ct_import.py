@@ -11,10 +11,10 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from dicomio import load_ct
 from tests.conftest import shared_path
 from tests.dicomio.synth import write_series
 from webapp.core.models import AuditEvent
-from webapp.dicomio import load_ct
 from webapp.records.ct_import import ImportRefused, MultipleSeries, import_ct_study
 from webapp.records.models import CTStudy, Patient
 from webapp.records.volume_store import load_study_volume, read_slice

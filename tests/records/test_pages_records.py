@@ -193,7 +193,7 @@ def test_provenance_rows_are_readable():
 
 @pytest.mark.django_db
 def test_carm_page_lists_calibration_profiles(client, surgeon_a):
-    from calibration.models import CalibrationProfile
+    from webapp.calibration.models import CalibrationProfile
 
     carm = make_carm("Cios")
     CalibrationProfile.objects.create(

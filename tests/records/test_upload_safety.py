@@ -13,9 +13,9 @@ from django.conf import settings as django_settings
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless, generate_uid
 
+from dicomio import InputRefused, load_ct
+from dicomio.sources import collect_sources
 from tests.dicomio.synth import ct_slice, write_series
-from webapp.dicomio import InputRefused, load_ct
-from webapp.dicomio.sources import collect_sources
 from webapp.records.ct_import import ImportRefused, import_ct_study
 from webapp.records.models import CTStudy
 
@@ -37,7 +37,7 @@ def no_decoding(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("pixel data was decoded before the header was checked")
 
-    monkeypatch.setattr("webapp.dicomio.series.decode_frames", forbidden)
+    monkeypatch.setattr("dicomio.series.decode_frames", forbidden)
 
 
 def _forged_series(folder: Path, *, rows: int, cols: int, compressed: bool) -> None:

@@ -8,7 +8,7 @@ import torch
 from geometry.camera import Camera
 from geometry.carm import carm_pose
 from registration.engine.drr import DrrRenderer
-from registration.engine.phantom_ct import synthetic_bone_ct
+from simulation.phantom_ct import synthetic_bone_ct
 
 
 def synthetic_view(samples_per_ray: int = 128) -> tuple[Camera, DrrRenderer, np.ndarray, torch.Tensor]:

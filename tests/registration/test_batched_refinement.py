@@ -9,8 +9,8 @@ from geometry.camera import Camera
 from geometry.carm import carm_pose
 from geometry.rigid import perturb_pose
 from registration.engine.drr import DrrRenderer
-from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.refine import RefineLevel, pose_distance_mm, refine_pose, refine_poses
+from simulation.phantom_ct import synthetic_bone_ct
 
 # float32 rendering in a batch of 3 vs alone: the same arithmetic per pose, so the poses
 # agree far below the renderer's voxel size (4 mm); the similarity to float32 rounding

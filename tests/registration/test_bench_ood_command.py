@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from registration.bench.ood_bench import shots_for_ct
-from registration.engine.heldout import load_bench_ct
+from simulation.heldout import load_bench_ct
 from tests.registration.tiny_ct import write_tiny_ct
 
 

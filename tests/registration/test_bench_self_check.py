@@ -7,8 +7,8 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from registration.management.commands.bench_self_check import separation
 from tests.registration.tiny_ct import write_tiny_ct
+from webapp.xray_registration.management.commands.bench_self_check import separation
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from geometry.carm import carm_pose
-from registration.management.commands.bench_registration import (
+from webapp.xray_registration.management.commands.bench_registration import (
     _confusion,
     _error_parts,
     summarise,

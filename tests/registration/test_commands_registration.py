@@ -17,7 +17,7 @@ from geometry.camera import Camera
 from geometry.carm import carm_pose
 from geometry.rigid import perturb_pose
 from registration.engine.drr import DrrRenderer
-from registration.engine.phantom_ct import synthetic_bone_ct
+from simulation.phantom_ct import synthetic_bone_ct
 from tests.registration.tiny_ct import write_nifti
 
 RESULT_KEYS = {"status", "message", "T_cam_from_world", "seconds", "stages", "n_correspondences",

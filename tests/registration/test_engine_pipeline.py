@@ -15,10 +15,10 @@ from geometry.carm import carm_pose
 from geometry.rigid import perturb_pose, target_error_mm
 from registration.engine.drr import DrrRenderer
 from registration.engine.model_io import LoadedModel
-from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.pipeline import RegistrationOptions, register
 from registration.engine.refine import RefineLevel
 from registration.engine.training import get_preset, train_model
+from simulation.phantom_ct import synthetic_bone_ct
 
 RESULT_KEYS = {"status", "message", "T_cam_from_world", "seconds", "stages", "n_correspondences",
                "n_inliers", "similarity"}

@@ -10,7 +10,6 @@ from geometry.camera import Camera
 from geometry.carm import carm_pose
 from geometry.rigid import perturb_pose, target_error_mm
 from registration.engine.drr import DrrRenderer
-from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.refine import (
     RefineLevel,
     depth_line_search,
@@ -19,6 +18,7 @@ from registration.engine.refine import (
     restart_check,
 )
 from registration.engine.similarity import combined_similarity, gradient_correlation, highpass, ncc
+from simulation.phantom_ct import synthetic_bone_ct
 
 
 @pytest.fixture(scope="module")

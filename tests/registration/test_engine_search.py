@@ -11,9 +11,9 @@ from geometry.camera import Camera
 from geometry.carm import carm_pose
 from geometry.rigid import target_error_mm
 from registration.engine.drr import DrrRenderer
-from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.refine import RefineLevel, pose_distance_mm, refine_pose
 from registration.engine.search import SearchSpace, coarse_search
+from simulation.phantom_ct import synthetic_bone_ct
 
 LEVELS = (RefineLevel(4, 40, 1.5, 48), RefineLevel(2, 30, 0.5, 64), RefineLevel(1, 12, 0.15, 96))
 SPACE = SearchSpace(shift_mm=48.0, shift_step_mm=12.0, size_px=40, top_k=3)

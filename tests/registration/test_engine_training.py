@@ -10,9 +10,9 @@ import torch
 
 from geometry.camera import Camera
 from registration.engine.dataset import NoBoneError, SampleGenerator, bone_box, simulate_appearance
-from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.training import get_preset, scene_coord_loss, train_model
 from registration.engine.unet import SceneCoordUNet, normalise_image
+from simulation.phantom_ct import synthetic_bone_ct
 
 
 def _fixed_batch(vol, cam, box, size, n, seed):

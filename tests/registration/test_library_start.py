@@ -18,9 +18,9 @@ from geometry.rigid import rotation_angle_deg, target_error_mm
 from registration.engine.dataset import window_camera, window_valid_mask
 from registration.engine.drr import DrrRenderer
 from registration.engine.library import LibraryGrid, library_for, retrieve
-from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.pipeline import RegistrationOptions, register
 from registration.engine.refine import RefineLevel
+from simulation.phantom_ct import synthetic_bone_ct
 from tests.registration.tiny_ct import write_nifti
 
 GRID = LibraryGrid()

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from dicomio import read_xray
 from geometry.camera import Camera
 from registration.bench.ood_bench import shots_for_ct
 from registration.bench.ood_shots import generate_shots
 from tests.registration.tiny_ct import synthetic_bone_ct
-from webapp.dicomio import read_xray
 
 
 @pytest.fixture(scope="module")

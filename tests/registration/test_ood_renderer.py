@@ -18,7 +18,7 @@ GENERATOR = ("registration.bench.ood_shots", "registration.bench.nanodrr_render"
              "registration.bench.xray_chain", "registration.bench.ood_poses",
              "registration.bench.shot_io")
 OURS = ("registration.engine.drr", "registration.engine.xray_sim", "registration.engine.dataset",
-        "geometry.carm", "geometry.camera", "registration.engine.heldout")
+        "geometry.carm", "geometry.camera", "simulation.heldout")
 
 
 def test_generator_imports_none_of_our_renderer_or_simulator():

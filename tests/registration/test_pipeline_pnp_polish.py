@@ -22,10 +22,10 @@ from geometry.rigid import target_error_mm
 from registration.engine import pipeline
 from registration.engine.drr import DrrRenderer
 from registration.engine.model_io import LoadedModel
-from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.pipeline import RegistrationOptions, register
 from registration.engine.training import get_preset, train_model
 from registration.engine.xray_input import to_square
+from simulation.phantom_ct import synthetic_bone_ct
 
 N_POINTS = 3000
 

@@ -12,10 +12,10 @@ from geometry.camera import Camera
 from geometry.carm import carm_pose
 from geometry.rigid import perturb_pose
 from registration.engine.drr import DrrRenderer
-from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.pipeline import RegistrationOptions, register
 from registration.engine.xray_input import line_integral_with_info
 from registration.engine.xray_sim import XraySimParams, simulate_xray
+from simulation.phantom_ct import synthetic_bone_ct
 
 FULL = 2**16 - 1
 CHECK_ONLY = RegistrationOptions(refine=False, library="off", refine_size=96)

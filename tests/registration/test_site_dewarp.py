@@ -15,10 +15,10 @@ from tests.review.helpers import TINY_TRAINING, tiny_study
 def test_intensifier_shot_is_dewarped_then_registered(patient_a, surgeon_a, make_user, monkeypatch):
     from django.core.files.storage import default_storage
 
-    from calibration.services import profile_for_xray
-    from registration.models import Registration, RegistrationModel
-    from registration.services import run_registration, run_training
-    from webapp.core.demo import demo_calibrations, demo_carm, demo_xrays
+    from webapp.calibration.services import profile_for_xray
+    from webapp.demo.builder import demo_calibrations, demo_carm, demo_xrays
+    from webapp.xray_registration.models import Registration, RegistrationModel
+    from webapp.xray_registration.services import run_registration, run_training
 
     for key, value in TINY_TRAINING.items():
         monkeypatch.setenv(key, value)

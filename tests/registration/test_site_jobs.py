@@ -34,7 +34,7 @@ def _job_done(row) -> bool:
 
 
 def _wait_model(model, timeout=120):
-    from registration.models import RegistrationModel
+    from webapp.xray_registration.models import RegistrationModel
 
     def done():
         model.refresh_from_db()
@@ -45,7 +45,7 @@ def _wait_model(model, timeout=120):
 
 
 def _wait_registration(reg, timeout=120):
-    from registration.models import Registration
+    from webapp.xray_registration.models import Registration
 
     def done():
         reg.refresh_from_db()
@@ -59,14 +59,14 @@ def _wait_registration(reg, timeout=120):
 @pytest.mark.usefixtures("celery_worker")
 def test_train_then_register_through_the_worker(tiny_training, patient_a, surgeon_a):
     from geometry.rigid import target_error_mm
-    from registration.models import Registration, RegistrationModel
-    from registration.services import (
+    from webapp.jobs.models import Job
+    from webapp.xray_registration.models import Registration, RegistrationModel
+    from webapp.xray_registration.services import (
         MODEL_FILES,
         header_initial_pose,
         start_registration,
         start_training,
     )
-    from webapp.jobs.models import Job
 
     study = tiny_study(patient_a)
     xray = simulated_xray(patient_a)
@@ -118,9 +118,9 @@ def test_train_then_register_through_the_worker(tiny_training, patient_a, surgeo
 @pytest.mark.worker
 @pytest.mark.usefixtures("celery_worker")
 def test_training_a_ct_without_bone_fails_clearly(tiny_training, patient_a, surgeon_a):
-    from registration.models import RegistrationModel
-    from registration.services import MODEL_FILES, start_training
     from webapp.jobs.models import Job
+    from webapp.xray_registration.models import RegistrationModel
+    from webapp.xray_registration.services import MODEL_FILES, start_training
 
     study = tiny_study(patient_a, bone=False)
     model = _wait_model(start_training(study, user=surgeon_a))
@@ -135,10 +135,10 @@ def test_training_a_ct_without_bone_fails_clearly(tiny_training, patient_a, surg
 @pytest.mark.worker
 @pytest.mark.usefixtures("celery_worker")
 def test_training_is_cancellable(monkeypatch, patient_a, surgeon_a):
-    from registration.models import RegistrationModel
-    from registration.services import start_training
     from webapp.jobs.models import Job
     from webapp.jobs.services import cancel_job
+    from webapp.xray_registration.models import RegistrationModel
+    from webapp.xray_registration.services import start_training
 
     for key, value in {**TINY_TRAINING, "ORTHOFUSE_TRAIN_STEPS": "100000"}.items():
         monkeypatch.setenv(key, value)
@@ -169,9 +169,9 @@ def test_registering_an_image_of_something_else_fails(tiny_training, patient_a, 
     import cv2
     from django.core.files.base import ContentFile
 
-    from registration.models import Registration
-    from registration.services import start_registration, start_training
     from tests.review.helpers import png16
+    from webapp.xray_registration.models import Registration
+    from webapp.xray_registration.services import start_registration, start_training
 
     study = tiny_study(patient_a)
     other = simulated_xray(patient_a, description="something else")
@@ -194,9 +194,9 @@ def test_training_free_registration_through_the_worker(patient_a, surgeon_a):
     """Right after the CT arrives, with no model: the job registers in training-free mode,
     says so and which start won, and lands near the true pose."""
     from geometry.rigid import target_error_mm
-    from registration.models import Registration
-    from registration.services import start_registration
     from webapp.jobs.models import Job
+    from webapp.xray_registration.models import Registration
+    from webapp.xray_registration.services import start_registration
 
     study = tiny_study(patient_a)
     xray = simulated_xray(patient_a)

@@ -25,9 +25,9 @@ def scene(patient_a):
 def test_register_without_a_trained_model_runs_training_free(
     scene, surgeon_a, django_capture_on_commit_callbacks
 ):
-    from registration.models import RegistrationModel
-    from registration.services import start_registration
     from webapp.core.models import AuditEvent
+    from webapp.xray_registration.models import RegistrationModel
+    from webapp.xray_registration.services import start_registration
 
     study, xray = scene
     RegistrationModel.objects.create(study=study, status=RegistrationModel.Status.TRAINING)
@@ -41,9 +41,9 @@ def test_register_without_a_trained_model_runs_training_free(
 def test_start_training_refuses_unknown_preset_and_reuses_a_running_one(
     scene, surgeon_a, django_capture_on_commit_callbacks
 ):
-    from registration.models import RegistrationModel
-    from registration.services import RegistrationRefused, start_training
     from webapp.jobs.models import Job
+    from webapp.xray_registration.models import RegistrationModel
+    from webapp.xray_registration.services import RegistrationRefused, start_training
 
     study, _ = scene
     with pytest.raises(RegistrationRefused, match="unknown preset 'huge'"):
@@ -61,7 +61,7 @@ def test_start_training_refuses_unknown_preset_and_reuses_a_running_one(
 
 
 def test_camera_from_header_and_refusal_without_geometry(scene):
-    from registration.services import RegistrationRefused, xray_camera
+    from webapp.xray_registration.services import RegistrationRefused, xray_camera
 
     _, xray = scene
     cam = xray_camera(xray, 64, 64)
@@ -77,9 +77,9 @@ def test_camera_from_header_and_refusal_without_geometry(scene):
 
 
 def test_camera_prefers_the_active_calibration_profile(scene, make_user):
-    from calibration.models import CalibrationProfile
-    from registration.services import training_camera, xray_camera
+    from webapp.calibration.models import CalibrationProfile
     from webapp.records.models import CArm
+    from webapp.xray_registration.services import training_camera, xray_camera
 
     study, xray = scene
     carm = CArm.objects.create(name="flat", detector_type=CArm.DetectorType.FLAT_PANEL)
@@ -106,8 +106,8 @@ def test_camera_prefers_the_active_calibration_profile(scene, make_user):
 
 def test_landmark_error_in_pixels_and_mm_at_detector(scene, make_user):
     from geometry.camera import project
-    from registration.services import RegistrationRefused
     from webapp.review.decisions import add_landmark
+    from webapp.xray_registration.services import RegistrationRefused
 
     study, xray = scene
     reviewer = make_user("rev", "Reviewer")
@@ -129,8 +129,8 @@ def test_landmark_error_in_pixels_and_mm_at_detector(scene, make_user):
 
 
 def test_true_target_error_is_zero_at_the_true_pose_and_grows_with_an_offset():
-    from registration.services import true_target_error
     from tests.review.helpers import tiny_volume
+    from webapp.xray_registration.services import true_target_error
 
     vol = tiny_volume()
     T = true_pose()
@@ -143,9 +143,9 @@ def test_true_target_error_is_zero_at_the_true_pose_and_grows_with_an_offset():
 
 
 def test_review_decisions(scene, make_user):
-    from registration.services import RegistrationRefused
     from webapp.core.models import AuditEvent
     from webapp.review.decisions import review_registration
+    from webapp.xray_registration.services import RegistrationRefused
 
     study, xray = scene
     reviewer = make_user("rev", "Reviewer")

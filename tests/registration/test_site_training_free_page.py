@@ -33,7 +33,7 @@ def test_refused_shot_names_the_reason_and_what_to_try(client, patient_a, surgeo
 
 def test_the_engine_advice_stored_with_the_run_is_shown(patient_a):
     from registration.engine.quality import advice_for
-    from registration.views import failure_advice
+    from webapp.xray_registration.views import failure_advice
 
     reg = finished_registration(simulated_xray(patient_a), tiny_study(patient_a), status="failed")
     reg.stages = {"quality": {"failed_check": "consistency", "advice": advice_for("consistency")}}

@@ -12,7 +12,7 @@ from tests.review.helpers import finished_registration, simulated_xray, tiny_stu
 
 @pytest.fixture
 def scene(patient_a):
-    from registration.models import RegistrationModel
+    from webapp.xray_registration.models import RegistrationModel
 
     study = tiny_study(patient_a)
     xray = simulated_xray(patient_a)
@@ -53,7 +53,7 @@ def _urls(scene) -> list[tuple[str, str]]:
 
 
 def test_other_care_team_gets_404_everywhere(client, scene, make_user, team_b):
-    from registration.models import Registration, RegistrationModel
+    from webapp.xray_registration.models import Registration, RegistrationModel
 
     outsider = make_user("outsider", "Surgeon", team=team_b)
     outsider.groups.add(*make_user("helper", "Reviewer").groups.all())
@@ -67,7 +67,7 @@ def test_other_care_team_gets_404_everywhere(client, scene, make_user, team_b):
 
 
 def test_surgeon_pages_and_buttons(client, scene, surgeon_a, django_capture_on_commit_callbacks):
-    from registration.models import Registration, RegistrationModel
+    from webapp.xray_registration.models import Registration, RegistrationModel
 
     client.force_login(surgeon_a)
     scene["reg"].quality = {**scene["reg"].quality, "local_similarity": 0.934}
@@ -109,7 +109,7 @@ def test_surgeon_pages_and_buttons(client, scene, surgeon_a, django_capture_on_c
 
 
 def test_register_without_a_ct_says_so(client, patient_a, surgeon_a):
-    from registration.models import Registration
+    from webapp.xray_registration.models import Registration
 
     xray = simulated_xray(patient_a, blank=True)
     client.force_login(surgeon_a)
@@ -203,8 +203,8 @@ def test_record_page_panels_render_the_buttons(scene):
 
 def test_rows_whose_job_ended_without_them_are_settled(client, scene, surgeon_a):
     """A job that could not be published (or was killed) leaves no row running forever."""
-    from registration.models import Registration, RegistrationModel
     from webapp.jobs.models import Job
+    from webapp.xray_registration.models import Registration, RegistrationModel
 
     job = Job.objects.create(
         kind="register_xray",
@@ -233,7 +233,7 @@ def test_rows_whose_job_ended_without_them_are_settled(client, scene, surgeon_a)
 def test_api_starts_training_and_registration(
     client, scene, surgeon_a, make_user, team_a, team_b, django_capture_on_commit_callbacks
 ):
-    from registration.models import Registration, RegistrationModel
+    from webapp.xray_registration.models import Registration, RegistrationModel
 
     client.force_login(surgeon_a)
     with django_capture_on_commit_callbacks(execute=False):

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from geometry.camera import Camera
-from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.training import get_preset, native_bf16, train_model, training_dtype
+from simulation.phantom_ct import synthetic_bone_ct
 
 
 def test_precision_names_map_to_dtypes():

@@ -8,7 +8,6 @@ import pytest
 
 from geometry.camera import Camera
 from registration.engine import training
-from registration.engine.phantom_ct import synthetic_bone_ct
 from registration.engine.training import (
     FINAL_LR_FACTOR,
     WARMUP_FRACTION,
@@ -17,6 +16,7 @@ from registration.engine.training import (
     learning_rate,
     train_model,
 )
+from simulation.phantom_ct import synthetic_bone_ct
 
 
 def test_budget_fraction_takes_the_larger_share():

@@ -7,7 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from registration.engine.phantom_ct import synthetic_bone_ct
+from simulation.phantom_ct import synthetic_bone_ct
 
 
 def write_nifti(vol, path: Path) -> Path:

@@ -24,7 +24,7 @@ SIP_MM = 650.0
 
 
 def tiny_volume(bone: bool = True):
-    from registration.engine.phantom_ct import synthetic_bone_ct
+    from simulation.phantom_ct import synthetic_bone_ct
 
     return synthetic_bone_ct(32, 6.0, bone=bone)
 
@@ -118,7 +118,7 @@ def finished_registration(
 ):
     """A finished Registration row (as the job leaves it) with overlay/DRR pictures."""
     from registration.engine.overlay import overlay_png
-    from registration.models import Registration
+    from webapp.xray_registration.models import Registration
 
     T = true_pose() if T is None else T
     reg = Registration(

@@ -10,7 +10,7 @@ from tests.core.factories import isolated_media, make_carm, make_xray  # noqa: F
 
 
 def _profile(carm, *, flip: bool, width=60, height=40):
-    from calibration.models import CalibrationProfile
+    from webapp.calibration.models import CalibrationProfile
 
     K = [[3000.0, 0.0, 31.0], [0.0, 3000.0, 18.0], [0.0, 0.0, 1.0]]
     return CalibrationProfile.objects.create(

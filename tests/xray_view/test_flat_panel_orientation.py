@@ -38,7 +38,7 @@ def mirrored_xray(patient_a):
 
 
 def test_registration_input_is_reoriented(mirrored_xray):
-    from registration.services import prepare_xray
+    from webapp.xray_registration.services import prepare_xray
 
     prepared = prepare_xray(mirrored_xray)
     np.testing.assert_array_equal(prepared.pixels, np.fliplr(_asymmetric()).astype(np.float32))
@@ -63,7 +63,7 @@ def test_preview_is_reoriented(mirrored_xray, client, surgeon_a):
 
 
 def test_unflagged_flat_panel_is_read_as_stored(patient_a):
-    from registration.services import prepare_xray
+    from webapp.xray_registration.services import prepare_xray
 
     xray = make_xray(patient_a, carm=make_carm("Plain flat panel"), image=_asymmetric())
     np.testing.assert_array_equal(prepare_xray(xray).pixels, _asymmetric().astype(np.float32))

@@ -15,7 +15,7 @@ import warnings
 import pydicom
 from pydicom.dataset import Dataset
 
-from webapp.dicomio.errors import reraise_if_fatal
+from dicomio.errors import reraise_if_fatal
 from webapp.dicomnet.status import DOES_NOT_MATCH, IDENTIFIERS, MALFORMED, UNSUPPORTED, StoreRefused
 
 logger = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ import pydicom
 from django.conf import settings
 from django.db import transaction
 
+from dicomio import InputRefused
+from dicomio.ct import check_pixel_header, decode_frames
 from webapp.core import audit
 from webapp.core.models import AuditEvent
-from webapp.dicomio import InputRefused
-from webapp.dicomio.ct import check_pixel_header, decode_frames
 from webapp.dicomnet.config import NodeConfig
 from webapp.dicomnet.db import serialized
 from webapp.dicomnet.filing import patient_for

@@ -18,7 +18,6 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from refusal import Refused
-from registration.models import Registration
 from webapp.dicomnet.objects_common import (
     PatientStudy,
     SourceImage,
@@ -39,6 +38,7 @@ from webapp.dicomnet.objects_sr import (
 )
 from webapp.planning.models import PlanVersion
 from webapp.records.models import CTStudy, Patient, XrayImage
+from webapp.xray_registration.models import Registration
 from webapp.xray_view import XrayUnavailable, display_uint8, read_view
 
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
-from registration.models import Registration
 from webapp.core import audit
 from webapp.dicomnet.dicomweb import stow
 from webapp.dicomnet.pacs import Endpoint, PacsError, WebEndpoint, c_store, with_retries
@@ -19,6 +18,7 @@ from webapp.dicomnet.results import (
     registration_object,
 )
 from webapp.planning.models import PlanVersion
+from webapp.xray_registration.models import Registration
 
 JOB_KIND = "send_to_pacs"
 

@@ -12,7 +12,6 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from registration.models import Registration
 from webapp.core.audit import record
 from webapp.dicomnet.pull import PullRefused, search_patient, submit_pull
 from webapp.dicomnet.results import ResultRefused
@@ -21,6 +20,7 @@ from webapp.jobs.registry import JobError
 from webapp.planning.models import PlanVersion
 from webapp.records.access import can_edit_records, get_visible_or_404
 from webapp.records.models import Patient
+from webapp.xray_registration.models import Registration
 
 
 def _editor(request: HttpRequest) -> None:

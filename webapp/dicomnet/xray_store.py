@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db import transaction
 from pydicom.dataset import Dataset
 
-from webapp.dicomio import InputRefused
-from webapp.dicomio.ct import check_pixel_header
+from dicomio import InputRefused
+from dicomio.ct import check_pixel_header
 from webapp.dicomnet.db import serialized
 from webapp.dicomnet.filing import carm_for, patient_for
 from webapp.dicomnet.frames import single_frames

@@ -11,7 +11,7 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         """Load every job handler: the built-in ones and each project app's ``<app>.jobs``
-        module (e.g. ``calibration.jobs``, ``registration.jobs``, ``webapp.planning.jobs``,
+        module (e.g. ``webapp.calibration.jobs``, ``webapp.xray_registration.jobs``, ``webapp.planning.jobs``,
         ``webapp.review.jobs``), so the web process and every worker know the same kinds."""
         import webapp.celery  # noqa: F401 - the project's Celery app becomes current_app
         from webapp.jobs import handlers  # noqa: F401 - registers the diagnostic kinds

@@ -8,29 +8,33 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from webapp.core.audit import record
 from webapp.jobs.conf import stale_after_s
 from webapp.jobs.models import Job
 from webapp.jobs.registry import JobError, JobSpec, all_specs, get_spec
 from webapp.jobs.runner import human_seconds, one_line
-from webapp.records.access import scope
 
 log = logging.getLogger(__name__)
 
 
 def visible_jobs(user, queryset: QuerySet[Job] | None = None) -> QuerySet[Job]:
     """Jobs ``user`` may see: site admins all; others the jobs of patients they may see
-    (through :func:`webapp.records.access.scope`) and their own jobs that belong to no patient."""
+    (through the care-team scope named by ``settings.JOB_PATIENT_SCOPE``, records' access
+    rule: jobs is infrastructure and imports no domain app) and their own jobs that belong
+    to no patient."""
     rows = Job.objects.all() if queryset is None else queryset
     if not getattr(user, "is_authenticated", False):
         return rows.none()
     if user.is_superuser:
         return rows
+    scope = import_string(settings.JOB_PATIENT_SCOPE)
     of_patients = scope(Job.objects.filter(patient__isnull=False), user, patient_path="patient")
     return rows.filter(
         Q(patient__isnull=True, created_by=user) | Q(pk__in=of_patients.values("pk"))

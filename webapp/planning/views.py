@@ -17,14 +17,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from planning.engine import report, scene
+from planning.engine.errors import PlanningRefused
+from planning.engine.views_geometry import ViewGeometry
 from refusal import Refused
 from webapp.core.audit import record
 from webapp.core.models import AuditEvent
 from webapp.core.roles import REVIEWER, SURGEON, has_role
 from webapp.planning import services
-from webapp.planning.engine import report, scene
-from webapp.planning.engine.errors import PlanningRefused
-from webapp.planning.engine.views_geometry import ViewGeometry
 from webapp.planning.models import Plan, PlanVersion
 from webapp.records.access import get_visible_or_404, scope
 from webapp.records.models import Patient, XrayImage

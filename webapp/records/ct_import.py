@@ -27,9 +27,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from dicomio import InputRefused, MultipleSeriesFound, load_ct
+from dicomio.errors import reraise_if_fatal
 from webapp.core import audit
-from webapp.dicomio import InputRefused, MultipleSeriesFound, load_ct
-from webapp.dicomio.errors import reraise_if_fatal
 from webapp.records.models import CTStudy
 from webapp.records.volume_store import delete_volume_file, save_volume
 

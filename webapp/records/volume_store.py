@@ -25,7 +25,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from webapp.dicomio.volume import CTVolume
+from dicomio.volume import CTVolume
 
 INT16_MIN, INT16_MAX = -32768, 32767
 

@@ -33,10 +33,10 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from dicomio import InputRefused, XrayData, read_xray, zero_preamble
+from dicomio.errors import reraise_if_fatal
+from dicomio.sources import human_bytes
 from webapp.core import audit
-from webapp.dicomio import InputRefused, XrayData, read_xray, zero_preamble
-from webapp.dicomio.errors import reraise_if_fatal
-from webapp.dicomio.sources import human_bytes
 from webapp.records.ct_import import ImportRefused
 from webapp.records.models import XrayImage
 

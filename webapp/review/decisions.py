@@ -11,9 +11,9 @@ import math
 import numpy as np
 from django.utils import timezone
 
-from registration.models import LandmarkPair, Registration
-from registration.services import RegistrationRefused
 from webapp.core import audit
+from webapp.xray_registration.models import LandmarkPair, Registration
+from webapp.xray_registration.services import RegistrationRefused
 
 
 def review_registration(

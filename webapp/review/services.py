@@ -9,8 +9,8 @@ from collections import defaultdict
 
 from django.db.models import QuerySet
 
-from registration.models import Registration
 from webapp.records.access import scope
+from webapp.xray_registration.models import Registration
 
 CSV_COLUMNS = [
     "registration_id",

@@ -17,10 +17,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from registration.forms import DashboardFilterForm, LandmarkForm, ReviewForm
-from registration.models import Registration
-from registration.services import RegistrationRefused
-from registration.views import registration_context
 from webapp.core.audit import record
 from webapp.core.roles import REVIEWER, has_role
 from webapp.planning.services import outcomes_overview
@@ -28,6 +24,10 @@ from webapp.records.access import get_visible_or_404, visible_patients
 from webapp.records.models import Patient
 from webapp.review.decisions import add_landmark, review_registration
 from webapp.review.services import CSV_COLUMNS, filter_registrations, registration_row, summary
+from webapp.xray_registration.forms import DashboardFilterForm, LandmarkForm, ReviewForm
+from webapp.xray_registration.models import Registration
+from webapp.xray_registration.services import RegistrationRefused
+from webapp.xray_registration.views import registration_context
 
 
 def _require_reviewer(user) -> None:

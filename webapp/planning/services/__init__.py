@@ -1,4 +1,4 @@
-"""Planning services, one concept per module (thin layers over :mod:`webapp.planning.engine`);
+"""Planning services, one concept per module (thin layers over :mod:`planning.engine`);
 every function that takes user input raises ``ValueError`` with a one-line message on bad
 input."""
 

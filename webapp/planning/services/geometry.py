@@ -10,7 +10,7 @@ import numpy as np
 
 from geometry.camera import Camera
 from geometry.carm import carm_pose
-from webapp.planning.engine.views_geometry import ViewGeometry, angle_between_views
+from planning.engine.views_geometry import ViewGeometry, angle_between_views
 from webapp.records.models import XrayImage
 from webapp.xray_view import camera_for_xray, display_uint8, read_view, view_png
 

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 from django.db import transaction
 
-from webapp.planning.engine import trajectory as traj
-from webapp.planning.engine.errors import PlanningRefused
+from planning.engine import trajectory as traj
+from planning.engine.errors import PlanningRefused
 from webapp.planning.models import Plan, PostOpOutcome
 from webapp.planning.services.geometry import plan_geometry
 from webapp.planning.services.versions import bounded_number, clean_trajectories

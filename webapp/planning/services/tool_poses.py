@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 from django.db import transaction
 
-from webapp.planning.engine import trajectory as traj
-from webapp.planning.engine.transforms import ToolPose, tool_pose_from_payload
+from planning.engine import trajectory as traj
+from planning.engine.transforms import ToolPose, tool_pose_from_payload
 from webapp.planning.models import Plan, ToolPoseSample
 from webapp.planning.services.geometry import PlanGeometry, plan_geometry
 from webapp.planning.services.versions import bounded_number

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from django.db import transaction
 
-from webapp.planning.engine import trajectory as traj
-from webapp.planning.engine.errors import PlanningRefused
-from webapp.planning.engine.views_geometry import ViewGeometry, project
+from planning.engine import trajectory as traj
+from planning.engine.errors import PlanningRefused
+from planning.engine.views_geometry import ViewGeometry, project
 from webapp.planning.models import Plan, PlanVersion
 from webapp.planning.services.geometry import PlanGeometry, plan_geometry
 from webapp.records.models import XrayImage

@@ -106,8 +106,8 @@ class Command(BaseCommand):
         return users
 
     def _start_training(self, plan: Plan):
-        from registration.services import start_training
         from webapp.records.models import CTStudy
+        from webapp.xray_registration.services import start_training
 
         study = CTStudy.objects.filter(patient=plan.patient, status=CTStudy.Status.READY).first()
         if study is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp.planning.engine.simulate import (
+from planning.engine.simulate import (
     Setup,
     setup_from_ct,
     tool_projection_errors,
@@ -53,7 +53,7 @@ class Command(BaseCommand):
         started = time.perf_counter()
         setup, bone, ct_label = Setup(), None, "synthetic box"
         if opts["ct"]:
-            from webapp.dicomio.ct import load_ct
+            from dicomio.ct import load_ct
 
             try:
                 volume = load_ct(opts["ct"])

@@ -1,0 +1,54 @@
+"""Forms for calibration admins: a phantom image upload and a phantom definition."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+
+from webapp.calibration.models import Phantom
+from webapp.records.models import CArm
+
+MAX_PHANTOM_IMAGE_BYTES = 200 * 1024 * 1024
+
+
+class CalibrationUploadForm(forms.Form):
+    carm = forms.ModelChoiceField(queryset=CArm.objects.all(), label="C-arm")
+    phantom = forms.ModelChoiceField(queryset=Phantom.objects.all())
+    image = forms.FileField(label="Phantom image (DICOM or PNG)")
+    primary_angle_deg = forms.FloatField(label="Primary angle (LAO+/RAO-, °)", initial=0.0, min_value=-180, max_value=180)
+    secondary_angle_deg = forms.FloatField(label="Secondary angle (cranial+/caudal-, °)", initial=0.0, min_value=-90, max_value=90)
+    pixel_spacing_x_mm = forms.FloatField(label="Pixel spacing x (mm, PNG only)", required=False, min_value=0.01, max_value=5)
+    pixel_spacing_y_mm = forms.FloatField(label="Pixel spacing y (mm, PNG only)", required=False, min_value=0.01, max_value=5)
+
+    def clean_image(self):
+        upload = self.cleaned_data["image"]
+        if upload.size > MAX_PHANTOM_IMAGE_BYTES:
+            raise forms.ValidationError("the phantom image is larger than 200 MB")
+        if upload.size == 0:
+            raise forms.ValidationError("the phantom image file is empty")
+        return upload
+
+    def clean(self):
+        data = super().clean()
+        sx, sy = data.get("pixel_spacing_x_mm"), data.get("pixel_spacing_y_mm")
+        if (sx is None) != (sy is None):
+            raise forms.ValidationError("give both pixel spacings or neither")
+        return data
+
+
+class PhantomForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    definition = forms.FileField(label="phantom.json")
+
+    def clean_definition(self):
+        upload = self.cleaned_data["definition"]
+        if upload.size > 2 * 1024 * 1024:
+            raise forms.ValidationError("phantom.json is larger than 2 MB")
+        try:
+            data = json.loads(upload.read().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise forms.ValidationError(f"phantom.json is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise forms.ValidationError("phantom.json must be a JSON object")
+        return data

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from webapp.calibration import views
+
+app_name = "calibration"
+urlpatterns = [
+    path("", views.profile_list, name="profile-list"),
+    path("new/", views.profile_new, name="profile-new"),
+    path("profiles/<int:pk>/", views.profile_detail, name="profile-detail"),
+    path("profiles/<int:pk>/status.json", views.profile_status, name="profile-status"),
+    path("profiles/<int:pk>/image.png", views.profile_image, name="profile-image"),
+    path("profiles/<int:pk>/profile.json", views.profile_json, name="profile-json"),
+    path("profiles/<int:pk>/review/", views.profile_review, name="profile-review"),
+    path("phantoms/", views.phantom_list, name="phantom-list"),
+    path("xrays/<int:pk>/dewarp/", views.xray_dewarp, name="xray-dewarp"),
+]
