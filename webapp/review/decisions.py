@@ -16,6 +16,11 @@ from webapp.xray_registration.models import LandmarkPair, Registration
 from webapp.xray_registration.services import RegistrationRefused
 
 
+def _audit(request, user, action: str, reg: Registration, obj, detail: str) -> None:
+    """Audit one review action on ``reg`` (the event names its X-ray's patient)."""
+    audit.record(request, action, patient=reg.xray.patient, obj=obj, detail=detail, user=user)
+
+
 def review_registration(
     reg: Registration, user, decision: str, comment: str = "", request=None
 ) -> Registration:
@@ -31,14 +36,7 @@ def review_registration(
     reg.reviewed_by = user
     reg.reviewed_at = timezone.now()
     reg.save(update_fields=["review_status", "review_comment", "reviewed_by", "reviewed_at"])
-    audit.record(
-        request,
-        "update",
-        patient=reg.xray.patient,
-        obj=reg,
-        detail=f"registration {decision}: {comment.strip()[:200]}",
-        user=user,
-    )
+    _audit(request, user, "update", reg, reg, f"registration {decision}: {comment.strip()[:200]}")
     return reg
 
 
@@ -84,12 +82,5 @@ def add_landmark(
         error_mm_at_detector=err_mm,
         created_by=user,
     )
-    audit.record(
-        request,
-        "create",
-        patient=reg.xray.patient,
-        obj=pair,
-        detail=f"landmark on registration {reg.pk}: {err_px:.2f} px",
-        user=user,
-    )
+    _audit(request, user, "create", reg, pair, f"landmark on registration {reg.pk}: {err_px:.2f} px")
     return pair
