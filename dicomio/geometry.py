@@ -90,67 +90,17 @@ def plan_stack(
     s_sorted = s[order]
     pos_sorted = pos[order]
     gaps = np.diff(s_sorted)
-
-    dup = np.flatnonzero(gaps < DUPLICATE_TOL_MM)
-    if dup.size:
-        a = int(dup[0])
-        n_at = int(np.sum(np.abs(s_sorted - s_sorted[a]) < DUPLICATE_TOL_MM))
-        raise InputRefused(
-            f"duplicate slice positions: {n_at} slices lie at {s_sorted[a]:.2f} mm along the slice "
-            f"normal (slices {a + 1} and {a + 2} in sorted order); this is not a single volume"
-        )
-
-    # In-plane drift of the slice origins relative to the first sorted slice.
-    rel = pos_sorted - pos_sorted[0]
-    along = (s_sorted - s_sorted[0])[:, None] * normal[None, :]
-    drift = rel - along
-    drift_row = drift @ row  # mm along +i
-    drift_col = drift @ col  # mm along +j
-    total_drift = np.hypot(drift_row[-1], drift_col[-1])
-    extent = s_sorted[-1] - s_sorted[0]
-    tilt_deg = math.degrees(math.atan2(total_drift, extent)) if extent > 0 else 0.0
-    tilted = bool(np.max(np.hypot(drift_row, drift_col)) > IN_PLANE_TOL_MM)
-
-    median_gap = float(np.median(gaps))
-    tol = max(spacing_abs_tol_mm, spacing_rel_tol * median_gap)
-    deviation = np.abs(gaps - median_gap)
-    if float(deviation.max()) > tol:
-        w = int(np.argmax(deviation))
-        hint = ""
-        ratio = gaps[w] / median_gap
-        if abs(ratio - round(ratio)) < 0.1 and round(ratio) >= 2:
-            hint = f"; {int(round(ratio)) - 1} slice(s) seem to be missing there"
-        if tilted:
-            hint += f"; the series also has a gantry tilt of {tilt_deg:.1f} degrees"
-        raise InputRefused(
-            f"slice spacing varies from {gaps.min():.2f} to {gaps.max():.2f} mm between slices "
-            f"{w + 1} and {w + 2} ({gaps[w]:.2f} mm apart, most are {median_gap:.2f} mm){hint}"
-        )
+    _refuse_duplicates(s_sorted, gaps)
+    drift = _Drift.of(pos_sorted, s_sorted, row, col, normal)
+    _refuse_uneven_spacing(gaps, drift, spacing_rel_tol, spacing_abs_tol_mm)
     spacing = float((s_sorted[-1] - s_sorted[0]) / (n - 1))
 
     notes: list[str] = []
     offset = np.zeros(3)
     shifts = np.zeros((n, 2))
-    if tilted:
-        # A constant tilt makes the drift linear in the slice position: check it.
-        t = s_sorted - s_sorted[0]
-        for comp in (drift_row, drift_col):
-            slope = float(comp[-1] / t[-1])
-            resid = np.abs(comp - slope * t)
-            if float(resid.max()) > max(IN_PLANE_TOL_MM, 0.01 * min(sx, sy)) * 10:
-                raise InputRefused(
-                    "slice positions drift sideways irregularly from slice to slice "
-                    "(neither a straight stack nor a constant gantry tilt)"
-                )
-        ref_row, ref_col = float(drift_row.mean()), float(drift_col.mean())
-        offset = ref_row * row + ref_col * col
-        # Output voxel (i, j) of slice k sits at in-plane mm (i*sx + ref_row, j*sy + ref_col)
-        # relative to the first slice's origin; on slice k's own grid that is pixel
-        # (i + (ref_row - drift_row[k]) / sx, j + (ref_col - drift_col[k]) / sy).
-        # ndimage.shift(out[x] = in[x - shift]) therefore needs shift = (drift - ref) / spacing.
-        shifts[:, 0] = (drift_col - ref_col) / sy
-        shifts[:, 1] = (drift_row - ref_row) / sx
-        notes.append(f"resampled in-plane to correct a gantry tilt of {tilt_deg:.1f} degrees")
+    if drift.tilted:
+        offset, shifts = _tilt_shifts(s_sorted, drift, row, col, sx, sy)
+        notes.append(f"resampled in-plane to correct a gantry tilt of {drift.tilt_deg:.1f} degrees")
 
     affine = np.eye(4)
     affine[:3, 0] = row * sx
@@ -162,6 +112,91 @@ def plan_stack(
         affine=affine,
         slice_spacing_mm=spacing,
         shifts_px=shifts,
-        tilt_deg=tilt_deg if tilted else 0.0,
+        tilt_deg=drift.tilt_deg if drift.tilted else 0.0,
         notes=notes,
     )
+
+
+def _refuse_duplicates(s_sorted: np.ndarray, gaps: np.ndarray) -> None:
+    """Refuse two or more slices at one position along the normal."""
+    dup = np.flatnonzero(gaps < DUPLICATE_TOL_MM)
+    if dup.size:
+        a = int(dup[0])
+        n_at = int(np.sum(np.abs(s_sorted - s_sorted[a]) < DUPLICATE_TOL_MM))
+        raise InputRefused(
+            f"duplicate slice positions: {n_at} slices lie at {s_sorted[a]:.2f} mm along the slice "
+            f"normal (slices {a + 1} and {a + 2} in sorted order); this is not a single volume"
+        )
+
+
+@dataclass
+class _Drift:
+    """In-plane drift of the sorted slices' origins relative to the first one (mm along
+    +i and +j), the tilt angle it makes with the stack, and whether it is a tilt at all."""
+
+    row_mm: np.ndarray
+    col_mm: np.ndarray
+    tilt_deg: float
+    tilted: bool
+
+    @classmethod
+    def of(cls, pos_sorted: np.ndarray, s_sorted: np.ndarray, row: np.ndarray,
+           col: np.ndarray, normal: np.ndarray) -> _Drift:
+        rel = pos_sorted - pos_sorted[0]
+        along = (s_sorted - s_sorted[0])[:, None] * normal[None, :]
+        drift = rel - along
+        drift_row = drift @ row  # mm along +i
+        drift_col = drift @ col  # mm along +j
+        total_drift = np.hypot(drift_row[-1], drift_col[-1])
+        extent = s_sorted[-1] - s_sorted[0]
+        tilt_deg = math.degrees(math.atan2(total_drift, extent)) if extent > 0 else 0.0
+        tilted = bool(np.max(np.hypot(drift_row, drift_col)) > IN_PLANE_TOL_MM)
+        return cls(drift_row, drift_col, tilt_deg, tilted)
+
+
+def _refuse_uneven_spacing(gaps: np.ndarray, drift: _Drift, rel_tol: float,
+                           abs_tol_mm: float) -> None:
+    """Refuse gaps off the median gap by more than the tolerance, naming the worst pair
+    (and hinting at missing slices or a gantry tilt)."""
+    median_gap = float(np.median(gaps))
+    tol = max(abs_tol_mm, rel_tol * median_gap)
+    deviation = np.abs(gaps - median_gap)
+    if float(deviation.max()) <= tol:
+        return
+    w = int(np.argmax(deviation))
+    hint = ""
+    ratio = gaps[w] / median_gap
+    if abs(ratio - round(ratio)) < 0.1 and round(ratio) >= 2:
+        hint = f"; {int(round(ratio)) - 1} slice(s) seem to be missing there"
+    if drift.tilted:
+        hint += f"; the series also has a gantry tilt of {drift.tilt_deg:.1f} degrees"
+    raise InputRefused(
+        f"slice spacing varies from {gaps.min():.2f} to {gaps.max():.2f} mm between slices "
+        f"{w + 1} and {w + 2} ({gaps[w]:.2f} mm apart, most are {median_gap:.2f} mm){hint}"
+    )
+
+
+def _tilt_shifts(s_sorted: np.ndarray, drift: _Drift, row: np.ndarray, col: np.ndarray,
+                 sx: float, sy: float) -> tuple[np.ndarray, np.ndarray]:
+    """(LPS offset of the output grid's origin, (N, 2) per-slice shifts in pixels) that put a
+    tilted stack on one orthogonal grid; refuses drift that is not a constant tilt."""
+    # A constant tilt makes the drift linear in the slice position: check it.
+    t = s_sorted - s_sorted[0]
+    for comp in (drift.row_mm, drift.col_mm):
+        slope = float(comp[-1] / t[-1])
+        resid = np.abs(comp - slope * t)
+        if float(resid.max()) > max(IN_PLANE_TOL_MM, 0.01 * min(sx, sy)) * 10:
+            raise InputRefused(
+                "slice positions drift sideways irregularly from slice to slice "
+                "(neither a straight stack nor a constant gantry tilt)"
+            )
+    ref_row, ref_col = float(drift.row_mm.mean()), float(drift.col_mm.mean())
+    offset = ref_row * row + ref_col * col
+    # Output voxel (i, j) of slice k sits at in-plane mm (i*sx + ref_row, j*sy + ref_col)
+    # relative to the first slice's origin; on slice k's own grid that is pixel
+    # (i + (ref_row - drift_row[k]) / sx, j + (ref_col - drift_col[k]) / sy).
+    # ndimage.shift(out[x] = in[x - shift]) therefore needs shift = (drift - ref) / spacing.
+    shifts = np.zeros((len(s_sorted), 2))
+    shifts[:, 0] = (drift.col_mm - ref_col) / sy
+    shifts[:, 1] = (drift.row_mm - ref_row) / sx
+    return offset, shifts
