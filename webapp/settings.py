@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "webapp.demo",
     "webapp.calibration",
     "webapp.xray_registration",
+    "webapp.operating",
 ]
 
 MIDDLEWARE = [
@@ -217,6 +218,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("ORTHOFUSE_MAX_UPLOAD_FILES", 2000)
 ORTHOFUSE_MAX_UPLOAD_BYTES = env_int("ORTHOFUSE_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024)
 ORTHOFUSE_MAX_VOXELS = env_int("ORTHOFUSE_MAX_VOXELS", 1024 * 1024 * 1024)
+# Memory one CT import may need (estimated from declared sizes before any voxel is read).
+ORTHOFUSE_IMPORT_MAX_MEMORY_BYTES = env_int("ORTHOFUSE_IMPORT_MAX_MEMORY_BYTES", 6 * 1024**3)
 ORTHOFUSE_STAGING_DIR = env_str("ORTHOFUSE_STAGING_DIR", str(VAR_DIR / "staging"))
 ORTHOFUSE_SHARED_DATA = env_str("ORTHOFUSE_SHARED_DATA", str(BASE_DIR.parent / "shared" / "data"))
 
