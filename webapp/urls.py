@@ -34,6 +34,7 @@ urlpatterns = [
     path("review/", include("webapp.review.urls")),
     path("calibration/", include("webapp.calibration.urls")),
     path("registration/", include("webapp.xray_registration.urls")),
+    path("operating/", include("webapp.operating.urls")),  # intra-operative sessions
     path("api/", include("webapp.api_urls")),
     path("dicom/", include("webapp.dicomnet.urls")),  # PACS search/pull, send results
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -27,27 +27,34 @@ TRUE_ERROR_POINTS = 2000
 TRAINING_FREE_BONE_HU = 200.0
 
 
-def start_registration(xray: XrayImage, *, user=None, request=None) -> Registration:
+def start_registration(
+    xray: XrayImage, *, user=None, request=None, study=None
+) -> Registration:
     """Queue the registration of ``xray`` (kind ``register_xray``, gpu queue): with the
-    latest ready model of one of its patient's CT studies, else in training-free mode
-    against the patient's latest ready CT (no network: the DRR library and the header
-    angles start it). Raises :class:`RegistrationRefused` when the patient has no CT."""
+    latest ready model of one of its patient's CT studies (of ``study`` when given), else
+    in training-free mode against ``study`` or the patient's latest ready CT (no network:
+    the DRR library and the header angles start it). Raises :class:`RegistrationRefused`
+    when the patient has no CT, or ``study`` is not a ready CT of the patient."""
     from webapp.jobs.services import submit_job
     from webapp.records.models import CTStudy
 
-    model = (
-        RegistrationModel.objects.filter(
-            study__patient=xray.patient, status=RegistrationModel.Status.READY
+    if study is not None and (
+        study.patient_id != xray.patient_id or study.status != CTStudy.Status.READY
+    ):
+        raise RegistrationRefused("the chosen CT study is not a ready CT of this patient")
+    models = RegistrationModel.objects.filter(
+        study__patient=xray.patient, status=RegistrationModel.Status.READY
+    )
+    if study is not None:
+        models = models.filter(study=study)
+    model = models.select_related("study").order_by("-created_at").first()
+    if study is None:
+        study = model.study if model is not None else (
+            CTStudy.objects.filter(patient=xray.patient, status=CTStudy.Status.READY)
+            .exclude(volume_file="")
+            .order_by("-created_at")
+            .first()
         )
-        .select_related("study")
-        .first()
-    )
-    study = model.study if model is not None else (
-        CTStudy.objects.filter(patient=xray.patient, status=CTStudy.Status.READY)
-        .exclude(volume_file="")
-        .order_by("-created_at")
-        .first()
-    )
     if study is None:
         raise RegistrationRefused("the patient has no CT study ready: import the CT first")
     mode = "with a trained model" if model is not None else "in training-free mode"
