@@ -25,13 +25,8 @@ import numpy as np
 import torch
 
 from geometry.rigid import orthonormalised
-from registration.engine.refine import (
-    adam_on_increments,
-    batch_similarity,
-    increment,
-    pose_distance_mm,
-    scaled_K,
-)
+from registration.engine.refine import adam_on_increments, increment, pose_distance_mm
+from registration.engine.refine_similarity import batch_similarity, scaled_K
 from registration.engine.similarity import downsample
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.engine.refine import depth_profile_search
+from registration.engine.depth_search import depth_profile_search
 from tests.registration.synthetic_view import synthetic_view
 
 

@@ -199,7 +199,7 @@ def test_a_better_matching_far_restart_is_refined_next(setup, monkeypatch):
     """When a restart lands far away and matches better than the refined pose, the pose
     fails its consistency check and the pipeline refines from where that restart landed."""
     import registration.engine.pipeline as pipeline
-    from registration.engine.refine import RestartCheck
+    from registration.engine.restart_check import RestartCheck
 
     vol, cam, model, renderer = setup
     T_true, img, T0 = _near_shot(renderer, cam)

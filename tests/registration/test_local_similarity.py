@@ -11,7 +11,7 @@ import torch
 
 from registration.engine.pipeline import RegistrationOptions, register
 from registration.engine.quality import QualityError, QualityThresholds, check_local_similarity
-from registration.engine.refine import local_similarity
+from registration.engine.refine_similarity import local_similarity
 from registration.engine.similarity import gaussian_blur, local_structure_ncc, ncc
 from simulation.phantom_ct import synthetic_bone_ct
 from tests.registration.synthetic_view import synthetic_view

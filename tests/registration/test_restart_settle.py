@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.engine.refine import RefineLevel, pose_distance_mm, restart_check
+from registration.engine.refine import RefineLevel, pose_distance_mm
+from registration.engine.restart_check import restart_check
 from tests.registration.synthetic_view import synthetic_view
 
 LEVELS = (RefineLevel(4, 30, 1.5, 48), RefineLevel(2, 20, 0.5, 64))
