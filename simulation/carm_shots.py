@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.engine.phantom import Phantom
-from calibration.engine.simulate import IIDistortion, SimGeometry, simulate_phantom_image
 from geometry.camera import Camera
 from registration.engine.drr import DrrRenderer
+from simulation.phantom_frames import IIDistortion, SimGeometry, simulate_phantom_image
 
 
 @dataclass

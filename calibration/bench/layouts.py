@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from calibration.engine.phantom import Bead, Phantom, phantom_from_dict
-from calibration.engine.simulate import IIDistortion, SimGeometry, simulate_phantom_image
+from simulation.phantom_frames import IIDistortion, SimGeometry, simulate_phantom_image
 
 NEAR_LAYOUTS = ("square", "hex", "irregular")
 CODINGS = ("large", "missing", "outline")

@@ -17,8 +17,10 @@ Public entry points (frames and units as in docs/CONVENTIONS.md):
 - ``polynomial.Poly2D`` (graded-order polynomial of CONVENTIONS.md; ``from_dict``/``to_dict``).
 - ``source.estimate_source``, ``source.intrinsics_from_source``.
 - ``twoview.View``, ``triangulate_midpoint``, ``epipolar_line``, ``angle_between_views``.
-- ``simulate.simulate_phantom_image`` (image-intensifier phantom images with ground truth),
-  ``simulate.simulate_plate_image`` (realistic 12-bit plate frames), ``lattice_fit_rms``.
+- ``detector.project_to_detector`` (central projection onto the detector plane, mm),
+  ``lattice.lattice_fit_rms`` (distance of points from the best perfect lattice).
+- Simulated phantom and plate frames for tests, benchmarks and the demo live outside the
+  engine, in :mod:`simulation.phantom_frames` and :mod:`simulation.plate_frames`.
 - ``detect.detect_beads`` (sub-pixel blobs), ``correspond`` (bead naming for the square-grid
   design), ``identify`` (general naming of any two-layer phantom from phantom.json: square,
   hexagonal or irregular near layer, code by sizes, missing beads or outline).

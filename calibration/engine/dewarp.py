@@ -96,14 +96,14 @@ def exact_source_coordinates(
             src[:, 0].reshape(gh, gw).astype(np.float32),
             src[:, 1].reshape(gh, gw).astype(np.float32),
         )
-    ay = _cubic_weights(height, gh, step)
-    ax = _cubic_weights(width, gw, step)
+    ay = cubic_weights(height, gh, step)
+    ax = cubic_weights(width, gw, step)
     mx = (ay @ src[:, 0].reshape(gh, gw) @ ax.T).astype(np.float32)
     my = (ay @ src[:, 1].reshape(gh, gw) @ ax.T).astype(np.float32)
     return mx, my
 
 
-def _cubic_weights(n_fine: int, n_coarse: int, step: int) -> np.ndarray:
+def cubic_weights(n_fine: int, n_coarse: int, step: int) -> np.ndarray:
     """(n_fine, n_coarse) Catmull-Rom interpolation matrix from samples every ``step``."""
     t = np.arange(n_fine, dtype=np.float64) / step
     i0 = np.floor(t).astype(int)

@@ -196,3 +196,25 @@ def check_indexing(
     fit = fit_poly(ij, xy, ordr, c, s, loo=False)
     r = np.linalg.norm(fit.residuals, axis=1)
     return r < limit * pitch
+
+
+def lattice_fit_rms(
+    ij: np.ndarray, xy: np.ndarray, basis: np.ndarray, *, free_scale: bool = True
+) -> tuple[float, np.ndarray]:
+    """RMS distance (pixels) of points ``xy`` from the best perfect lattice.
+
+    The lattice is ``basis @ ij`` (basis in pixels, columns) moved by the best rotation and
+    translation (and uniform scale when ``free_scale``). Returns (rms, residuals (N, 2)).
+    """
+    ij = np.asarray(ij, dtype=np.float64).reshape(-1, 2)
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    ideal = ij @ np.asarray(basis, dtype=np.float64).T
+    zi = ideal[:, 0] + 1j * ideal[:, 1]
+    zo = xy[:, 0] + 1j * xy[:, 1]
+    mi, mo = zi.mean(), zo.mean()
+    a = np.vdot(zi - mi, zo - mo) / np.vdot(zi - mi, zi - mi)
+    if not free_scale:
+        a = a / abs(a)
+    fit = a * (zi - mi) + mo
+    res = np.stack([(zo - fit).real, (zo - fit).imag], axis=1)
+    return float(np.sqrt(np.mean(np.sum(res**2, axis=1)))), res

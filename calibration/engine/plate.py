@@ -620,7 +620,7 @@ def measure_lattice_deviation(
     ``central_fraction`` of the field radius (the field found in ``image`` unless
     ``field_centre``/``field_radius`` are given; ``region``, a function of (N, 2) pixels
     returning a boolean mask, overrides both), and report the RMS and max distance."""
-    from .simulate import lattice_fit_rms
+    from .lattice import lattice_fit_rms
 
     pl = find_plate_lattice(image, grid, spacing, markers_bright=markers_bright)
     if region is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from .simulate import project_to_detector
+from .detector import project_to_detector
 
 
 @dataclass

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 
 from calibration.engine.phantom import phantom_from_dict
-from calibration.engine.simulate import SimGeometry, plate_distortion, simulate_plate_image
+from simulation.phantom_frames import SimGeometry
+from simulation.plate_frames import plate_distortion, simulate_plate_image
 
 SP = 0.2  # mm per pixel: a 3 mm pitch is 15 px
 

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from calibration.engine.phantom import PHANTOM_DIR, builtin_phantom
-from calibration.engine.simulate import SimGeometry, simulate_phantom_image
+from simulation.phantom_frames import SimGeometry, simulate_phantom_image
 
 SP = 0.5
 CLIPON = str(PHANTOM_DIR / "clipon_two_layer.json")

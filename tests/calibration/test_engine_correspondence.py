@@ -5,7 +5,7 @@ import pytest
 
 from calibration.engine.calibrate import calibrate
 from calibration.engine.phantom import builtin_phantom
-from calibration.engine.simulate import IIDistortion, SimGeometry, simulate_phantom_image
+from simulation.phantom_frames import IIDistortion, SimGeometry, simulate_phantom_image
 
 SP = 0.5
 
@@ -67,7 +67,7 @@ def test_hidden_list_names_missing_beads(phantom):
 
 
 def test_anatomy_over_the_phantom(phantom):
-    from calibration.engine.simulate import synthetic_anatomy
+    from simulation.phantom_frames import synthetic_anatomy
 
     sim, res = _run(phantom, 14, anatomy=synthetic_anatomy(512, 512, rng=1), hide_fraction=0.1)
     _check_names(sim, res, 0.6)

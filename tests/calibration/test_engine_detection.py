@@ -6,7 +6,7 @@ from scipy.spatial import cKDTree
 
 from calibration.engine.detect import DetectionError, detect_beads, guess_polarity
 from calibration.engine.phantom import builtin_phantom
-from calibration.engine.simulate import IIDistortion, SimGeometry, simulate_phantom_image
+from simulation.phantom_frames import IIDistortion, SimGeometry, simulate_phantom_image
 
 SP = 0.5
 R_RANGE = (0.85 / SP, 2.4 / SP)

@@ -7,7 +7,7 @@ from calibration.engine import dewarp as dw
 from calibration.engine.calibrate import calibrate
 from calibration.engine.detect import detect_beads
 from calibration.engine.phantom import builtin_phantom
-from calibration.engine.simulate import IIDistortion, SimGeometry, simulate_phantom_image
+from simulation.phantom_frames import IIDistortion, SimGeometry, simulate_phantom_image
 
 SP = 0.5
 

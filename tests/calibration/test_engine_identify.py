@@ -6,7 +6,7 @@ import pytest
 from calibration.bench.layouts import judge, layout_frame, random_two_layer_phantom
 from calibration.engine.calibrate import CalibrationError, calibrate
 from calibration.engine.phantom import Bead, Phantom, phantom_from_dict
-from calibration.engine.simulate import synthetic_anatomy
+from simulation.phantom_frames import synthetic_anatomy
 
 
 @pytest.mark.parametrize("layout", ["square", "hex", "irregular"])

@@ -7,7 +7,7 @@ import pytest
 
 from calibration.engine.calibrate import CalibrationError, calibrate
 from calibration.engine.dewarp import dewarp_image
-from calibration.engine.lattice import index_lattice
+from calibration.engine.lattice import index_lattice, lattice_fit_rms
 from calibration.engine.phantom import (
     PhantomError,
     analyse_grid,
@@ -16,12 +16,8 @@ from calibration.engine.phantom import (
     phantom_from_dict,
 )
 from calibration.engine.plate import measure_lattice_deviation
-from calibration.engine.simulate import (
-    SimGeometry,
-    lattice_fit_rms,
-    plate_distortion,
-    simulate_plate_image,
-)
+from simulation.phantom_frames import SimGeometry
+from simulation.plate_frames import plate_distortion, simulate_plate_image
 from tests.calibration.plate_helpers import SP, plate, small_frame
 
 
@@ -203,7 +199,7 @@ def test_plate_refusals():
     with pytest.raises(CalibrationError, match="source-to-detector distance"):
         calibrate(sim.image, ph, (SP, SP), sdd_mm=20.0)
     # a clip-on phantom image is no plate of this pitch
-    from calibration.engine.simulate import simulate_phantom_image
+    from simulation.phantom_frames import simulate_phantom_image
 
     clip = simulate_phantom_image(
         builtin_phantom("clipon_two_layer"), SimGeometry(512, 512, (0.5, 0.5)), rng=1

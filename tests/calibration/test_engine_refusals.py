@@ -5,7 +5,7 @@ import pytest
 
 from calibration.engine.calibrate import CalibrationError, calibrate
 from calibration.engine.phantom import builtin_phantom
-from calibration.engine.simulate import SimGeometry, simulate_phantom_image
+from simulation.phantom_frames import SimGeometry, simulate_phantom_image
 
 SP = 0.5
 GEO = SimGeometry(512, 512, (SP, SP), (2.0, 3.0, -1000.0))

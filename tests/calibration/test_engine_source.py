@@ -4,14 +4,10 @@ import numpy as np
 import pytest
 
 from calibration.engine.calibrate import calibrate
+from calibration.engine.detector import project_to_detector
 from calibration.engine.phantom import builtin_phantom
-from calibration.engine.simulate import (
-    IIDistortion,
-    SimGeometry,
-    project_to_detector,
-    simulate_phantom_image,
-)
 from calibration.engine.source import estimate_source, intrinsics_from_source, nearest_point_to_rays
+from simulation.phantom_frames import IIDistortion, SimGeometry, simulate_phantom_image
 
 SP = 0.5
 

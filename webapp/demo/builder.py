@@ -23,14 +23,14 @@ DEMO_SHOTS = (
 
 
 def _geometry():
-    from calibration.engine.simulate import SimGeometry
+    from simulation.phantom_frames import SimGeometry
 
     return SimGeometry(width=DETECTOR_PX, height=DETECTOR_PX, spacing=SPACING_MM, source_mm=SOURCE_MM)
 
 
 def _distortion(primary_deg: float):
     """The demo intensifier's distortion; its S-part changes with the C-arm angle."""
-    from calibration.engine.simulate import IIDistortion
+    from simulation.phantom_frames import IIDistortion
 
     return IIDistortion(k1=0.05, k2=0.005, phi0=0.02 + 0.01 * np.sin(np.radians(primary_deg)), radius_mm=120.0)
 
@@ -62,7 +62,7 @@ def demo_carm() -> CArm:
 def demo_calibrations(carm: CArm, admin) -> list:
     """An active profile at each demo angle, computed from a simulated phantom image."""
     from calibration.engine.phantom import builtin_phantom
-    from calibration.engine.simulate import simulate_phantom_image
+    from simulation.phantom_frames import simulate_phantom_image
     from webapp.calibration.models import CalibrationProfile
     from webapp.calibration.services import (
         activate_profile,

@@ -27,14 +27,14 @@ from calibration.engine.calibrate import CalibrationError, calibrate
 from calibration.engine.dewarp import clear_cache, dewarp_image, dewarp_maps
 from calibration.engine.io import write_json_atomic
 from calibration.engine.phantom import builtin_phantom
-from calibration.engine.simulate import (
+from calibration.engine.source import intrinsics_from_source
+from calibration.engine.twoview import View, triangulate_midpoint
+from simulation.phantom_frames import (
     IIDistortion,
     SimGeometry,
     simulate_phantom_image,
     synthetic_anatomy,
 )
-from calibration.engine.source import intrinsics_from_source
-from calibration.engine.twoview import View, triangulate_midpoint
 
 GOALS = {
     "holdout_rms_mm": ("hold-out residual RMS after dewarp (mm)", 0.10, "mean"),
