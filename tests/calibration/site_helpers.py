@@ -7,7 +7,7 @@ import numpy as np
 
 from calibration.engine.io import to_uint16
 from calibration.engine.phantom import builtin_phantom
-from calibration.engine.simulate import SimGeometry, simulate_phantom_image
+from simulation.phantom_frames import SimGeometry, simulate_phantom_image
 
 SPACING_MM = (0.5, 0.5)
 

@@ -10,7 +10,7 @@ from django.core.files.base import ContentFile
 
 from calibration.engine.io import to_uint16
 from calibration.engine.phantom import builtin_phantom
-from calibration.engine.simulate import SimGeometry, simulate_phantom_image
+from simulation.phantom_frames import SimGeometry, simulate_phantom_image
 
 
 def _mirrored_png() -> bytes:

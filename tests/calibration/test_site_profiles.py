@@ -61,7 +61,7 @@ def test_nearest_profile_is_chosen_with_a_warning_when_far(carm, computed_profil
 
 def test_dewarp_moves_beads_to_their_ideal_positions(carm, computed_profile, cal_admin, patient_a):
     from calibration.engine.phantom import builtin_phantom
-    from calibration.engine.simulate import SimGeometry, simulate_phantom_image
+    from simulation.phantom_frames import SimGeometry, simulate_phantom_image
     from webapp.calibration.services import activate_profile, dewarp_xray
     from webapp.records.models import XrayImage
 

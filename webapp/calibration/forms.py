@@ -52,3 +52,30 @@ class PhantomForm(forms.Form):
         if not isinstance(data, dict):
             raise forms.ValidationError("phantom.json must be a JSON object")
         return data
+
+
+class PhantomDrawForm(forms.Form):
+    """A phantom drawn from a few parameters (:class:`calibration.phantom_design.PhantomDesign`).
+
+    Blank optional fields take the design's defaults; ranges are checked by the drawing
+    and by the engine's phantom parser, whose messages the page shows."""
+
+    name = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(choices=[("plate", "Grid plate (distortion only)"), ("two-layer", "Two-layer bead phantom")])
+    lattice = forms.ChoiceField(choices=[("square", "Square"), ("hex", "Hexagonal")])
+    pitch_mm = forms.FloatField(label="Pitch (mm)", initial=10.0)
+    diameter_mm = forms.FloatField(label="Bead or hole diameter (mm)", initial=2.0)
+    extent_mm = forms.FloatField(label="Extent, diameter of the marker area (mm)", initial=200.0)
+    marker = forms.ChoiceField(label="Plate markers", choices=[("bead", "Beads"), ("hole", "Holes")], required=False)
+    near_height_mm = forms.FloatField(label="Near layer above the detector (mm)", initial=10.0, required=False)
+    layer_gap_mm = forms.FloatField(label="Near to far layer gap (mm)", initial=70.0, required=False)
+    far_pitch_mm = forms.FloatField(label="Far layer pitch (mm)", initial=25.0, required=False)
+    far_offset_mm = forms.FloatField(label="Far layer offset (mm)", initial=5.0, required=False)
+    size_ratio = forms.FloatField(label="Coded bead size ratio", initial=1.75, required=False)
+
+    def design(self):
+        """The :class:`PhantomDesign` of the cleaned data (blank fields: defaults)."""
+        from calibration.phantom_design import PhantomDesign
+
+        values = {key: value for key, value in self.cleaned_data.items() if value not in (None, "")}
+        return PhantomDesign(**values)

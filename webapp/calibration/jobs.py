@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from webapp.calibration.models import CalibrationProfile
-from webapp.calibration.services import CalibrationRefused, dewarp_xray, run_calibration
+from webapp.calibration.services import (
+    CalibrationRefused,
+    dewarp_xray,
+    record_refusal,
+    run_calibration,
+)
 from webapp.jobs.registry import JobError, register
 from webapp.records.models import XrayImage
 
@@ -20,9 +25,7 @@ def calibrate_carm(job, ctx) -> dict:
         with ctx.stage("calibrate"):
             run_calibration(profile, job.params.get("pixel_spacing_mm"))
     except CalibrationRefused as exc:
-        profile.status = CalibrationProfile.Status.FAILED
-        profile.message = str(exc)[:500]
-        profile.save(update_fields=["status", "message"])
+        record_refusal(profile, exc)
         raise JobError(f"calibration refused: {exc}") from None
     ctx.progress(1.0, profile.message)
     return {

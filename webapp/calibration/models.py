@@ -77,6 +77,9 @@ class CalibrationProfile(models.Model):
     rms_mm = models.FloatField(null=True, blank=True)
     beads_used = models.PositiveIntegerField(null=True, blank=True)
     message = models.CharField(max_length=500, blank=True)
+    attempt = models.JSONField(
+        default=dict, blank=True, help_text="a refused calibration: the blobs it detected and advice"
+    )
     calibrated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

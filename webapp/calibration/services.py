@@ -22,6 +22,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from calibration.engine.phantom import PHANTOM_DIR, PhantomError, phantom_from_dict
+from calibration.phantom_design import PhantomDesign, draw_phantom
+from calibration.refused_attempt import advice_for, attempt_detections
 from dicomio import read_xray, zero_preamble
 from refusal import Refused
 from webapp.calibration.models import CalibrationProfile, Phantom
@@ -33,7 +35,12 @@ ANGLE_WARN_DEG = 10.0
 
 
 class CalibrationRefused(Refused):
-    """A calibration request was refused; the message says why."""
+    """A calibration request was refused; the message says why. ``attempt`` holds what
+    the refused calibration detected (:func:`calibration.refused_attempt.attempt_detections`)."""
+
+    def __init__(self, message: object = "", *, attempt: dict | None = None) -> None:
+        super().__init__(message)
+        self.attempt = attempt or {}
 
 
 def ensure_builtin_phantoms() -> list[Phantom]:
@@ -58,6 +65,18 @@ def create_phantom(name: str, definition: dict, user=None) -> Phantom:
         raise CalibrationRefused(f"a phantom named {name!r} already exists")
     definition = dict(definition, name=name)
     return Phantom.objects.create(name=name, definition=definition, created_by=user)
+
+
+def create_drawn_phantom(*, design: PhantomDesign, user=None, request=None) -> Phantom:
+    """Draw a phantom from ``design`` (:mod:`calibration.phantom_design`), validate it as
+    an upload is validated, store it and audit it. Raises CalibrationRefused."""
+    try:
+        definition = draw_phantom(design)
+    except Refused as exc:
+        raise CalibrationRefused(f"phantom drawing refused: {exc}") from None
+    phantom = create_phantom(definition["name"], definition, user)
+    audit.record(request, "create", obj=phantom, detail=f"drew phantom {phantom.name}", user=user)
+    return phantom
 
 
 def angle_distance_deg(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -172,7 +191,8 @@ def run_calibration(profile: CalibrationProfile, pixel_spacing_mm=None) -> Calib
     try:
         result = calibrate(pixels, phantom, spacing, metadata=metadata, **extra)
     except CalibrationError as exc:
-        raise CalibrationRefused(str(exc)) from None
+        attempt = attempt_detections(pixels, phantom, spacing, photometric=loaded.photometric)
+        raise CalibrationRefused(str(exc), attempt=attempt) from None
     data = dict(result.profile)
     data["device_flags_applied"] = {
         "flip_horizontal": bool(carm.flip_horizontal),
@@ -191,6 +211,17 @@ def run_calibration(profile: CalibrationProfile, pixel_spacing_mm=None) -> Calib
     )
     profile.save()
     return profile
+
+
+def record_refusal(profile: CalibrationProfile, refusal: CalibrationRefused) -> None:
+    """Mark ``profile`` failed with the reason, what to try and what was detected, in
+    one save (the profile keeps no model)."""
+    attempt = dict(getattr(refusal, "attempt", None) or {})
+    attempt["advice"] = advice_for(str(refusal))
+    profile.status = CalibrationProfile.Status.FAILED
+    profile.message = str(refusal)[:500]
+    profile.attempt = attempt
+    profile.save(update_fields=["status", "message", "attempt"])
 
 
 @transaction.atomic

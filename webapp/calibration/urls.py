@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webapp.calibration import views
+from webapp.calibration import phantom_views, views
 
 app_name = "calibration"
 urlpatterns = [
@@ -11,6 +11,10 @@ urlpatterns = [
     path("profiles/<int:pk>/image.png", views.profile_image, name="profile-image"),
     path("profiles/<int:pk>/profile.json", views.profile_json, name="profile-json"),
     path("profiles/<int:pk>/review/", views.profile_review, name="profile-review"),
-    path("phantoms/", views.phantom_list, name="phantom-list"),
+    path("profiles/<int:pk>/attempt.png", views.profile_attempt_image, name="profile-attempt-image"),
+    path("phantoms/", phantom_views.phantom_list, name="phantom-list"),
+    path("phantoms/<int:pk>/", phantom_views.phantom_detail, name="phantom-detail"),
+    path("phantoms/<int:pk>/preview.png", phantom_views.phantom_preview, name="phantom-preview"),
+    path("phantoms/<int:pk>/phantom.json", phantom_views.phantom_json, name="phantom-json"),
     path("xrays/<int:pk>/dewarp/", views.xray_dewarp, name="xray-dewarp"),
 ]

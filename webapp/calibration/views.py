@@ -14,9 +14,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from webapp.calibration import services
-from webapp.calibration.forms import CalibrationUploadForm, PhantomForm
-from webapp.calibration.models import CalibrationProfile, Phantom
+from webapp.calibration.forms import CalibrationUploadForm
+from webapp.calibration.models import CalibrationProfile
 from webapp.core import audit
+from webapp.core.reauth import recent_auth_required
 from webapp.core.roles import CALIBRATION_ADMIN, SURGEON, has_role
 from webapp.records.access import get_visible_or_404
 from webapp.records.models import XrayImage
@@ -169,6 +170,28 @@ def profile_image(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+def profile_attempt_image(request: HttpRequest, pk: int) -> HttpResponse:
+    """A refused calibration's image with what it detected: blobs circled, coded beads
+    crossed (:func:`calibration.refused_attempt.draw_attempt`)."""
+    import cv2
+
+    from calibration.refused_attempt import draw_attempt
+    from webapp.xray_view import XrayUnavailable, display_uint8
+
+    profile = get_object_or_404(CalibrationProfile, pk=pk)
+    if profile.status != CalibrationProfile.Status.FAILED:
+        return HttpResponse("only a refused calibration has this picture", status=404, content_type="text/plain")
+    try:
+        picture = draw_attempt(display_uint8(_stored_pixels(profile)), profile.attempt or {})
+    except (ValueError, XrayUnavailable, OSError) as exc:
+        return HttpResponse(f"image cannot be shown: {exc}", status=422, content_type="text/plain")
+    ok, png = cv2.imencode(".png", picture)
+    if not ok:
+        return HttpResponse("image cannot be shown: PNG encoding failed", status=422, content_type="text/plain")
+    return HttpResponse(png.tobytes(), content_type="image/png")
+
+
+@login_required
 def profile_json(request: HttpRequest, pk: int) -> HttpResponse:
     profile = get_object_or_404(CalibrationProfile, pk=pk)
     if not profile.data:
@@ -180,6 +203,7 @@ def profile_json(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@recent_auth_required
 def profile_review(request: HttpRequest, pk: int) -> HttpResponse:
     _require_calibration_admin(request.user)
     profile = get_object_or_404(CalibrationProfile, pk=pk)
@@ -197,32 +221,6 @@ def profile_review(request: HttpRequest, pk: int) -> HttpResponse:
     except services.CalibrationRefused as exc:
         messages.error(request, str(exc))
     return redirect("calibration:profile-detail", pk=profile.pk)
-
-
-@login_required
-def phantom_list(request: HttpRequest) -> HttpResponse:
-    services.ensure_builtin_phantoms()
-    form = None
-    can_change = has_role(request.user, CALIBRATION_ADMIN)
-    if can_change:
-        form = PhantomForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                phantom = services.create_phantom(
-                    form.cleaned_data["name"], form.cleaned_data["definition"], request.user
-                )
-            except services.CalibrationRefused as exc:
-                form.add_error("definition", str(exc))
-            else:
-                messages.success(request, f"Phantom {phantom.name} added ({phantom.summary}).")
-                return redirect("calibration:phantom-list")
-    elif request.method == "POST":
-        raise PermissionDenied("only calibration admins can add phantoms")
-    return render(
-        request,
-        "calibration/phantom_list.html",
-        {"phantoms": Phantom.objects.all(), "form": form, "can_change": can_change},
-    )
 
 
 @login_required
