@@ -1,11 +1,13 @@
 from django.contrib import admin
 
+from webapp.core.reauth_admin import RecentAuthAdminMixin
 from webapp.jobs.models import Job
 from webapp.jobs.services import cancel_job
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(RecentAuthAdminMixin, admin.ModelAdmin):
+    reauth_actions = frozenset({"delete_selected", "cancel_selected"})
     list_display = (
         "id",
         "kind",

@@ -5,10 +5,12 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from webapp.core.audit import record
+from webapp.core.reauth import RecentAuthPermission
 from webapp.jobs.models import Job
 from webapp.jobs.services import cancel_job, visible_jobs
 
@@ -80,7 +82,9 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(self.get_serializer(job).data)
 
     @extend_schema(request=None, responses={200: JobSerializer, 409: None})
-    @action(detail=True, methods=["post"])
+    @action(
+        detail=True, methods=["post"], permission_classes=[IsAuthenticated, RecentAuthPermission]
+    )
     def cancel(self, request: Request, pk=None) -> Response:
         """Cancel the job: a queued one at once, a running one at its next progress step."""
         job = self.get_object()

@@ -20,6 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.core.audit import record
+from webapp.core.reauth import recent_auth_required
 from webapp.jobs.conf import resend_after_s
 from webapp.jobs.models import Job
 from webapp.jobs.registry import JobError
@@ -143,6 +144,7 @@ def _back(request: HttpRequest, job: Job) -> HttpResponse:
 
 @login_required
 @require_POST
+@recent_auth_required
 def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = _visible_job_or_404(request, pk)
     if job.is_finished:

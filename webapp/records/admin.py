@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from webapp.core.reauth_admin import RecentAuthAdminMixin
 from webapp.records.access import visible_patients
 from webapp.records.admin_access import PatientScopedAdmin
 from webapp.records.models import CareTeam, CArm, CTStudy, Patient, XrayImage
 
 
 @admin.register(CareTeam)
-class CareTeamAdmin(admin.ModelAdmin):
+class CareTeamAdmin(RecentAuthAdminMixin, admin.ModelAdmin):
     list_display = ("name", "member_count", "patient_count")
     search_fields = ("name", "members__username")
     filter_horizontal = ("members",)
@@ -50,7 +51,7 @@ class XrayInline(admin.TabularInline):
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(RecentAuthAdminMixin, admin.ModelAdmin):
     list_display = ("mrn", "family_name", "given_name", "birth_date", "sex", "teams")
     list_filter = ("sex", "care_teams")
     search_fields = ("mrn", "family_name", "given_name")
@@ -68,7 +69,7 @@ class PatientAdmin(admin.ModelAdmin):
 
 
 @admin.register(CArm)
-class CArmAdmin(admin.ModelAdmin):
+class CArmAdmin(RecentAuthAdminMixin, admin.ModelAdmin):
     list_display = (
         "name",
         "manufacturer",

@@ -7,11 +7,12 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import FileField
 
+from webapp.core.reauth_admin import RecentAuthAdminMixin
 from webapp.records.access import scope, visible_patients
 from webapp.records.models import Patient
 
 
-class PatientScopedAdmin(admin.ModelAdmin):
+class PatientScopedAdmin(RecentAuthAdminMixin, admin.ModelAdmin):
     """A ModelAdmin of rows that belong to a patient reached by ``patient_path``."""
 
     patient_path = "patient"

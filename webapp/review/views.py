@@ -18,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.core.audit import record
+from webapp.core.reauth import recent_auth_required
 from webapp.core.roles import REVIEWER, has_role
 from webapp.planning.services import outcomes_overview
 from webapp.records.access import get_visible_or_404, visible_patients
@@ -213,6 +214,7 @@ def landmark_add(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@recent_auth_required
 def landmark_delete(request: HttpRequest, pk: int, landmark_pk: int) -> HttpResponse:
     reg = _registration(request, pk)
     _require_reviewer(request.user)

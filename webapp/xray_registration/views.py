@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.core.audit import record
+from webapp.core.reauth import recent_auth_required
 from webapp.core.roles import REVIEWER, SURGEON, has_role
 from webapp.records.access import get_visible_or_404
 from webapp.records.models import CTStudy, XrayImage
@@ -118,6 +119,7 @@ def model_curve(request: HttpRequest, pk: int) -> JsonResponse:
 
 @login_required
 @require_POST
+@recent_auth_required
 def model_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     from webapp.jobs.services import cancel_job
 
