@@ -68,6 +68,19 @@
     document.querySelectorAll('[data-job-hide-when-finished="' + job.id + '"]').forEach(function (node) {
       node.hidden = true;
     });
+    var result = job.result || {};
+    var link = typeof result.result_url === "string" ? result.result_url : "";
+    if (link.charAt(0) === "/" && link.charAt(1) !== "/") {
+      // a page of the site the job made (e.g. the imported CT study): shown once it succeeded
+      document.querySelectorAll('[data-job-link-for="' + job.id + '"]').forEach(function (node) {
+        var anchor = node.querySelector("a");
+        if (anchor) {
+          anchor.href = link;
+          anchor.textContent = result.result_label || "Open the result";
+        }
+        node.hidden = false;
+      });
+    }
     document.querySelectorAll('[data-job-result-for="' + job.id + '"]').forEach(function (node) {
       node.textContent = job.result === null || job.result === undefined ? "–" : JSON.stringify(job.result, null, 2);
     });

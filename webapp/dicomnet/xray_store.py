@@ -7,6 +7,7 @@ frame, by setting (``ORTHOFUSE_DICOM_MULTIFRAME``).
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from webapp.dicomnet.status import IMPORT_REFUSED, PIXELS_REFUSED, StoreRefused
 from webapp.records.ct_import import ImportRefused
 from webapp.records.models import XrayImage
 from webapp.records.xray_import import import_xray
+
+logger = logging.getLogger(__name__)
 
 
 def _write(ds: Dataset, raw: bytes | None, folder: Path) -> Path:
@@ -46,7 +49,21 @@ def store_xray(
         raise StoreRefused(PIXELS_REFUSED, exc.message) from None
     frames = single_frames(ds, multiframe)
     work_dir.mkdir(parents=True, exist_ok=True)
-    return serialized(_attempt, ds, raw, frames, care_team, work_dir, calling_ae)
+    images = serialized(_attempt, ds, raw, frames, care_team, work_dir, calling_ae)
+    for image in images:
+        _arrived(image)
+    return images
+
+
+def _arrived(image: XrayImage) -> None:
+    """The arrival hook (an open intra-operative session registers the shot); the X-ray is
+    stored whatever happens here, so a failure is logged, never answered as a refusal."""
+    from webapp.operating.services import on_xray_stored
+
+    try:
+        serialized(on_xray_stored, image)
+    except Exception:  # noqa: BLE001 - the instance is stored; the session page shows no tile
+        logger.exception("the arrival hook failed for X-ray %s", image.pk)
 
 
 def _attempt(ds, raw, frames, care_team, work_dir, calling_ae) -> list[XrayImage]:

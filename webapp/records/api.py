@@ -18,6 +18,7 @@ from webapp.records.access import scope, visible_patients
 from webapp.records.forms import MRN_TAKEN
 from webapp.records.models import CTStudy, Patient, XrayImage
 from webapp.records.serializers import CTStudySerializer, PatientSerializer, XrayImageSerializer
+from webapp.records.upload_api import PatientUploadsMixin
 
 A = AuditEvent.Action
 
@@ -46,12 +47,14 @@ class _AuditedRetrieveMixin:
 )
 class PatientViewSet(
     _AuditedRetrieveMixin,
+    PatientUploadsMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Patients of the caller's care teams (all for site admins). Surgeons may create."""
+    """Patients of the caller's care teams (all for site admins). Surgeons may create them
+    and upload CT and X-ray images to them (imports run as jobs)."""
 
     serializer_class = PatientSerializer
 

@@ -11,8 +11,9 @@ Public API (used by upload views, the API, Celery tasks and ``manage.py import_c
   ``{"series_uid", "description", "n_slices", "modality", "series_number"}``) when the input
   holds several image series: ask the user, then call again with ``series_uid=``.
 * Atomic: on any refusal no CTStudy row exists and no volume file is left in storage.
-* Limits from settings: ``ORTHOFUSE_MAX_UPLOAD_BYTES`` (input size and zip expansion) and
-  ``ORTHOFUSE_MAX_VOXELS`` (checked from headers before decoding).
+* Limits from settings: ``ORTHOFUSE_MAX_UPLOAD_BYTES`` (input size and zip expansion),
+  ``ORTHOFUSE_MAX_VOXELS`` and ``ORTHOFUSE_IMPORT_MAX_MEMORY_BYTES`` (the memory one import
+  may need, estimated from the declared sizes; all checked from headers before decoding).
 * Records an AuditEvent ("create") for the new study.
 """
 
@@ -28,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 
 from dicomio import InputRefused, MultipleSeriesFound, load_ct
+from dicomio.dataset import DEFAULT_MAX_MEMORY_BYTES
 from dicomio.errors import reraise_if_fatal
 from webapp.core import audit
 from webapp.records.models import CTStudy
@@ -63,6 +65,13 @@ def _versions() -> dict:
     return out
 
 
+def import_memory_budget() -> int:
+    """Bytes one import may need (``ORTHOFUSE_IMPORT_MAX_MEMORY_BYTES``, default the reader's
+    6 GiB): declared sizes are checked against it before any voxel is read, so a shared
+    worker never starts an allocation it cannot hold."""
+    return int(getattr(settings, "ORTHOFUSE_IMPORT_MAX_MEMORY_BYTES", 0) or DEFAULT_MAX_MEMORY_BYTES)
+
+
 def _parse_date(text: str) -> dt.date | None:
     try:
         return dt.datetime.strptime(text[:8], "%Y%m%d").date()
@@ -87,6 +96,7 @@ def import_ct_study(
             deidentify=deidentify,
             max_voxels=int(settings.ORTHOFUSE_MAX_VOXELS),
             max_bytes=int(settings.ORTHOFUSE_MAX_UPLOAD_BYTES),
+            max_memory_bytes=import_memory_budget(),
         )
     except MultipleSeriesFound as exc:
         raise MultipleSeries(exc.message, exc.series) from None

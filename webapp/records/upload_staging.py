@@ -1,49 +1,30 @@
-"""Upload staging for CT imports: uploaded files are written under the staging folder
-(never the client's names), imported, and kept for a series choice only as long as the
-session holds their token. Refusal messages name the client's files."""
+"""Upload staging for CT and X-ray imports that run as jobs.
+
+The web request writes the uploaded files into Django's default storage under
+``staging/uploads/<token>/upload-00001.dcm`` (generated names only, never the client's),
+and the import job fetches them into a private temporary folder, imports them and deletes
+them. A CT upload that holds several series keeps its staged files until the user chose one
+(a follow-up job takes them over) or cancelled; :func:`purge_stale_staging` removes folders
+left behind by jobs that were lost. Refusal messages name the client's files."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
-import shutil
-import tempfile
+import secrets
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.conf import settings
-from django.http import Http404
-
-from webapp.core.audit import record
-from webapp.core.models import AuditEvent
+from django.core.files.storage import default_storage
 
 log = logging.getLogger(__name__)
 
-A = AuditEvent.Action
-
-STAGING_SESSION_KEY = "records_ct_staging"
-STAGING_MAX_AGE_S = 2 * 3600
-
-
-def staging_root() -> Path:
-    root = Path(
-        getattr(settings, "ORTHOFUSE_STAGING_DIR", "")
-        or Path(tempfile.gettempdir()) / "orthofuse-staging"
-    )
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def purge_stale_staging(root: Path) -> None:
-    cutoff = time.time() - STAGING_MAX_AGE_S
-    for child in root.iterdir():
-        try:
-            if child.is_dir() and child.stat().st_mtime < cutoff:
-                shutil.rmtree(child, ignore_errors=True)
-        except OSError:
-            continue
-
+STAGING_PREFIX = "staging/uploads"
+STAGING_MAX_AGE_S = 24 * 3600
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_CHUNK = 1 << 20
 
 _SAFE_SUFFIXES = (".nii.gz", ".nii", ".zip", ".dcm", ".png")
 
@@ -54,16 +35,109 @@ def safe_suffix(name: str | None) -> str:
     return next((ext for ext in _SAFE_SUFFIXES if lowered.endswith(ext)), "")
 
 
-def write_uploads(files, folder: Path) -> list[Path]:
-    """Write uploads under generated names (``upload-00001.dcm``); returns the paths."""
-    paths = []
-    for index, upload in enumerate(files, start=1):
-        path = folder / f"upload-{index:05d}{safe_suffix(upload.name)}"
-        with path.open("wb") as handle:
-            for chunk in upload.chunks():
-                handle.write(chunk)
-        paths.append(path)
-    return paths
+def valid_token(token: str) -> bool:
+    return bool(_TOKEN.fullmatch(token or ""))
+
+
+@dataclass
+class StagedUpload:
+    """Files of one upload in storage: ``files`` are storage names, ``names`` the client's
+    display names (same order)."""
+
+    token: str
+    files: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+    def params(self) -> dict:
+        return {"staging": self.token, "files": list(self.files), "names": list(self.names)}
+
+    @classmethod
+    def from_params(cls, params: dict) -> StagedUpload:
+        """The staged upload a job's parameters name; ``ValueError`` when they are malformed
+        or point outside this upload's folder."""
+        token = str(params.get("staging") or "")
+        files = [str(name) for name in params.get("files") or []]
+        names = [str(name) for name in params.get("names") or []]
+        if not valid_token(token) or not files:
+            raise ValueError("the job does not name a staged upload")
+        folder = f"{STAGING_PREFIX}/{token}/"
+        if any(not name.startswith(folder) or ".." in name for name in files):
+            raise ValueError("the job names files outside its staged upload")
+        return cls(token=token, files=files, names=names)
+
+    def exists(self) -> bool:
+        return all(default_storage.exists(name) for name in self.files)
+
+    def fetch(self, folder: Path) -> list[Path]:
+        """Copy the staged files into the local ``folder`` (chunked); returns their paths.
+        ``FileNotFoundError`` when one is gone."""
+        paths = []
+        for name in self.files:
+            path = folder / Path(name).name
+            with default_storage.open(name, "rb") as source, path.open("wb") as target:
+                while chunk := source.read(_CHUNK):
+                    target.write(chunk)
+            paths.append(path)
+        return paths
+
+    def discard(self) -> None:
+        """Delete the staged files (and the folder where storage has folders)."""
+        for name in self.files:
+            try:
+                default_storage.delete(name)
+            except OSError as exc:
+                log.warning("could not delete staged file %s: %s", name, exc)
+        _remove_empty_folder(f"{STAGING_PREFIX}/{self.token}")
+
+
+def _remove_empty_folder(name: str) -> None:
+    try:
+        path = Path(default_storage.path(name))
+    except NotImplementedError:
+        return  # object storage: no folders
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def stage_uploads(files) -> StagedUpload:
+    """Write uploaded files to storage under generated names; returns the staged upload."""
+    staged = StagedUpload(token=secrets.token_urlsafe(24))
+    try:
+        for index, upload in enumerate(files, start=1):
+            name = f"{STAGING_PREFIX}/{staged.token}/upload-{index:05d}{safe_suffix(upload.name)}"
+            staged.files.append(default_storage.save(name, upload))
+            staged.names.append(display_name(upload.name))
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+def purge_stale_staging(*, keep: set[str] = frozenset(), max_age_s: float = STAGING_MAX_AGE_S):
+    """Delete staged uploads older than ``max_age_s`` except the tokens in ``keep`` (those of
+    jobs still waiting or running). Best effort: storage errors are logged, never raised."""
+    cutoff = time.time() - max_age_s
+    try:
+        tokens, _files = default_storage.listdir(STAGING_PREFIX)
+    except (OSError, NotImplementedError):
+        return
+    for token in tokens:
+        if token in keep or not valid_token(token):
+            continue
+        folder = f"{STAGING_PREFIX}/{token}"
+        try:
+            names = [f"{folder}/{name}" for name in default_storage.listdir(folder)[1]]
+            if (
+                names
+                and max(default_storage.get_modified_time(n).timestamp() for n in names) > cutoff
+            ):
+                continue
+        except (OSError, NotImplementedError) as exc:
+            log.warning("staging purge skipped %s: %s", folder, exc)
+            continue
+        StagedUpload(token=token, files=names).discard()
 
 
 _GENERATED_NAME = re.compile(r"upload-(\d{5})(?:\.nii\.gz|\.nii|\.zip|\.dcm|\.png)?")
@@ -86,21 +160,6 @@ def with_client_names(message: str, names: list[str]) -> str:
     return _GENERATED_NAME.sub(swap, message)
 
 
-def import_ct_files(paths, patient, user, *, series_uid=None, deidentify=False, description=""):
-    from webapp.records.ct_import import import_ct_study
-
-    # One file (a .zip, a NIfTI or a single DICOM) goes in as a path, several as a list.
-    sources = paths[0] if len(paths) == 1 else list(paths)
-    return import_ct_study(
-        sources,
-        patient,
-        user=user,
-        series_uid=series_uid,
-        deidentify=deidentify,
-        description=description,
-    )
-
-
 def series_rows(series) -> list[dict]:
     """The importer's series list as plain JSON-able rows with a ``uid`` key."""
     rows = []
@@ -114,59 +173,3 @@ def series_rows(series) -> list[dict]:
 def refusal_message(exc: Exception) -> str:
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return str(message).splitlines()[0][:500]
-
-
-def run_ct_import(request, patient, paths, *, series_uid, deidentify, description):
-    """Run the importer. Returns ('ok', study) | ('multiple', series) | ('refused', message)."""
-    from webapp.records.ct_import import ImportRefused, MultipleSeries
-
-    try:
-        study = import_ct_files(
-            paths,
-            patient,
-            request.user,
-            series_uid=series_uid,
-            deidentify=deidentify,
-            description=description,
-        )
-    except MultipleSeries as exc:
-        rows = series_rows(getattr(exc, "series", []))
-        if rows:
-            return "multiple", rows
-        return "refused", refusal_message(exc)
-    except ImportRefused as exc:
-        return "refused", refusal_message(exc)
-    except (ValueError, OSError, MemoryError) as exc:
-        log.warning("CT import refused: %s", exc)
-        return "refused", refusal_message(exc)
-    record(
-        request,
-        A.CREATE,
-        patient=patient,
-        obj=study,
-        detail=f"CT web upload{' (de-identified)' if deidentify else ''}: {len(paths)} file(s)",
-    )
-    return "ok", study
-
-
-
-def staged_upload(request, token: str) -> tuple[dict, Path]:
-    staging = request.session.get(STAGING_SESSION_KEY, {})
-    entry = staging.get(token)
-    if entry is None or not token.replace("-", "").replace("_", "").isalnum():
-        raise Http404("upload not found")
-    folder = staging_root() / token
-    if not folder.is_dir():
-        staging.pop(token, None)
-        request.session[STAGING_SESSION_KEY] = staging
-        raise Http404("upload expired")
-    return entry, folder
-
-
-def forget_staged(request, token: str) -> None:
-    staging = request.session.get(STAGING_SESSION_KEY, {})
-    staging.pop(token, None)
-    request.session[STAGING_SESSION_KEY] = staging
-    shutil.rmtree(staging_root() / token, ignore_errors=True)
-
-

@@ -9,11 +9,6 @@ with :func:`webapp.core.audit.record`.
 from __future__ import annotations
 
 import logging
-import secrets
-import shutil
-import tempfile
-import time
-from pathlib import Path
 
 from django.apps import apps
 from django.contrib import messages
@@ -41,17 +36,13 @@ from webapp.records.forms import (
     XrayUploadForm,
 )
 from webapp.records.models import CArm, CTStudy, Patient, XrayImage
-from webapp.records.upload_staging import (
-    STAGING_SESSION_KEY,
-    display_name,
-    forget_staged,
-    purge_stale_staging,
-    refusal_message,
-    run_ct_import,
-    staged_upload,
-    staging_root,
-    with_client_names,
-    write_uploads,
+from webapp.records.uploads import (
+    UploadRefused,
+    cancel_series_choice,
+    series_choice_job,
+    start_ct_import,
+    start_series_import,
+    start_xray_import,
 )
 
 log = logging.getLogger(__name__)
@@ -147,58 +138,43 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "records/patient_detail.html", _patient_context(request, patient))
 
 
-# --------------------------------------------------------------------------- CT upload
+# --------------------------------------------------------------------------- uploads
+
+
+def _uploader_patient(request: HttpRequest, pk: int) -> Patient:
+    patient = get_visible_or_404(Patient, request.user, pk=pk)
+    if not can_edit_records(request.user):
+        raise PermissionDenied("Only surgeons and site admins upload images.")
+    return patient
+
+
+def _queued(request: HttpRequest, job, what: str) -> HttpResponse:
+    messages.info(
+        request, f"{what} received: job #{job.pk} imports it; this page shows its progress."
+    )
+    return redirect("jobs:job-detail", pk=job.pk)
 
 
 @login_required
 @require_POST
 def ct_upload(request: HttpRequest, pk: int) -> HttpResponse:
-    patient = get_visible_or_404(Patient, request.user, pk=pk)
-    if not can_edit_records(request.user):
-        raise PermissionDenied("Only surgeons and site admins upload images.")
+    """Validate cheaply, stage the files and queue the import; the job page shows progress."""
+    patient = _uploader_patient(request, pk)
     form = CTUploadForm(request.POST, request.FILES)
-    if not form.is_valid():
-        return _patient_page_with(request, patient, ct_form=form)
-
-    root = staging_root()
-    purge_stale_staging(root)
-    token = secrets.token_urlsafe(24)
-    folder = root / token
-    folder.mkdir(mode=0o700)
-    keep = False
-    try:
-        paths = write_uploads(form.cleaned_data["files"], folder)
-        names = [display_name(upload.name) for upload in form.cleaned_data["files"]]
-        outcome, value = run_ct_import(
-            request,
-            patient,
-            paths,
-            series_uid=None,
-            deidentify=form.cleaned_data["deidentify"],
-            description=form.cleaned_data["description"],
-        )
-        if outcome == "multiple":
-            keep = True
-            staging = request.session.get(STAGING_SESSION_KEY, {})
-            staging[token] = {
-                "patient": patient.pk,
-                "files": [p.name for p in paths],
-                "names": names,
-                "deidentify": form.cleaned_data["deidentify"],
-                "description": form.cleaned_data["description"],
-                "series": value,
-                "created": time.time(),
-            }
-            request.session[STAGING_SESSION_KEY] = staging
-            return redirect("records:ct-choose-series", pk=patient.pk, token=token)
-        if outcome == "refused":
-            form.add_error("files", with_client_names(value, names))
-            return _patient_page_with(request, patient, ct_form=form)
-        messages.success(request, f"CT study imported: {value}.")
-        return redirect("records:study-detail", pk=value.pk)
-    finally:
-        if not keep:
-            shutil.rmtree(folder, ignore_errors=True)
+    if form.is_valid():
+        try:
+            job = start_ct_import(
+                patient=patient,
+                files=form.cleaned_data["files"],
+                description=form.cleaned_data["description"],
+                deidentify=form.cleaned_data["deidentify"],
+                request=request,
+            )
+        except UploadRefused as exc:
+            form.add_error("files", str(exc))
+        else:
+            return _queued(request, job, "CT upload")
+    return _patient_page_with(request, patient, ct_form=form)
 
 
 def _patient_page_with(request, patient, **forms) -> HttpResponse:
@@ -212,83 +188,51 @@ def _patient_page_with(request, patient, **forms) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def ct_choose_series(request: HttpRequest, pk: int, token: str) -> HttpResponse:
-    patient = get_visible_or_404(Patient, request.user, pk=pk)
-    if not can_edit_records(request.user):
-        raise PermissionDenied("Only surgeons and site admins upload images.")
-    entry, folder = staged_upload(request, token)
-    if entry["patient"] != patient.pk:
+    """The series choice after an import job found several series in the upload."""
+    patient = _uploader_patient(request, pk)
+    job = series_choice_job(patient=patient, token=token, user=request.user)
+    if job is None:
         raise Http404("upload not found")
     if request.method == "POST" and "cancel" in request.POST:
-        forget_staged(request, token)
+        cancel_series_choice(job)
+        record(
+            request,
+            A.DELETE,
+            patient=patient,
+            obj=job,
+            detail="CT upload cancelled at the series choice",
+        )
         messages.info(request, "Upload cancelled; the uploaded files were deleted.")
         return redirect("records:patient-detail", pk=patient.pk)
-    form = SeriesChoiceForm(request.POST or None, series=entry["series"])
-    error = ""
+    series = job.result.get("series", [])
+    form = SeriesChoiceForm(request.POST or None, series=series)
     if request.method == "POST" and form.is_valid():
-        paths = [folder / name for name in entry["files"]]
-        outcome, value = run_ct_import(
-            request,
-            patient,
-            paths,
-            series_uid=form.cleaned_data["series_uid"],
-            deidentify=entry["deidentify"],
-            description=entry["description"],
+        follow_up = start_series_import(
+            choice_job=job, series_uid=form.cleaned_data["series_uid"], request=request
         )
-        if outcome == "ok":
-            forget_staged(request, token)
-            messages.success(request, f"CT study imported: {value}.")
-            return redirect("records:study-detail", pk=value.pk)
-        if outcome == "refused":
-            error = with_client_names(value, entry.get("names", []))
-        else:
-            error = "The chosen series still contains several series; choose another."
+        return _queued(request, follow_up, "Series choice")
     status = 400 if request.method == "POST" else 200
-    return render(
-        request,
-        "records/ct_choose_series.html",
-        {
-            "patient": patient,
-            "form": form,
-            "series": entry["series"],
-            "error": error,
-            "token": token,
-        },
-        status=status,
-    )
-
-
-# --------------------------------------------------------------------------- X-ray upload
+    context = {"patient": patient, "form": form, "series": series, "error": "", "token": token}
+    return render(request, "records/ct_choose_series.html", context, status=status)
 
 
 @login_required
 @require_POST
 def xray_upload(request: HttpRequest, pk: int) -> HttpResponse:
-    patient = get_visible_or_404(Patient, request.user, pk=pk)
-    if not can_edit_records(request.user):
-        raise PermissionDenied("Only surgeons and site admins upload images.")
+    """Validate cheaply, stage the file and queue the import; the job page shows progress."""
+    patient = _uploader_patient(request, pk)
     form = XrayUploadForm(request.POST, request.FILES)
-    if not form.is_valid():
-        return _patient_page_with(request, patient, xray_form=form)
-    upload = form.cleaned_data["file"]
-    with tempfile.TemporaryDirectory(prefix="orthofuse-xray-") as tmp:
-        path = write_uploads([upload], Path(tmp))[0]
-        from webapp.records.xray_import import import_xray
-
+    if form.is_valid():
         try:
-            xray = import_xray(
-                path,
-                patient,
+            job = start_xray_import(
+                patient=patient,
+                upload=form.cleaned_data["file"],
                 carm=form.cleaned_data["carm"],
-                user=request.user,
                 description=form.cleaned_data["description"],
+                request=request,
             )
-        except (ValueError, OSError, MemoryError) as exc:
-            form.add_error(
-                "file", with_client_names(refusal_message(exc), [display_name(upload.name)])
-            )
-            return _patient_page_with(request, patient, xray_form=form)
-    record(request, A.CREATE, patient=patient, obj=xray, detail="X-ray web upload")
-    messages.success(request, f"X-ray imported: {xray}.")
-    return redirect("records:xray-detail", pk=xray.pk)
-
-
+        except UploadRefused as exc:
+            form.add_error("file", str(exc))
+        else:
+            return _queued(request, job, "X-ray upload")
+    return _patient_page_with(request, patient, xray_form=form)

@@ -66,18 +66,8 @@ def _validated_spacing(value) -> tuple[float, float] | None:
     return sx, sy
 
 
-def import_xray(
-    path: Path | str,
-    patient,
-    *,
-    carm=None,
-    user=None,
-    description: str = "",
-    pixel_spacing_mm=None,
-) -> XrayImage:
-    """Import one X-ray image for ``patient``; see the module docstring."""
-    path = Path(path)
-    override = _validated_spacing(pixel_spacing_mm)
+def _read_checked(path: Path) -> XrayData:
+    """Size limit first, then the reader (which checks declared sizes before decoding)."""
     try:
         size = path.stat().st_size
     except OSError:
@@ -88,7 +78,7 @@ def import_xray(
             f"the file is {human_bytes(size)}, more than the limit of {human_bytes(limit)}"
         )
     try:
-        data = read_xray(path, max_voxels=int(settings.ORTHOFUSE_MAX_VOXELS))
+        return read_xray(path, max_voxels=int(settings.ORTHOFUSE_MAX_VOXELS))
     except InputRefused as exc:
         raise ImportRefused(exc.message) from None
     except MemoryError:
@@ -98,19 +88,25 @@ def import_xray(
         logger.exception("unexpected error while reading an X-ray")
         raise ImportRefused(f"the image could not be read ({type(exc).__name__})") from None
 
-    geometry = dict(data.geometry)
-    notes = list(data.notes)
-    spacing = geometry.get("pixel_spacing_mm")
-    sdd = geometry.get("source_to_detector_mm")
-    carm_spacing = None
-    if carm is not None and carm.pixel_spacing_x_mm and carm.pixel_spacing_y_mm:
-        carm_spacing = (float(carm.pixel_spacing_x_mm), float(carm.pixel_spacing_y_mm))
-    carm_sdd = (
-        float(carm.source_to_detector_mm)
-        if carm is not None and carm.source_to_detector_mm
-        else None
-    )
 
+def _carm_geometry(carm) -> tuple[tuple[float, float] | None, float | None]:
+    """The C-arm's (sx, sy) pixel spacing and source-to-detector distance, where known."""
+    if carm is None:
+        return None, None
+    spacing = None
+    if carm.pixel_spacing_x_mm and carm.pixel_spacing_y_mm:
+        spacing = (float(carm.pixel_spacing_x_mm), float(carm.pixel_spacing_y_mm))
+    sdd = float(carm.source_to_detector_mm) if carm.source_to_detector_mm else None
+    return spacing, sdd
+
+
+def _geometry(data: XrayData, carm, override) -> tuple[list | None, float | None, list[str]]:
+    """Pixel spacing and SDD from the header, the override or the C-arm, with notes saying
+    where each came from; refuses a PNG without the C-arm geometry it needs."""
+    notes = list(data.notes)
+    spacing = data.geometry.get("pixel_spacing_mm")
+    sdd = data.geometry.get("source_to_detector_mm")
+    carm_spacing, carm_sdd = _carm_geometry(carm)
     if data.file_format == "png":
         if carm is None:
             raise ImportRefused(
@@ -135,12 +131,52 @@ def import_xray(
         notes.append("no pixel spacing known")
     if sdd is None:
         notes.append("no source-to-detector distance known")
+    return spacing, sdd, notes
 
+
+def _store(xray: XrayImage, raw: bytes, data: XrayData, *, user) -> None:
+    """Save the file and the row (with its audit event); no file is left on failure."""
+    suffix = ".dcm" if data.file_format == "dicom" else ".png"
+    try:
+        xray.original_file.save("image" + suffix, ContentFile(raw), save=False)
+        with transaction.atomic():
+            xray.save()
+            audit.record(
+                None,
+                "create",
+                patient=xray.patient,
+                obj=xray,
+                user=user,
+                detail=f"X-ray import ({data.file_format} {data.modality}); "
+                + "; ".join(xray.import_notes),
+            )
+    except BaseException:
+        name = xray.original_file.name
+        if name and xray.original_file.storage.exists(name):
+            xray.original_file.storage.delete(name)
+        raise
+
+
+def import_xray(
+    path: Path | str,
+    patient,
+    *,
+    carm=None,
+    user=None,
+    description: str = "",
+    pixel_spacing_mm=None,
+) -> XrayImage:
+    """Import one X-ray image for ``patient``; see the module docstring."""
+    path = Path(path)
+    override = _validated_spacing(pixel_spacing_mm)
+    data = _read_checked(path)
+    spacing, sdd, notes = _geometry(data, carm, override)
     raw = path.read_bytes()
     if data.file_format == "dicom":
         raw = zero_preamble(raw)
     if not description:
         description = "; ".join(n for n in data.notes)[:300]
+    geometry = data.geometry
     xray = XrayImage(
         patient=patient,
         carm=carm,
@@ -162,24 +198,7 @@ def import_xray(
         created_by=user if getattr(user, "is_authenticated", False) else None,
     )
     xray.import_notes = notes
-    suffix = ".dcm" if data.file_format == "dicom" else ".png"
-    try:
-        xray.original_file.save("image" + suffix, ContentFile(raw), save=False)
-        with transaction.atomic():
-            xray.save()
-            audit.record(
-                None,
-                "create",
-                patient=patient,
-                obj=xray,
-                user=user,
-                detail=f"X-ray import ({data.file_format} {data.modality}); " + "; ".join(notes),
-            )
-    except BaseException:
-        name = xray.original_file.name
-        if name and xray.original_file.storage.exists(name):
-            xray.original_file.storage.delete(name)
-        raise
+    _store(xray, raw, data, user=user)
     return xray
 
 

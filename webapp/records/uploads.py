@@ -1,0 +1,146 @@
+"""Starting CT and X-ray imports from the site (pages and API) as jobs.
+
+The request only does cheap checks (the forms' size limits and required fields, the patient's
+access in the caller, the file type from the first bytes), stages the files
+(:mod:`webapp.records.upload_staging`) and submits an ``import_ct`` / ``import_xray`` job on
+the cpu queue; :mod:`webapp.records.jobs` does the import."""
+
+from __future__ import annotations
+
+import struct
+
+from django.http import HttpRequest
+
+from webapp.jobs.models import Job
+from webapp.jobs.services import submit_job
+from webapp.records.upload_staging import (
+    StagedUpload,
+    display_name,
+    purge_stale_staging,
+    stage_uploads,
+)
+
+CT_JOB = "import_ct"
+XRAY_JOB = "import_xray"
+IMPORT_JOBS = (CT_JOB, XRAY_JOB)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class UploadRefused(ValueError):
+    """The upload is not what the form asks for; the message names the user's file."""
+
+
+def _head(upload, size: int = 132) -> bytes:
+    upload.seek(0)
+    head = upload.read(size)
+    upload.seek(0)
+    return head
+
+
+def looks_like_dicom(head: bytes) -> bool:
+    """A Part 10 file (``DICM`` after the preamble) or a bare data set that starts with a
+    low group tag (0002-0028, little endian), as old modalities write them."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    if len(head) < 8:
+        return False
+    (group,) = struct.unpack("<H", head[:2])
+    return group % 2 == 0 and 0x0002 <= group <= 0x0028
+
+
+def _looks_like_ct_input(name: str, head: bytes) -> bool:
+    lowered = name.lower()
+    if lowered.endswith(".zip"):
+        return head[:2] == b"PK"
+    if lowered.endswith(".gz"):
+        return head[:2] == b"\x1f\x8b"
+    if lowered.endswith(".nii"):
+        sizes = (
+            struct.unpack("<i", head[:4]) + struct.unpack(">i", head[:4]) if len(head) >= 4 else ()
+        )
+        return any(size in (348, 540) for size in sizes)
+    return looks_like_dicom(head)
+
+
+def check_ct_files(files) -> None:
+    """Refuse an upload in which no file can be CT input (a DICOM file, a .zip or NIfTI);
+    single non-DICOM files in a series are left to the importer, which skips them."""
+    if any(_looks_like_ct_input(upload.name or "", _head(upload)) for upload in files):
+        return
+    first = display_name(files[0].name) if files else "the upload"
+    more = f" (nor are the other {len(files) - 1} files)" if len(files) > 1 else ""
+    raise UploadRefused(f"'{first}' is not a DICOM file, a .zip or a NIfTI file{more}")
+
+
+def check_xray_file(upload) -> None:
+    head = _head(upload)
+    if head[:8] != PNG_MAGIC and not looks_like_dicom(head):
+        raise UploadRefused(f"'{display_name(upload.name)}' is neither a DICOM nor a PNG file")
+
+
+def _purge() -> None:
+    """Remove staged uploads of lost jobs (not those of jobs still waiting or running)."""
+    busy = Job.objects.filter(kind__in=IMPORT_JOBS).exclude(status__in=Job.FINISHED)
+    keep = {
+        str((params or {}).get("staging", "")) for params in busy.values_list("params", flat=True)
+    }
+    purge_stale_staging(keep=keep)
+
+
+def _submit(kind: str, staged: StagedUpload, params: dict, *, patient, request) -> Job:
+    try:
+        return submit_job(
+            kind, params={**staged.params(), **params}, patient=patient, request=request
+        )
+    except BaseException:
+        staged.discard()
+        raise
+
+
+def start_ct_import(
+    *, patient, files, description: str, deidentify: bool, request: HttpRequest
+) -> Job:
+    """Stage ``files`` and queue their import as a CT study of ``patient``."""
+    check_ct_files(files)
+    _purge()
+    staged = stage_uploads(files)
+    params = {"description": description, "deidentify": bool(deidentify), "series_uid": ""}
+    return _submit(CT_JOB, staged, params, patient=patient, request=request)
+
+
+def start_xray_import(*, patient, upload, carm, description: str, request: HttpRequest) -> Job:
+    """Stage ``upload`` and queue its import as an X-ray of ``patient``."""
+    check_xray_file(upload)
+    _purge()
+    staged = stage_uploads([upload])
+    params = {"carm_id": carm.pk if carm else None, "description": description}
+    return _submit(XRAY_JOB, staged, params, patient=patient, request=request)
+
+
+def series_choice_job(*, patient, token: str, user) -> Job | None:
+    """The finished job that found several series in upload ``token`` and waits for the
+    user's choice, or None (unknown, another user's, already chosen, or files gone)."""
+    job = (
+        Job.objects.filter(kind=CT_JOB, patient=patient, params__staging=token)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if job is None or job.created_by_id != getattr(user, "pk", None):
+        return None
+    if job.status != Job.Status.SUCCEEDED or (job.result or {}).get("outcome") != "choose_series":
+        return None
+    try:
+        staged = StagedUpload.from_params(job.params)
+    except ValueError:
+        return None
+    return job if staged.exists() else None
+
+
+def start_series_import(*, choice_job: Job, series_uid: str, request: HttpRequest) -> Job:
+    """Queue the import of the chosen series of a staged multi-series upload."""
+    params = {**choice_job.params, "series_uid": series_uid}
+    return submit_job(CT_JOB, params=params, patient=choice_job.patient, request=request)
+
+
+def cancel_series_choice(choice_job: Job) -> None:
+    StagedUpload.from_params(choice_job.params).discard()
