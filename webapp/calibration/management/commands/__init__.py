@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from dicomio.xray import read_xray
 from refusal import Refused
 
 
@@ -35,29 +35,20 @@ def read_image(path) -> LoadedImage:
     if not path.is_file():
         raise ImageReadError(f"image file not found: {path}")
     try:
-        from dicomio.xray import read_xray
-    except ImportError:  # pragma: no cover - reader always ships with the project
-        read_xray = None
-    if read_xray is not None:
-        try:
-            xr = read_xray(path)
-        except ValueError as exc:
-            raise ImageReadError(str(exc)) from None
-        geo = xr.geometry or {}
-        sp = geo.get("pixel_spacing_mm")
-        md = {
-            "primary_angle_deg": geo.get("primary_angle_deg"),
-            "secondary_angle_deg": geo.get("secondary_angle_deg"),
-            "source_to_detector_mm": geo.get("source_to_detector_mm"),
-        }
-        return LoadedImage(
-            np.asarray(xr.pixels),
-            (float(sp[0]), float(sp[1])) if sp else None,
-            xr.photometric or "MONOCHROME2",
-            xr.file_format,
-            md,
-        )
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # pragma: no cover
-    if img is None or img.ndim != 2:  # pragma: no cover
-        raise ImageReadError(f"{path.name} is not a readable greyscale image")
-    return LoadedImage(img, None)  # pragma: no cover
+        xr = read_xray(path)
+    except ValueError as exc:
+        raise ImageReadError(str(exc)) from None
+    geo = xr.geometry or {}
+    sp = geo.get("pixel_spacing_mm")
+    md = {
+        "primary_angle_deg": geo.get("primary_angle_deg"),
+        "secondary_angle_deg": geo.get("secondary_angle_deg"),
+        "source_to_detector_mm": geo.get("source_to_detector_mm"),
+    }
+    return LoadedImage(
+        np.asarray(xr.pixels),
+        (float(sp[0]), float(sp[1])) if sp else None,
+        xr.photometric or "MONOCHROME2",
+        xr.file_format,
+        md,
+    )
