@@ -1,6 +1,8 @@
-"""Intra-operative sessions: opening and closing one, the arrival hook every stored X-ray
-goes through (the DICOM listener and web uploads call :func:`on_xray_stored`), the tiles
-the session page polls, and pinning two shots as the planning views."""
+"""Intra-operative sessions: opening and closing one, the arrival hook a stored X-ray goes
+through (:func:`on_xray_stored`), and pinning two shots as the planning views.
+
+The DICOM listener calls the hook for every received X-ray (:mod:`webapp.dicomnet.xray_store`);
+uploads through the records pages do not go through it (yet)."""
 
 from __future__ import annotations
 

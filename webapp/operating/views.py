@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from refusal import Refused
 from webapp.core.audit import record
+from webapp.core.reauth import recent_auth_required
 from webapp.core.roles import SURGEON, has_role
 from webapp.operating import services
 from webapp.operating.models import OperatingSession
@@ -63,7 +64,13 @@ def session_open(request: HttpRequest) -> HttpResponse:
         return redirect("operating:list")
     study = None
     if request.POST.get("study"):
-        study = CTStudy.objects.filter(pk=request.POST["study"], patient=patient).first()
+        study = CTStudy.objects.filter(
+            pk=int(request.POST["study"]) if request.POST["study"].isdigit() else -1,
+            patient=patient,
+        ).first()
+        if study is None:
+            messages.error(request, "Cannot open the session: the CT study is not this patient's.")
+            return redirect("operating:list")
     try:
         session, created = services.open_session(
             patient=patient, operation=request.POST.get("operation", ""), user=request.user,
@@ -103,6 +110,7 @@ def session_json(request: HttpRequest, pk: int) -> JsonResponse:
 
 @login_required
 @require_POST
+@recent_auth_required
 def session_close(request: HttpRequest, pk: int) -> HttpResponse:
     session = _session(request, pk)
     if not can_operate(request.user):
