@@ -53,6 +53,39 @@ def test_every_view_marked_for_re_authentication_is_in_the_list():
     assert marked <= {d.url_name for d in DESTRUCTIVE}
 
 
+DESTRUCTIVE_WORDS = ("delete", "cancel", "close", "revoke", "reject", "retire", "remove")
+
+
+def _accepts_delete(pattern: URLPattern) -> bool:
+    """A REST view answering the DELETE method (viewset action or APIView method)."""
+    actions = getattr(pattern.callback, "actions", None) or {}
+    view_class = getattr(pattern.callback, "cls", None)
+    return "delete" in actions or (not actions and hasattr(view_class, "delete"))
+
+
+def test_every_destructive_looking_url_is_listed():
+    """Outside the admin (its own test below), a URL named for deleting, cancelling,
+    closing, revoking or rejecting, or answering DELETE, is in the list."""
+    listed = {d.url_name for d in DESTRUCTIVE}
+    looks = {
+        name for name, pattern in PATTERNS.items()
+        if not name.startswith("admin:")
+        and (any(w in name.rsplit(":", 1)[-1] for w in DESTRUCTIVE_WORDS) or _accepts_delete(pattern))
+    }
+    assert looks, "the walk found no destructive-looking URL at all"
+    assert sorted(looks - listed) == []
+
+
+def test_every_listed_page_view_is_marked():
+    """The listed non-admin, non-API views carry the decorator (the API ones the permission)."""
+    unmarked = [
+        d.url_name for d in DESTRUCTIVE
+        if not d.url_name.startswith("admin:") and not _is_api(d)
+        and not getattr(PATTERNS[d.url_name].callback, "requires_recent_auth", False)
+    ]
+    assert unmarked == []
+
+
 def test_every_clinical_admin_asks_again_and_is_listed():
     listed = {d.url_name for d in DESTRUCTIVE}
     for model, model_admin in admin.site._registry.items():
@@ -63,12 +96,16 @@ def test_every_clinical_admin_asks_again_and_is_listed():
         assert f"admin:{meta.app_label}_{meta.model_name}_delete" in listed, meta.label
 
 
+def _is_api(action: Destructive) -> bool:
+    return url_of(action.url_name).startswith("/api/")
+
+
 def _request(client, action: Destructive):
     url = url_of(action.url_name)
     if action.admin_action:
         data = {"action": action.admin_action, "_selected_action": [str(MISSING_PK)]}
         return client.post(url, data, HTTP_REFERER=url)
-    if action.url_name.startswith("api-"):
+    if _is_api(action):
         return client.post(url, content_type="application/json")
     if action.method == "GET":
         return client.get(url)
@@ -80,7 +117,7 @@ def _request(client, action: Destructive):
 def test_a_stale_session_is_asked_to_re_authenticate(client, make_user, settings, action):
     user = make_user("chief", "Surgeon", superuser=True)
     response = _request(stale_client(client, user, settings), action)
-    if action.url_name.startswith("api-"):
+    if _is_api(action):
         assert response.status_code == 403
         assert response.json()["detail"] == ASK_AGAIN
     else:

@@ -44,6 +44,9 @@ DESTRUCTIVE: tuple[Destructive, ...] = (
     ),
     Destructive("api-token-create", "hands out a credential that acts as the user"),
     Destructive("api-token-revoke", "revokes a machine's credential for good"),
+    Destructive(
+        "operating:close", "closes an intra-operative session for good (no reopening)"
+    ),
     *(
         Destructive(f"admin:{app}_{model}_delete", f"deletes a {model} row", method="GET")
         for app, model in _ADMIN_MODELS
