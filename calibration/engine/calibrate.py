@@ -21,7 +21,8 @@ from refusal import Refused
 from .correspond import CorrespondenceError, build_lattice, classify_large, match_code
 from .detect import DetectionError, Detections, detect_beads, guess_polarity
 from .detector import project_to_detector
-from .phantom import Phantom, PhantomError, analyse_grid
+from .phantom import Phantom, PhantomError
+from .phantom_grid import analyse_grid
 from .polynomial import Poly2D, fit_inverse, fit_poly, fit_poly_select_order, invert_numerically
 from .source import SourceEstimate, estimate_source, intrinsics_from_source
 

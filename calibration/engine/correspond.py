@@ -20,7 +20,7 @@ from scipy.spatial import cKDTree
 
 from refusal import Refused
 
-from .phantom import GridInfo, _symmetries
+from .phantom_grid import GridInfo, square_symmetries
 
 
 class CorrespondenceError(Refused):
@@ -174,7 +174,7 @@ def match_code(lat: LatticeLabels, large_obs: np.ndarray, grid: GridInfo) -> Nea
     o_large_ij = lat.ij[large_obs]
     n_obs = len(lat.ij)
     results = []
-    for m in _symmetries():
+    for m in square_symmetries():
         mapped_all = lat.ij @ m.T
         cands = [(0, 0)]
         if len(o_large_ij) and len(p_large_ij):

@@ -7,11 +7,11 @@ import pytest
 
 from calibration.engine.phantom import (
     PhantomError,
-    analyse_grid,
     builtin_phantom,
     load_phantom,
     phantom_from_dict,
 )
+from calibration.engine.phantom_grid import analyse_grid
 
 
 def test_shipped_clipon_phantom():

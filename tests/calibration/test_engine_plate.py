@@ -10,11 +10,11 @@ from calibration.engine.dewarp import dewarp_image
 from calibration.engine.lattice import index_lattice, lattice_fit_rms
 from calibration.engine.phantom import (
     PhantomError,
-    analyse_grid,
     builtin_phantom,
     load_phantom,
     phantom_from_dict,
 )
+from calibration.engine.phantom_grid import analyse_grid
 from calibration.engine.plate import measure_lattice_deviation
 from simulation.phantom_frames import SimGeometry
 from simulation.plate_frames import plate_distortion, simulate_plate_image
