@@ -9,9 +9,10 @@ so a drawn phantom meets exactly the rules of an uploaded one.
   marker area, kept under ``design`` for the preview.
 * ``kind="two-layer"``: a near layer (square or hexagonal lattice, ``near_height_mm``
   above the detector) coded by larger beads (``size_ratio`` x the bead diameter, about
-  15 % of the beads, in a pattern with no rotation or mirror symmetry), and a far layer
-  ``layer_gap_mm`` further toward the source on a square lattice of ``far_pitch_mm``
-  shifted by ``far_offset_mm`` along x and y.
+  ``code_fraction`` of the beads, in a pattern with no rotation or mirror symmetry of the
+  lattice), and a far layer ``layer_gap_mm`` further toward the source on a square
+  lattice of ``far_pitch_mm`` shifted by ``far_offset_mm`` along x and y, covering the
+  near layer's field as seen from a nominal source ``NOMINAL_SDD_MM`` above the detector.
 
 Positions are in the detector frame of CONVENTIONS.md (mm, z < 0 toward the source).
 """
@@ -29,8 +30,11 @@ from refusal import Refused
 KINDS = ("two-layer", "plate")
 LATTICES = ("square", "hex")
 MARKERS = ("bead", "hole")
+TWO_LAYER_ONLY = ("near_height_mm", "layer_gap_mm", "far_pitch_mm", "far_offset_mm", "size_ratio", "code_fraction")
 MAX_BEADS = 1500
 CODE_FRACTION = 0.15
+MIN_LAYER_GAP_MM = 20.0  # the engine's rule for plane 1 (calibration.engine.phantom)
+MIN_BEAD_MM = 0.2  # the engine's smallest bead; a plate's holes may be smaller
 CODE_SEED = 20260126
 NOMINAL_SDD_MM = 1000.0
 
@@ -55,55 +59,76 @@ class PhantomDesign:
     far_pitch_mm: float = 25.0
     far_offset_mm: float = 5.0
     size_ratio: float = 1.75
+    code_fraction: float = CODE_FRACTION
 
 
-def _check_range(value: float, low: float, high: float, what: str) -> float:
+def _check_number(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise DesignError(f"{what} must be a number, got {value!r}")
-    if not low <= value <= high:
-        raise DesignError(f"{what} must be between {low:g} and {high:g} mm, got {value:g}")
     return float(value)
 
 
-def _check_design(d: PhantomDesign) -> None:
-    """Refuse parameters the drawing itself cannot use (the engine checks the rest)."""
-    if not d.name.strip():
-        raise DesignError("the phantom needs a name")
-    if d.kind not in KINDS:
-        raise DesignError(f'kind must be "two-layer" or "plate", got {d.kind!r}')
-    if d.lattice not in LATTICES:
-        raise DesignError(f'lattice must be "square" or "hex", got {d.lattice!r}')
-    _check_range(d.pitch_mm, 0.5, 50, "the pitch")
-    _check_range(d.diameter_mm, 0.1, 20, "the bead diameter")
-    _check_range(d.extent_mm, 10, 500, "the extent")
-    if d.extent_mm < 3 * d.pitch_mm:
-        raise DesignError(
-            f"an extent of {d.extent_mm:g} mm holds too few markers at a {d.pitch_mm:g} mm "
-            "pitch: make the extent at least 3 x the pitch"
-        )
-    if d.kind == "plate":
-        if d.marker not in MARKERS:
-            raise DesignError(f'the plate marker must be "bead" or "hole", got {d.marker!r}')
-        return
+def _check_range(value: object, low: float, high: float, what: str, unit: str = " mm") -> float:
+    number = _check_number(value, what)
+    if not low <= number <= high:
+        raise DesignError(f"{what} must be between {low:g} and {high:g}{unit}, got {number:g}")
+    return number
+
+
+def _check_two_layer(d: PhantomDesign) -> None:
+    """The parameters of the coded near layer and of the far layer."""
+    _check_range(d.diameter_mm, MIN_BEAD_MM, 20, "the bead diameter")
     _check_range(d.near_height_mm, 0.5, 200, "the near layer's height above the detector")
-    _check_range(d.layer_gap_mm, 1, 500, "the gap between the layers")
+    _check_range(
+        d.layer_gap_mm, MIN_LAYER_GAP_MM, 500,
+        "the gap between the layers (the far layer tells the source only from 20 mm)",
+    )  # fmt: skip
     _check_range(d.far_pitch_mm, 2, 100, "the far pitch")
-    if not math.isfinite(d.far_offset_mm) or abs(d.far_offset_mm) > d.far_pitch_mm:
+    if abs(_check_number(d.far_offset_mm, "the far offset")) > d.far_pitch_mm:
         raise DesignError(
             f"the far offset must be within ± the far pitch ({d.far_pitch_mm:g} mm), "
             f"got {d.far_offset_mm:g}"
         )
-    if not isinstance(d.size_ratio, (int, float)) or not 1.3 <= d.size_ratio <= 4:
-        raise DesignError(
-            f"the size ratio of the coded beads must be between 1.3 and 4 (the engine tells "
-            f"sizes apart from 1.3), got {d.size_ratio!r}"
-        )
+    _check_range(
+        d.size_ratio, 1.3, 4,
+        "the size ratio of the coded beads (the engine tells sizes apart from 1.3)", unit="",
+    )  # fmt: skip
+    _check_range(d.code_fraction, 0.04, 0.3, "the fraction of coded beads", unit="")
     large = d.diameter_mm * d.size_ratio
     if large > 0.7 * d.pitch_mm:
         raise DesignError(
             f"coded beads of {large:g} mm ({d.size_ratio:g} x {d.diameter_mm:g} mm) on a "
             f"{d.pitch_mm:g} mm pitch would nearly touch: make them at most 0.7 x the pitch"
         )
+
+
+def _check_design(d: PhantomDesign) -> None:
+    """Refuse parameters the drawing cannot use, naming the parameter (the engine's
+    parser checks the drawn phantom again)."""
+    if not isinstance(d.name, str) or not d.name.strip():
+        raise DesignError("the phantom needs a name")
+    if d.kind not in KINDS:
+        raise DesignError(f'kind must be "two-layer" or "plate", got {d.kind!r}')
+    if d.lattice not in LATTICES:
+        raise DesignError(f'lattice must be "square" or "hex", got {d.lattice!r}')
+    _check_range(d.pitch_mm, 0.5, 50, "the pitch")
+    _check_range(d.diameter_mm, 0.1, 20, "the bead or hole diameter")
+    _check_range(d.extent_mm, 10, 500, "the extent")
+    if d.extent_mm < 4 * d.pitch_mm:
+        raise DesignError(
+            f"an extent of {d.extent_mm:g} mm holds too few markers at a {d.pitch_mm:g} mm "
+            "pitch: make the extent at least 4 x the pitch"
+        )
+    if d.kind == "plate":
+        if d.marker not in MARKERS:
+            raise DesignError(f'the plate marker must be "bead" or "hole", got {d.marker!r}')
+        if d.diameter_mm > 0.7 * d.pitch_mm:
+            raise DesignError(
+                f"markers of {d.diameter_mm:g} mm on a {d.pitch_mm:g} mm pitch would touch: "
+                "make the diameter at most 0.7 x the pitch"
+            )
+        return
+    _check_two_layer(d)
 
 
 def lattice_points(lattice: str, pitch_mm: float, radius_mm: float) -> tuple[np.ndarray, np.ndarray]:
@@ -134,11 +159,13 @@ def _symmetry_maps(lattice: str) -> list[np.ndarray]:
     return maps[1:]
 
 
-def coded_beads(xy: np.ndarray, lattice: str, pitch_mm: float) -> np.ndarray:
-    """(N,) bool: the larger beads, about 15 % and at least 3, drawn (seeded) until no
-    rotation or mirror of the lattice maps more than half of them onto each other."""
+def coded_beads(
+    xy: np.ndarray, lattice: str, pitch_mm: float, fraction: float = CODE_FRACTION
+) -> np.ndarray:
+    """(N,) bool: the larger beads, ``fraction`` of them and at least 3, drawn (seeded)
+    until no rotation or mirror of the lattice maps more than half of them onto each other."""
     rng = np.random.default_rng(CODE_SEED)
-    n_large = max(3, round(CODE_FRACTION * len(xy)))
+    n_large = min(len(xy), max(3, round(fraction * len(xy))))
     maps = _symmetry_maps(lattice)
     tol = 0.1 * pitch_mm
     for _ in range(500):
@@ -174,7 +201,7 @@ def _two_layer_beads(d: PhantomDesign) -> list[dict]:
         raise DesignError(
             f"{len(xy)} near beads is more than {MAX_BEADS}: make the pitch larger or the extent smaller"
         )
-    large = coded_beads(xy, d.lattice, d.pitch_mm)
+    large = coded_beads(xy, d.lattice, d.pitch_mm, d.code_fraction)
     beads = [
         _bead(f"N{i:+03d}{j:+03d}", x, y, z_near, d.diameter_mm * (d.size_ratio if big else 1.0), 0)
         for (x, y), (i, j), big in zip(xy, ij, large, strict=True)
@@ -202,7 +229,8 @@ def _description(d: PhantomDesign) -> str:
     return (
         f"Drawn two-layer phantom: near layer {d.near_height_mm:g} mm above the detector, "
         f"{d.diameter_mm:g} mm beads on a {d.pitch_mm:g} mm {d.lattice} lattice over "
-        f"{d.extent_mm:g} mm, coded by {d.size_ratio:g} x larger beads; far layer "
+        f"{d.extent_mm:g} mm, coded by {d.size_ratio:g} x larger beads "
+        f"({d.code_fraction:.0%} of them); far layer "
         f"{d.layer_gap_mm:g} mm further, {d.far_pitch_mm:g} mm square pitch, offset "
         f"{d.far_offset_mm:g} mm."
     )
@@ -218,7 +246,7 @@ def draw_phantom(design: PhantomDesign) -> dict:
     params = asdict(design)
     del params["name"]
     if design.kind == "plate":
-        for key in ("near_height_mm", "layer_gap_mm", "far_pitch_mm", "far_offset_mm", "size_ratio"):
+        for key in TWO_LAYER_ONLY:
             del params[key]
         definition["grid"] = {
             "lattice": design.lattice,
