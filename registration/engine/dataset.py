@@ -65,7 +65,7 @@ def bone_points(
     volume, threshold_hu: float, max_points: int = 200_000, seed: int = 0
 ) -> np.ndarray:
     """LPS mm positions (N, 3) of (a random subset of) voxels above ``threshold_hu``."""
-    from registration.engine.drr import voxel_centres_lps
+    from registration.engine.drr_volume import voxel_centres_lps
 
     return voxel_centres_lps(np.asarray(volume.array) > threshold_hu, volume.affine,
                              max_points, seed)
