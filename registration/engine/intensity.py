@@ -154,6 +154,36 @@ def line_integral_with_form(
     """As :func:`line_integral_and_mask`, plus what was used: ``{"polarity", "form",
     "detected": bool (the noise decided the polarity), "gamma" | "log_scale"}``. Defaults
     read polarity and form from the image (see the module docstring)."""
+    x, phot = _checked_pixels(pixels, photometric, polarity, form)
+    b = _displayed_brightness(x, phot, bits_stored)
+    mask = field_mask(b) if mask is None else _checked_mask(mask, b.shape)
+    header = "bone_dark" if phot == "MONOCHROME2" else "bone_bright"
+    info: dict = {"detected": False}
+    log_scale = None
+    form_detected = form == "auto"
+    if polarity == "detect" or form == "auto":
+        polarity, form, log_scale = _read_transfer(b, mask, bits_stored, header, polarity,
+                                                   form, info)
+    if polarity in ("auto", "detect"):
+        polarity = header
+    if form is None:
+        form = "counts" if polarity == "bone_dark" else "log"
+    line = _line_integral(b, mask, polarity, form, bits_stored, log_scale, info)
+    if form_detected:
+        # blades that see scatter are not flat: find their straight edges in this image
+        blades = blade_mask(np.where(mask, line, 0.0), mask)
+        info["blade_pixels"] = int((mask & ~blades).sum())
+        mask = blades
+    line = np.where(mask, np.maximum(line, 0.0), 0.0).astype(np.float32)
+    info.update(polarity=polarity, form=form)
+    return line, mask, info
+
+
+def _checked_pixels(
+    pixels: Any, photometric: str, polarity: str, form: str | None
+) -> tuple[np.ndarray, str]:
+    """``(pixels as float64 (H, W), photometric upper-cased)``; ValueError naming the
+    problem for a colour, non-2-D or non-finite image or an unknown option."""
     x = np.asarray(pixels, dtype=np.float64)
     if x.ndim == 3 and x.shape[-1] in (3, 4):
         raise ValueError("X-ray must be a single-channel (grey) image, got colour")
@@ -172,42 +202,70 @@ def line_integral_with_form(
             f"polarity must be auto, detect, bone_dark or bone_bright, got {polarity!r}")
     if form not in (None, "auto", "counts", "log"):
         raise ValueError(f"form must be auto, counts or log, got {form!r}")
+    return x, phot
+
+
+def _displayed_brightness(x: np.ndarray, phot: str, bits_stored: int | None) -> np.ndarray:
+    """Displayed brightness ``b >= 0``: stored values for MONOCHROME2, ``maxval - value``
+    for MONOCHROME1, shifted up when the storage is signed."""
     if phot == "MONOCHROME1":
         maxval = float(2 ** int(bits_stored) - 1) if bits_stored else float(x.max())
         b = maxval - x
     else:
         b = x
-    b = b - min(0.0, float(b.min()))  # signed storage: shift to non-negative
-    if mask is None:
-        mask = field_mask(b)
-    else:
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != b.shape:
-            raise ValueError(f"mask shape {mask.shape} does not match image {b.shape}")
-    inside = b[mask] if mask.any() else b.ravel()
-    header = "bone_dark" if phot == "MONOCHROME2" else "bone_bright"
-    info: dict = {"detected": False}
-    log_scale = None
-    form_detected = form == "auto"
-    if polarity == "detect" or form == "auto":
-        from registration.engine.display_form import estimate_transfer
+    return b - min(0.0, float(b.min()))  # signed storage: shift to non-negative
 
-        full = float(2 ** int(bits_stored) - 1) if bits_stored else None
-        est = estimate_transfer(b, mask, full_scale=full, header_polarity=header,
-                                fixed_polarity=None if polarity in ("detect", "auto")
-                                else polarity)
-        if polarity == "detect":
-            polarity, info["detected"] = est.polarity, est.confident
-        if form == "auto":
-            form = "counts" if est.form == "power" else "log"
-            if form == "log":
-                log_scale = est.log_scale
-            else:
-                info["gamma"] = round(est.gamma, 3)
-    if polarity in ("auto", "detect"):
-        polarity = header
-    if form is None:
-        form = "counts" if polarity == "bone_dark" else "log"
+
+def _checked_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A given field mask as bool, which must have the image's ``shape``."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != shape:
+        raise ValueError(f"mask shape {mask.shape} does not match image {shape}")
+    return mask
+
+
+def _read_transfer(
+    b: np.ndarray,
+    mask: np.ndarray,
+    bits_stored: int | None,
+    header: str,
+    polarity: str,
+    form: str | None,
+    info: dict,
+) -> tuple[str, str | None, float | None]:
+    """``(polarity, form, log_scale)`` read from the image's noise where ``polarity`` is
+    "detect" or ``form`` is "auto" (else as given); records ``detected`` and ``gamma`` in
+    ``info``."""
+    from registration.engine.display_form import estimate_transfer
+
+    full = float(2 ** int(bits_stored) - 1) if bits_stored else None
+    est = estimate_transfer(b, mask, full_scale=full, header_polarity=header,
+                            fixed_polarity=None if polarity in ("detect", "auto")
+                            else polarity)
+    log_scale = None
+    if polarity == "detect":
+        polarity, info["detected"] = est.polarity, est.confident
+    if form == "auto":
+        form = "counts" if est.form == "power" else "log"
+        if form == "log":
+            log_scale = est.log_scale
+        else:
+            info["gamma"] = round(est.gamma, 3)
+    return polarity, form, log_scale
+
+
+def _line_integral(
+    b: np.ndarray,
+    mask: np.ndarray,
+    polarity: str,
+    form: str,
+    bits_stored: int | None,
+    log_scale: float | None,
+    info: dict,
+) -> np.ndarray:
+    """Unmasked (H, W) line integral of brightness ``b`` for ``polarity`` and ``form``
+    (see the module docstring); records ``log_scale`` in ``info`` when the noise gave it."""
+    inside = b[mask] if mask.any() else b.ravel()
     lo, hi = (float(v) for v in np.percentile(inside, [0.5, 99.5]))
     if form == "counts":
         if polarity == "bone_bright":  # inverted counts: exposure = full scale - value
@@ -217,20 +275,12 @@ def line_integral_with_form(
         i0 = float(np.percentile(inside, 99.5))
         if i0 <= 0:
             raise ValueError("X-ray has no exposed pixels (all zero inside the field)")
-        line = -np.log(np.maximum(b, i0 * 1e-4) / i0)
-    else:
-        c = log_scale if log_scale else max(hi - lo, 1e-12) / 4.0
-        line = (hi - b) / c if polarity == "bone_dark" else (b - lo) / c
-        if log_scale:
-            info["log_scale"] = round(float(c), 4)
-    if form_detected:
-        # blades that see scatter are not flat: find their straight edges in this image
-        blades = blade_mask(np.where(mask, line, 0.0), mask)
-        info["blade_pixels"] = int((mask & ~blades).sum())
-        mask = blades
-    line = np.where(mask, np.maximum(line, 0.0), 0.0).astype(np.float32)
-    info.update(polarity=polarity, form=form)
-    return line, mask, info
+        return -np.log(np.maximum(b, i0 * 1e-4) / i0)
+    c = log_scale if log_scale else max(hi - lo, 1e-12) / 4.0
+    line = (hi - b) / c if polarity == "bone_dark" else (b - lo) / c
+    if log_scale:
+        info["log_scale"] = round(float(c), 4)
+    return line
 
 
 def to_line_integral(
