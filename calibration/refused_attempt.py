@@ -14,7 +14,7 @@ import numpy as np
 
 from calibration.engine.detect import DetectionError, detect_beads, guess_polarity
 from calibration.engine.phantom import Phantom
-from calibration.engine.plate import PlateError, detect_markers
+from calibration.engine.plate_markers import PlateError, detect_markers
 
 MAX_BLOBS = 3000
 NOMINAL_SDD_MM = 1000.0

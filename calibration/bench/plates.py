@@ -17,7 +17,8 @@ from calibration.engine.calibrate import CalibrationError, calibrate
 from calibration.engine.dewarp import dewarp_image
 from calibration.engine.lattice import lattice_fit_rms
 from calibration.engine.phantom import phantom_from_dict
-from calibration.engine.plate import PlateError, measure_lattice_deviation
+from calibration.engine.plate_lattice import measure_lattice_deviation
+from calibration.engine.plate_markers import PlateError
 from simulation.phantom_frames import SimGeometry
 from simulation.plate_frames import plate_distortion, simulate_plate_image
 

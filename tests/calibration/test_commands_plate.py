@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from calibration.engine.plate import measure_lattice_deviation
+from calibration.engine.plate_lattice import measure_lattice_deviation
 from tests.calibration.plate_helpers import SP, plate, small_frame, write_png, write_rf
 
 

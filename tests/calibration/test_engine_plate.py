@@ -15,7 +15,7 @@ from calibration.engine.phantom import (
     phantom_from_dict,
 )
 from calibration.engine.phantom_grid import analyse_grid
-from calibration.engine.plate import measure_lattice_deviation
+from calibration.engine.plate_lattice import measure_lattice_deviation
 from simulation.phantom_frames import SimGeometry
 from simulation.plate_frames import plate_distortion, simulate_plate_image
 from tests.calibration.plate_helpers import SP, plate, small_frame
