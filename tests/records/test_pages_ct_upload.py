@@ -1,8 +1,11 @@
-"""CT upload from the patient page: NIfTI, several DICOM files, a .zip, a multi-series upload
-that asks which series to import, refusals shown as form errors, and no trust in file names."""
+"""CT upload from the patient page: the request stages the files and queues an import job
+(cpu queue) whose page shows progress; NIfTI, several DICOM files, a .zip, a multi-series
+upload that asks which series to import, refusals as form errors (what the request can see)
+or as the failed job's message (what the importer finds), and no trust in file names."""
 
 from __future__ import annotations
 
+import html
 import io
 import zipfile
 from pathlib import Path
@@ -14,9 +17,12 @@ from django.urls import reverse
 
 from tests.core.factories import isolated_media  # noqa: F401
 from tests.dicomio.synth import write_series
+from tests.records.jobflow import queued_job, run_job, staged_files, staged_tokens, upload_and_run
 from webapp.core.models import AuditEvent
+from webapp.jobs.models import Job
+from webapp.records.ct_import import ImportRefused, import_ct_study
 from webapp.records.models import CTStudy
-from webapp.records.upload_staging import STAGING_SESSION_KEY, safe_suffix
+from webapp.records.upload_staging import safe_suffix
 
 
 def _nifti_bytes(shape=(6, 5, 4), zooms=(0.7, 0.8, 2.0), seed=0) -> tuple[bytes, np.ndarray]:
@@ -60,9 +66,15 @@ def test_nifti_upload_creates_study_with_lps_geometry(client, surgeon_a, patient
         _upload_url(patient_a),
         {"files": SimpleUploadedFile("../../etc/passwd.nii.gz", payload), "description": "tiny"},
     )
-    assert response.status_code == 302, response.content[:2000]
+    job = queued_job(response)
+    assert not CTStudy.objects.exists()  # the request only staged the file
+    assert AuditEvent.objects.filter(
+        action="job_start", object_id=str(job.pk), ip_address="127.0.0.1", user=surgeon_a
+    ).exists()
+    job = run_job(job)
     study = CTStudy.objects.get(patient=patient_a)
-    assert response["Location"] == reverse("records:study-detail", kwargs={"pk": study.pk})
+    assert job.result["study_id"] == study.pk
+    assert job.result["result_url"] == reverse("records:study-detail", kwargs={"pk": study.pk})
     assert study.status == CTStudy.Status.READY
     assert study.description == "tiny"
     # NIfTI (i, j, k) = (6, 5, 4) -> stored (slices, rows, cols) = (4, 5, 6)
@@ -75,19 +87,24 @@ def test_nifti_upload_creates_study_with_lps_geometry(client, surgeon_a, patient
     assert study.hu_max == pytest.approx(float(data.max()), abs=0.5)
     assert "passwd" not in study.volume_file.name
     assert AuditEvent.objects.filter(
-        action="create", object_id=str(study.pk), ip_address="127.0.0.1"
+        action="create",
+        object_id=str(study.pk),
+        user=surgeon_a,
+        detail__startswith=f"upload job #{job.pk}:",
     ).exists()
-    page = client.get(response["Location"])
+    job_page = client.get(response["Location"]).content.decode()
+    assert f'href="{job.result["result_url"]}"' in job_page  # the job page links the study
+    page = client.get(job.result["result_url"])
     assert page.status_code == 200
     assert b"4 \xc3\x97 5 \xc3\x97 6" in page.content  # shape shown as "4 × 5 × 6"
+    assert staged_tokens() == []
 
 
 @pytest.mark.django_db
 def test_dicom_files_and_zip_upload(client, surgeon_a, patient_a, tmp_path):
     paths, stored = _dicom_series(tmp_path, "s1", 5, seed=1)
     client.force_login(surgeon_a)
-    response = client.post(_upload_url(patient_a), {"files": _files(paths)})
-    assert response.status_code == 302, response.content[:2000]
+    upload_and_run(client, _upload_url(patient_a), {"files": _files(paths)})
     study = CTStudy.objects.get(patient=patient_a)
     assert study.shape == [5, 8, 6]
     np.testing.assert_allclose(study.spacing_mm, [0.6, 0.5, 2.5], atol=1e-6)  # [di, dj, dk]
@@ -97,59 +114,66 @@ def test_dicom_files_and_zip_upload(client, surgeon_a, patient_a, tmp_path):
     with zipfile.ZipFile(buffer, "w") as archive:
         for path in paths:
             archive.write(path, arcname=f"series/{path.name}")
-    response = client.post(
-        _upload_url(patient_a), {"files": SimpleUploadedFile("scan.zip", buffer.getvalue())}
+    upload_and_run(
+        client, _upload_url(patient_a), {"files": SimpleUploadedFile("scan.zip", buffer.getvalue())}
     )
-    assert response.status_code == 302
     assert CTStudy.objects.filter(patient=patient_a).count() == 2
+    assert staged_tokens() == []
+
+
+def _choice_job(client, patient, files):
+    """Upload several series and run the job: it succeeds asking which series to import."""
+    job = upload_and_run(client, _upload_url(patient), {"files": files})
+    assert job.result["outcome"] == "choose_series"
+    return job
 
 
 @pytest.mark.django_db
-def test_multi_series_upload_asks_which_series(client, surgeon_a, patient_a, tmp_path, settings):
+def test_multi_series_upload_asks_which_series(client, surgeon_a, patient_a, tmp_path):
     first, _ = _dicom_series(tmp_path, "s1", 4, seed=2)
     second, _ = _dicom_series(tmp_path, "s2", 6, seed=3)
     client.force_login(surgeon_a)
-    response = client.post(_upload_url(patient_a), {"files": _files(first + second)})
-    assert response.status_code == 302
+    job = _choice_job(client, patient_a, _files(first + second))
     assert not CTStudy.objects.exists()
-    choose_url = response["Location"]
+    choose_url = job.result["result_url"]
+    token = job.params["staging"]
+    assert choose_url == reverse(
+        "records:ct-choose-series", kwargs={"pk": patient_a.pk, "token": token}
+    )
     page = client.get(choose_url)
     assert page.status_code == 200
     assert b"holds 2 series" in page.content
-    staging = client.session[STAGING_SESSION_KEY]
-    [(token, entry)] = staging.items()
-    staged_folder = Path(settings.ORTHOFUSE_STAGING_DIR) / token
-    assert staged_folder.is_dir()
+    assert staged_tokens() == [token]
     # stored under generated names only
-    assert sorted(p.name for p in staged_folder.iterdir()) == [
-        f"upload-{i:05d}.dcm" for i in range(1, 11)
-    ]
-    by_slices = {row["n_slices"]: row["uid"] for row in entry["series"]}
+    assert staged_files(token) == [f"upload-{i:05d}.dcm" for i in range(1, 11)]
+    by_slices = {row["n_slices"]: row["uid"] for row in job.result["series"]}
     assert set(by_slices) == {4, 6}
 
     bad = client.post(choose_url, {"series_uid": "1.2.3.not-offered"})
     assert bad.status_code == 400 and not CTStudy.objects.exists()
 
-    response = client.post(choose_url, {"series_uid": by_slices[6]})
-    assert response.status_code == 302
+    follow_up = queued_job(client.post(choose_url, {"series_uid": by_slices[6]}))
+    assert follow_up.params["series_uid"] == by_slices[6]
+    run_job(follow_up)
     study = CTStudy.objects.get()
     assert study.shape[0] == 6 and study.series_instance_uid == by_slices[6]
-    assert not staged_folder.exists()
-    assert token not in client.session.get(STAGING_SESSION_KEY, {})
+    assert follow_up.result["study_id"] == study.pk
+    assert staged_tokens() == []
     assert client.get(choose_url).status_code == 404  # token used up
 
 
 @pytest.mark.django_db
-def test_multi_series_cancel_deletes_staged_files(client, surgeon_a, patient_a, tmp_path, settings):
+def test_multi_series_cancel_deletes_staged_files(client, surgeon_a, patient_a, tmp_path):
     first, _ = _dicom_series(tmp_path, "s1", 3, seed=4)
     second, _ = _dicom_series(tmp_path, "s2", 3, seed=5)
     client.force_login(surgeon_a)
-    choose_url = client.post(_upload_url(patient_a), {"files": _files(first + second)})["Location"]
-    [token] = client.session[STAGING_SESSION_KEY]
-    response = client.post(choose_url, {"cancel": "1"})
+    job = _choice_job(client, patient_a, _files(first + second))
+    assert staged_tokens() == [job.params["staging"]]
+    response = client.post(job.result["result_url"], {"cancel": "1"})
     assert response.status_code == 302
-    assert not (Path(settings.ORTHOFUSE_STAGING_DIR) / token).exists()
+    assert staged_tokens() == []
     assert not CTStudy.objects.exists()
+    assert client.get(job.result["result_url"]).status_code == 404
 
 
 @pytest.mark.django_db
@@ -157,35 +181,68 @@ def test_other_users_token_is_not_usable(client, surgeon_a, make_user, team_a, p
     first, _ = _dicom_series(tmp_path, "s1", 3, seed=6)
     second, _ = _dicom_series(tmp_path, "s2", 3, seed=7)
     client.force_login(surgeon_a)
-    choose_url = client.post(_upload_url(patient_a), {"files": _files(first + second)})["Location"]
+    choose_url = _choice_job(client, patient_a, _files(first + second)).result["result_url"]
     colleague = make_user("colleague", "Surgeon", team=team_a)
-    client.force_login(colleague)  # new session: the token is not in it
+    client.force_login(colleague)  # the choice belongs to the user who uploaded
     assert client.get(choose_url).status_code == 404
+    assert client.post(choose_url, {"cancel": "1"}).status_code == 404
+    assert len(staged_tokens()) == 1
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("name", "payload"),
+    ("name", "payload", "message"),
     [
-        ("notes.txt", b"this is not a scan"),
-        ("broken.nii.gz", b"\x1f\x8b\x08\x00garbage"),
-        ("empty.zip", b"PK\x05\x06" + b"\0" * 18),
+        ("notes.txt", b"this is not a scan", "'notes.txt' is not a DICOM or NIfTI file"),
+        ("empty.zip", b"PK\x05\x06" + b"\0" * 18, "'empty.zip' is not a DICOM or NIfTI file"),
     ],
 )
 def test_refusals_are_form_errors_and_store_nothing(
-    client, surgeon_a, patient_a, settings, name, payload
+    client, surgeon_a, patient_a, settings, tmp_path, name, payload, message
 ):
+    # the request refuses what the importer would refuse, with the importer's message
+    (tmp_path / name).write_bytes(payload)
+    with pytest.raises(ImportRefused) as err:
+        import_ct_study(tmp_path / name, patient_a)
+    assert err.value.message.replace(name, f"'{name}'", 1) == message
     client.force_login(surgeon_a)
     response = client.post(_upload_url(patient_a), {"files": SimpleUploadedFile(name, payload)})
     assert response.status_code == 400
     body = response.content.decode()
     assert '<small class="error" role="alert">' in body
+    assert html.escape(message) in body
     assert "Traceback" not in body
-    assert not CTStudy.objects.exists()
-    staging = Path(settings.ORTHOFUSE_STAGING_DIR)
-    assert not any(staging.iterdir()) if staging.exists() else True
+    assert not CTStudy.objects.exists() and not Job.objects.exists()
+    assert staged_tokens() == []
     media = Path(settings.MEDIA_ROOT) / "volumes"
     assert not (media.exists() and any(media.iterdir()))
+
+
+@pytest.mark.django_db
+def test_refusal_in_the_job_fails_it_with_the_importers_message(
+    client, surgeon_a, patient_a, settings, tmp_path
+):
+    payload = b"\x1f\x8b\x08\x00garbage"
+    staged = tmp_path / "upload-00001.nii.gz"  # the name the job reads it under
+    staged.write_bytes(payload)
+    with pytest.raises(ImportRefused) as err:
+        import_ct_study(staged, patient_a)
+    expected = err.value.message.replace(str(staged), "upload-00001.nii.gz")
+    expected = expected.replace("upload-00001.nii.gz", "'broken.nii.gz'")
+    assert expected.startswith("'broken.nii.gz' is not a readable NIfTI file")
+    client.force_login(surgeon_a)
+    url = _upload_url(patient_a)
+    job = upload_and_run(
+        client, url, {"files": SimpleUploadedFile("broken.nii.gz", payload)}, "failed"
+    )
+    assert job.error == expected
+    assert "upload-00001" not in job.error and "/tmp" not in job.error
+    assert not CTStudy.objects.exists()
+    assert staged_tokens() == []
+    media = Path(settings.MEDIA_ROOT) / "volumes"
+    assert not (media.exists() and any(media.iterdir()))
+    page = client.get(reverse("jobs:job-detail", kwargs={"pk": job.pk})).content.decode()
+    assert html.escape(expected) in page and "Traceback" not in page
 
 
 @pytest.mark.django_db
@@ -197,6 +254,7 @@ def test_mixed_zip_and_files_refused(client, surgeon_a, patient_a):
     )
     assert response.status_code == 400
     assert b"not a mix" in response.content
+    assert not Job.objects.exists() and staged_tokens() == []
 
 
 @pytest.mark.django_db
@@ -208,6 +266,7 @@ def test_upload_over_size_limit_refused(client, surgeon_a, patient_a, settings):
     )
     assert response.status_code == 400
     assert b"limit" in response.content
+    assert not Job.objects.exists() and staged_tokens() == []
 
 
 @pytest.mark.django_db
@@ -220,6 +279,7 @@ def test_reviewer_cannot_upload(client, make_user, team_a, patient_a):
     )
     assert response.status_code == 403
     assert not CTStudy.objects.exists()
+    assert not Job.objects.exists() and staged_tokens() == []
 
 
 @pytest.mark.parametrize(
@@ -259,3 +319,5 @@ def test_client_names_replace_generated_names():
     assert with_client_names(message, names) == (
         "'IM2.dcm' has no pixel data; 'IM1' too; upload-00009.dcm unknown"
     )
+    quoted = 'cannot read "/tmp/orthofuse-import-x1/upload-00002.dcm" (C:\\w\\upload-00001)'
+    assert with_client_names(quoted, names) == "cannot read \"'IM2.dcm'\" ('IM1')"

@@ -140,7 +140,10 @@ def purge_stale_staging(*, keep: set[str] = frozenset(), max_age_s: float = STAG
         StagedUpload(token=token, files=names).discard()
 
 
-_GENERATED_NAME = re.compile(r"upload-(\d{5})(?:\.nii\.gz|\.nii|\.zip|\.dcm|\.png)?")
+# A generated name, with the server folder it was read from when a reader quotes the path.
+_GENERATED_NAME = re.compile(
+    r"(?:[^\s\"'()]*[/\\])?upload-(\d{5})(?:\.nii\.gz|\.nii|\.zip|\.dcm|\.png)?"
+)
 
 
 def display_name(name: str | None) -> str:
@@ -151,7 +154,8 @@ def display_name(name: str | None) -> str:
 
 
 def with_client_names(message: str, names: list[str]) -> str:
-    """Replace generated names (``upload-00003.dcm``) in a message by the user's names."""
+    """Replace generated names (``upload-00003.dcm``, with any server folder before them) in a
+    message by the user's names: a message never shows a server path."""
 
     def swap(match: re.Match) -> str:
         index = int(match.group(1)) - 1

@@ -24,6 +24,8 @@ CT_JOB = "import_ct"
 XRAY_JOB = "import_xray"
 IMPORT_JOBS = (CT_JOB, XRAY_JOB)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ZIP_MAGIC = b"PK\x03\x04"
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 class UploadRefused(ValueError):
@@ -49,33 +51,29 @@ def looks_like_dicom(head: bytes) -> bool:
 
 
 def _looks_like_ct_input(name: str, head: bytes) -> bool:
-    lowered = name.lower()
-    if lowered.endswith(".zip"):
-        return head[:2] == b"PK"
-    if lowered.endswith(".gz"):
-        return head[:2] == b"\x1f\x8b"
-    if lowered.endswith(".nii"):
-        sizes = (
-            struct.unpack("<i", head[:4]) + struct.unpack(">i", head[:4]) if len(head) >= 4 else ()
-        )
-        return any(size in (348, 540) for size in sizes)
-    return looks_like_dicom(head)
+    """Whether the importer could take the file: a NIfTI by its suffix (the importer says
+    what is wrong with it), a zip archive by its magic number (whatever its name, as the
+    importer decides), or a DICOM file."""
+    if name.lower().endswith(NIFTI_SUFFIXES):
+        return True
+    return head[:4] == ZIP_MAGIC or looks_like_dicom(head)
 
 
 def check_ct_files(files) -> None:
-    """Refuse an upload in which no file can be CT input (a DICOM file, a .zip or NIfTI);
+    """Refuse an upload in which no file can be CT input, with the importer's own message;
     single non-DICOM files in a series are left to the importer, which skips them."""
     if any(_looks_like_ct_input(upload.name or "", _head(upload)) for upload in files):
         return
-    first = display_name(files[0].name) if files else "the upload"
-    more = f" (nor are the other {len(files) - 1} files)" if len(files) > 1 else ""
-    raise UploadRefused(f"'{first}' is not a DICOM file, a .zip or a NIfTI file{more}")
+    if len(files) == 1:
+        raise UploadRefused(f"'{display_name(files[0].name)}' is not a DICOM or NIfTI file")
+    raise UploadRefused(f"no DICOM files among the {len(files)} input files")
 
 
 def check_xray_file(upload) -> None:
+    """Refuse a file that is neither PNG nor DICOM, with the importer's own message."""
     head = _head(upload)
     if head[:8] != PNG_MAGIC and not looks_like_dicom(head):
-        raise UploadRefused(f"'{display_name(upload.name)}' is neither a DICOM nor a PNG file")
+        raise UploadRefused(f"'{display_name(upload.name)}' is not a DICOM or PNG file")
 
 
 def _purge() -> None:
