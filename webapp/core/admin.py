@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.urls import path
 
 from webapp.core.models import AuditEvent
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    """Browse the append-only audit trail: no add, change or delete, only filters and search."""
+    """Browse the append-only audit trail: no add, change or delete, only filters and search;
+    the export page (CSV or DICOM audit messages) hangs off it."""
 
     list_display = (
         "created_at",
@@ -27,6 +29,12 @@ class AuditEventAdmin(admin.ModelAdmin):
     ordering = ("-created_at", "-id")
     list_per_page = 100
     readonly_fields = [field.name for field in AuditEvent._meta.fields]
+
+    def get_urls(self):
+        """The export page (``admin:core_auditevent_export``) before the object URLs."""
+        from webapp.core.audit_export_views import export_page
+
+        return [path("export/", export_page, name="core_auditevent_export"), *super().get_urls()]
 
     def has_add_permission(self, request) -> bool:
         return False
