@@ -12,9 +12,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from calibration.engine.detect import DetectionError, detect_beads, guess_polarity
+from calibration.engine.detect import detect_beads, guess_polarity
 from calibration.engine.phantom import Phantom
-from calibration.engine.plate_markers import PlateError, detect_markers
+from calibration.engine.plate_markers import detect_markers
+from refusal import Refused
 
 MAX_BLOBS = 3000
 NOMINAL_SDD_MM = 1000.0
@@ -105,7 +106,7 @@ def attempt_detections(
         else:
             out["kind"] = "beads"
             xy, coded = _bead_blobs(img, phantom, spacing)
-    except (DetectionError, PlateError) as exc:
+    except Refused as exc:  # the detectors' own refusals (blank image, no field, ...)
         out.update(n_blobs=0, n_coded=0, detection_error=str(exc))
         return out
     out["n_blobs"] = len(xy)

@@ -6,10 +6,12 @@ import json
 
 from django import forms
 
+from calibration.phantom_design import PhantomDesign
 from webapp.calibration.models import Phantom
 from webapp.records.models import CArm
 
 MAX_PHANTOM_IMAGE_BYTES = 200 * 1024 * 1024
+MAX_PHANTOM_JSON_BYTES = 2 * 1024 * 1024
 
 
 class CalibrationUploadForm(forms.Form):
@@ -38,19 +40,30 @@ class CalibrationUploadForm(forms.Form):
 
 
 class PhantomForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    """An uploaded ``phantom.json``: read here as a JSON object; the engine's parser
+    (:func:`calibration.engine.phantom.phantom_from_dict`) judges its content."""
+
+    name = forms.CharField(max_length=200, help_text="stored as the phantom's name")
     definition = forms.FileField(label="phantom.json")
 
     def clean_definition(self):
         upload = self.cleaned_data["definition"]
-        if upload.size > 2 * 1024 * 1024:
+        if upload.size > MAX_PHANTOM_JSON_BYTES:
             raise forms.ValidationError("phantom.json is larger than 2 MB")
         try:
             data = json.loads(upload.read().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise forms.ValidationError(f"phantom.json is not valid JSON: {exc}") from None
+        except UnicodeDecodeError:
+            raise forms.ValidationError("phantom.json is not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"phantom.json is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            ) from None
+        except RecursionError:
+            raise forms.ValidationError("phantom.json is nested too deeply") from None
         if not isinstance(data, dict):
-            raise forms.ValidationError("phantom.json must be a JSON object")
+            raise forms.ValidationError(
+                'phantom.json must be a JSON object ({"name": ..., "beads": [...]} or {"name": ..., "grid": {...}})'
+            )
         return data
 
 
@@ -66,16 +79,18 @@ class PhantomDrawForm(forms.Form):
     pitch_mm = forms.FloatField(label="Pitch (mm)", initial=10.0)
     diameter_mm = forms.FloatField(label="Bead or hole diameter (mm)", initial=2.0)
     extent_mm = forms.FloatField(label="Extent, diameter of the marker area (mm)", initial=200.0)
-    marker = forms.ChoiceField(label="Plate markers", choices=[("bead", "Beads"), ("hole", "Holes")], required=False)
+    marker = forms.ChoiceField(label="Plate markers", choices=[("bead", "Beads (dark)"), ("hole", "Holes (bright)")], required=False)
     near_height_mm = forms.FloatField(label="Near layer above the detector (mm)", initial=10.0, required=False)
     layer_gap_mm = forms.FloatField(label="Near to far layer gap (mm)", initial=70.0, required=False)
     far_pitch_mm = forms.FloatField(label="Far layer pitch (mm)", initial=25.0, required=False)
     far_offset_mm = forms.FloatField(label="Far layer offset (mm)", initial=5.0, required=False)
-    size_ratio = forms.FloatField(label="Coded bead size ratio", initial=1.75, required=False)
+    size_ratio = forms.FloatField(label="Coding: larger bead size ratio", initial=1.75, required=False)
+    code_fraction = forms.FloatField(label="Coding: fraction of larger beads", initial=0.15, required=False)
 
-    def design(self):
-        """The :class:`PhantomDesign` of the cleaned data (blank fields: defaults)."""
-        from calibration.phantom_design import PhantomDesign
-
+    def design(self, name: str | None = None) -> PhantomDesign:
+        """The :class:`PhantomDesign` of the cleaned data (blank fields: the defaults);
+        ``name`` replaces the form's name (the unsaved preview)."""
         values = {key: value for key, value in self.cleaned_data.items() if value not in (None, "")}
+        if name is not None:
+            values["name"] = name
         return PhantomDesign(**values)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
+
 from webapp.calibration.models import CalibrationProfile
 from webapp.calibration.services import (
     CalibrationRefused,
@@ -30,6 +32,8 @@ def calibrate_carm(job, ctx) -> dict:
     ctx.progress(1.0, profile.message)
     return {
         "profile_id": profile.pk,
+        "result_url": reverse("calibration:profile-detail", args=[profile.pk]),
+        "result_label": "Open the calibration",
         "version": profile.version,
         "rms_mm": profile.rms_mm,
         "beads_used": profile.beads_used,

@@ -55,28 +55,33 @@ def ensure_builtin_phantoms() -> list[Phantom]:
     return rows
 
 
-def create_phantom(name: str, definition: dict, user=None) -> Phantom:
-    """Validate and store an admin's phantom definition (phantom.json format)."""
+def create_phantom(name: str, definition: dict, user=None, *, request=None, how: str = "uploaded") -> Phantom:
+    """Validate an admin's phantom definition (phantom.json of CONVENTIONS.md, bead list
+    or ``grid`` plate), store it under ``name`` and audit it. Raises CalibrationRefused
+    (nothing stored) for a definition the engine refuses or a name already taken."""
+    name = (name or "").strip()
+    if not name:
+        raise CalibrationRefused("the phantom needs a name")
+    definition = dict(definition, name=name) if isinstance(definition, dict) else definition
     try:
         phantom_from_dict(definition)
     except PhantomError as exc:
         raise CalibrationRefused(f"phantom definition refused: {exc}") from None
     if Phantom.objects.filter(name=name).exists():
-        raise CalibrationRefused(f"a phantom named {name!r} already exists")
-    definition = dict(definition, name=name)
-    return Phantom.objects.create(name=name, definition=definition, created_by=user)
+        raise CalibrationRefused(f"a phantom named {name!r} already exists: choose another name")
+    phantom = Phantom.objects.create(name=name, definition=definition, created_by=user)
+    audit.record(request, "create", obj=phantom, detail=f"{how} phantom {name} ({phantom.summary})", user=user)
+    return phantom
 
 
 def create_drawn_phantom(*, design: PhantomDesign, user=None, request=None) -> Phantom:
-    """Draw a phantom from ``design`` (:mod:`calibration.phantom_design`), validate it as
-    an upload is validated, store it and audit it. Raises CalibrationRefused."""
+    """Draw a phantom from ``design`` (:mod:`calibration.phantom_design`), then validate,
+    store and audit it as an upload is. Raises CalibrationRefused."""
     try:
         definition = draw_phantom(design)
     except Refused as exc:
         raise CalibrationRefused(f"phantom drawing refused: {exc}") from None
-    phantom = create_phantom(definition["name"], definition, user)
-    audit.record(request, "create", obj=phantom, detail=f"drew phantom {phantom.name}", user=user)
-    return phantom
+    return create_phantom(definition["name"], definition, user, request=request, how="drew")
 
 
 def angle_distance_deg(a: tuple[float, float], b: tuple[float, float]) -> float:

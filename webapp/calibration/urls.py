@@ -13,6 +13,7 @@ urlpatterns = [
     path("profiles/<int:pk>/review/", views.profile_review, name="profile-review"),
     path("profiles/<int:pk>/attempt.png", views.profile_attempt_image, name="profile-attempt-image"),
     path("phantoms/", phantom_views.phantom_list, name="phantom-list"),
+    path("phantoms/preview.png", phantom_views.phantom_draft_preview, name="phantom-draft-preview"),
     path("phantoms/<int:pk>/", phantom_views.phantom_detail, name="phantom-detail"),
     path("phantoms/<int:pk>/preview.png", phantom_views.phantom_preview, name="phantom-preview"),
     path("phantoms/<int:pk>/phantom.json", phantom_views.phantom_json, name="phantom-json"),
