@@ -1,4 +1,4 @@
-"""X-ray upload, detail page with its geometry table, the windowed PNG preview and the
+"""X-ray upload (staged, imported by a cpu-queue job), detail page with its geometry table, the windowed PNG preview and the
 audited download."""
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from django.urls import reverse
 
 from tests.core.factories import isolated_media, make_carm, make_xray, png_bytes  # noqa: F401
 from tests.dicomio.synth import xray_dataset
+from tests.records.jobflow import queued_job, run_job, staged_tokens
+from webapp.jobs.models import Job
 from webapp.records.models import XrayImage
 from webapp.xray_view import display_png
 
@@ -49,15 +51,17 @@ def test_dicom_xray_upload_detail_preview_and_download(client, surgeon_a, patien
     response = _upload(
         client, patient_a, SimpleUploadedFile("C:\\evil\\..\\shot", payload), description="AP"
     )
-    assert response.status_code == 302, response.content[:3000]
+    job = run_job(queued_job(response))
     xray = XrayImage.objects.get(patient=patient_a)
-    assert response["Location"] == reverse("records:xray-detail", kwargs={"pk": xray.pk})
+    assert job.result["xray_id"] == xray.pk
+    assert job.result["result_url"] == reverse("records:xray-detail", kwargs={"pk": xray.pk})
+    assert staged_tokens() == []
     assert (xray.rows, xray.cols) == (30, 50)
     assert xray.distance_source_to_detector_mm == pytest.approx(1012.5)
     # DICOM ImagerPixelSpacing is [row, column] = [sy, sx]
     assert (xray.pixel_spacing_x_mm, xray.pixel_spacing_y_mm) == pytest.approx((0.3, 0.2))
 
-    page = client.get(response["Location"]).content.decode()
+    page = client.get(job.result["result_url"]).content.decode()
     assert "1012.5" in page and "15.0" in page and "-5.0" in page
     assert reverse("records:xray-preview", kwargs={"pk": xray.pk}) in page
 
@@ -80,7 +84,7 @@ def test_dicom_xray_upload_detail_preview_and_download(client, surgeon_a, patien
 def test_monochrome1_preview_is_inverted(client, surgeon_a, patient_a):
     client.force_login(surgeon_a)
     payload = _dicom_bytes(_ramp(), photometric="MONOCHROME1")
-    assert _upload(client, patient_a, SimpleUploadedFile("a.dcm", payload)).status_code == 302
+    run_job(queued_job(_upload(client, patient_a, SimpleUploadedFile("a.dcm", payload))))
     xray = XrayImage.objects.get()
     image = _decode(client.get(reverse("records:xray-preview", kwargs={"pk": xray.pk})).content)
     assert image[:, 0].mean() > 250 and image[:, -1].mean() < 5
@@ -93,13 +97,14 @@ def test_png_needs_a_carm(client, surgeon_a, patient_a):
     response = _upload(client, patient_a, SimpleUploadedFile("x.png", png_bytes(image)))
     assert response.status_code == 400
     assert b"C-arm" in response.content
-    assert not XrayImage.objects.exists()
+    assert not XrayImage.objects.exists() and not Job.objects.exists()
 
     carm = make_carm(pixel_spacing_x_mm=0.25, pixel_spacing_y_mm=0.25, source_to_detector_mm=980.0)
     response = _upload(
         client, patient_a, SimpleUploadedFile("x.png", png_bytes(image)), carm=carm.pk
     )
-    assert response.status_code == 302, response.content[:3000]
+    job = run_job(queued_job(response))
+    assert job.params["carm_id"] == carm.pk
     xray = XrayImage.objects.get()
     assert xray.carm == carm and xray.file_format == XrayImage.Format.PNG
     assert xray.distance_source_to_detector_mm == pytest.approx(980.0)
@@ -112,7 +117,22 @@ def test_bad_xray_is_a_form_error(client, surgeon_a, patient_a, settings):
     response = _upload(client, patient_a, SimpleUploadedFile("x.dcm", b"not an image at all"))
     assert response.status_code == 400
     assert b'<small class="error" role="alert">' in response.content
+    assert b"&#x27;x.dcm&#x27; is not a DICOM or PNG file" in response.content
+    assert not XrayImage.objects.exists() and not Job.objects.exists()
+    assert staged_tokens() == []
+
+
+@pytest.mark.django_db
+def test_xray_refused_by_the_importer_fails_the_job(client, surgeon_a, patient_a):
+    """A DICOM that is not an X-ray passes the request's check; the job refuses it with the
+    importer's message and stores nothing."""
+    client.force_login(surgeon_a)
+    payload = _dicom_bytes(_ramp(), modality="MR")
+    response = _upload(client, patient_a, SimpleUploadedFile("knee.dcm", payload))
+    job = run_job(queued_job(response), "failed")
+    assert job.error == "not an X-ray image (modality MR; expected XA, RF, DX or CR)"
     assert not XrayImage.objects.exists()
+    assert staged_tokens() == []
 
 
 @pytest.mark.django_db
