@@ -248,6 +248,10 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 ORTHOFUSE_JOB_HEARTBEAT_S = float(env_str("ORTHOFUSE_JOB_HEARTBEAT_S", "10"))
 ORTHOFUSE_JOB_STALE_AFTER_S = float(env_str("ORTHOFUSE_JOB_STALE_AFTER_S", "120"))
 ORTHOFUSE_JOB_PROGRESS_MIN_INTERVAL_S = float(env_str("ORTHOFUSE_JOB_PROGRESS_MIN_INTERVAL_S", "0.25"))
+# Threads torch uses in each worker process (set by webapp.celery at process start): on a
+# machine of at most 2 cores 1, so the web server keeps a core; else all cores but one.
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+ORTHOFUSE_WORKER_TORCH_THREADS = env_int("ORTHOFUSE_WORKER_TORCH_THREADS", 1 if _CORES <= 2 else _CORES - 1)
 # The care-team rule that decides whose jobs a user sees (jobs imports no domain app).
 JOB_PATIENT_SCOPE = "webapp.records.access.scope"
 
