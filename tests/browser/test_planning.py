@@ -91,20 +91,10 @@ def test_js_geometry_matches_python_engine(plan_setup, login_page, page_url, sur
         assert tri_js["gap"] == pytest.approx(gap_py, abs=1e-6)
 
 
-def test_surgeon_plans_by_clicking_saves_reloads_exports(
-    plan_setup, login_page, page_url, surgeon_a
-):
+def _pick_by_clicking(page, v1, v2, uv1, uv2) -> dict:
+    """Add a trajectory by clicking entry and target on both views (view 2 off the epipolar
+    line, so that the picks snap); returns the picks after checking the snapping."""
     from planning.engine.views_geometry import epipolar_line
-    from webapp.planning.models import PlanVersion
-
-    v1, v2 = _views()
-    uv1 = helpers.project(helpers.pose(0.0), np.stack([ENTRY, TARGET]))
-    uv2 = helpers.project(helpers.pose(90.0), np.stack([ENTRY, TARGET]))
-    page = login_page(surgeon_a)
-    url = page_url("planning:plan", plan_setup.pk)
-    _open(page, url)
-    assert "lacks a calibration" in page.inner_text("body")
-    assert "C-arm angles" in page.inner_text("[data-testid=view1-source]")
 
     page.click("#add-trajectory")
     _click(page, 0, uv1[0])
@@ -119,8 +109,12 @@ def test_surgeon_plans_by_clicking_saves_reloads_exports(
         # the snap lands near the true correspondence (clicks are rounded to CSS pixels)
         assert np.linalg.norm(np.array(picks[end]["view2"]) - uv2[row]) < 1.5
         assert np.linalg.norm(np.array(picks[end]["view1"]) - uv1[row]) < 1.0
+    return picks
 
-    # the epipolar line of the entry pick is drawn on view 2 in the trajectory colour
+
+def _assert_epipolar_line_drawn(page, v1, v2, picks) -> None:
+    """The epipolar line of the entry pick is drawn on view 2 in the trajectory colour."""
+    from planning.engine.views_geometry import epipolar_line
     from tests.fixtures_browser import canvas_pixels
 
     _scroll_to_views(page)
@@ -141,13 +135,20 @@ def test_surgeon_plans_by_clicking_saves_reloads_exports(
             hits += 1
     assert hits >= 5
 
-    # live 3D readouts: length and ray gap
+
+def _assert_live_readouts(page) -> None:
+    """Live 3D readouts: entry, length and its display."""
     c = page.evaluate("() => window.planningApp.computed(window.planningApp.state.trajectories[0])")
     assert np.linalg.norm(np.array(c["entry"]) - ENTRY) < 1.0
     assert c["length"] == pytest.approx(np.linalg.norm(TARGET - ENTRY), abs=1.5)
     assert page.inner_text("#readouts .ro-length") == f"{c['length']:.1f}"
 
-    # drag the view-1 entry pick: the view-2 entry pick re-snaps to the new epipolar line
+
+def _drag_entry_and_check_resnap(page, v1, v2, picks) -> dict:
+    """Drag the view-1 entry pick: the view-2 entry pick re-snaps to the new epipolar line.
+    Returns the picks after the drag."""
+    from planning.engine.views_geometry import epipolar_line
+
     _scroll_to_views(page)
     x, y = page.evaluate(
         "([uv]) => window.planningApp.clientPoint(0, uv)", [picks["entry"]["view1"]]
@@ -160,18 +161,27 @@ def test_surgeon_plans_by_clicking_saves_reloads_exports(
     assert np.linalg.norm(np.array(moved["entry"]["view1"]) - picks["entry"]["view1"]) > 3
     line = epipolar_line(v1, moved["entry"]["view1"], v2)
     assert abs(line @ [*moved["entry"]["view2"], 1.0]) < 0.5
+    return moved
+
+
+def _save_and_check_version(page, plan, surgeon) -> None:
+    """Save with a note: version 2 holds the trajectory the page computed."""
+    from webapp.planning.models import PlanVersion
 
     page.fill("#version-note", "first screw")
     page.click("#save-plan")
     page.wait_for_selector("#save-message.ok")
     assert "Saved version 2" in page.inner_text("#save-message")
-    saved = PlanVersion.objects.get(plan=plan_setup, number=2)
+    saved = PlanVersion.objects.get(plan=plan, number=2)
     t = saved.snapshot["trajectories"][0]
     c = page.evaluate("() => window.planningApp.computed(window.planningApp.state.trajectories[0])")
     np.testing.assert_allclose(t["entry_world"], c["entry"], atol=1e-6)
     np.testing.assert_allclose(t["target_world"], c["target"], atol=1e-6)
-    assert saved.author == surgeon_a and "first screw" in saved.summary
+    assert saved.author == surgeon and "first screw" in saved.summary
 
+
+def _reload_and_export(page, url, moved) -> None:
+    """Reload shows the saved picks and version; JSON and PNG exports download."""
     _open(page, url)
     reloaded = page.evaluate("() => window.planningApp.state.trajectories")
     assert len(reloaded) == 1 and reloaded[0]["picks"] == moved
@@ -185,6 +195,26 @@ def test_surgeon_plans_by_clicking_saves_reloads_exports(
     with page.expect_download() as info:
         page.click("#export-png")
     assert open(info.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_surgeon_plans_by_clicking_saves_reloads_exports(
+    plan_setup, login_page, page_url, surgeon_a
+):
+    v1, v2 = _views()
+    uv1 = helpers.project(helpers.pose(0.0), np.stack([ENTRY, TARGET]))
+    uv2 = helpers.project(helpers.pose(90.0), np.stack([ENTRY, TARGET]))
+    page = login_page(surgeon_a)
+    url = page_url("planning:plan", plan_setup.pk)
+    _open(page, url)
+    assert "lacks a calibration" in page.inner_text("body")
+    assert "C-arm angles" in page.inner_text("[data-testid=view1-source]")
+
+    picks = _pick_by_clicking(page, v1, v2, uv1, uv2)
+    _assert_epipolar_line_drawn(page, v1, v2, picks)
+    _assert_live_readouts(page)
+    moved = _drag_entry_and_check_resnap(page, v1, v2, picks)
+    _save_and_check_version(page, plan_setup, surgeon_a)
+    _reload_and_export(page, url, moved)
     assert _real_errors(page) == []
 
 
