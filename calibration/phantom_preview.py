@@ -17,6 +17,7 @@ import numpy as np
 from calibration.engine.phantom import Phantom, phantom_from_dict
 from calibration.phantom_design import lattice_points
 from geometry.camera import Camera, project
+from refusal import Refused
 
 NOMINAL_SDD_MM = 1000.0
 DETECTOR_MM = 300.0
@@ -25,6 +26,11 @@ PREVIEW_PX = 768
 MIN_PITCH_PX = 7.0
 
 SMALL, CODED, FAR = 0, 1, 2
+MAX_HEIGHT_FRACTION = 0.9  # markers higher than this x SDD above the detector are refused
+
+
+class PreviewError(Refused):
+    """The phantom cannot be shown through the nominal camera; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +73,19 @@ def _markers(phantom: Phantom, definition: dict) -> tuple[np.ndarray, np.ndarray
 
 
 def project_phantom(definition: dict, *, size_px: int = PREVIEW_PX) -> Projection:
-    """Project ``definition`` (validated by the engine's parser, which may refuse it).
+    """Project ``definition`` (validated by the engine's parser, which may refuse it;
+    :class:`PreviewError` for markers near or beyond the nominal source).
 
     The view covers the phantom's projection (at most ``DETECTOR_MM``), or less when that
     would draw the pitch under ``MIN_PITCH_PX`` pixels (the centre is shown then)."""
     phantom = phantom_from_dict(definition)
     xyz, diam, role, pitch = _markers(phantom, definition)
+    highest = float(-xyz[:, 2].min())
+    if highest >= MAX_HEIGHT_FRACTION * NOMINAL_SDD_MM:
+        raise PreviewError(
+            f"a marker lies {highest:g} mm above the detector, too near the nominal source "
+            f"({NOMINAL_SDD_MM:g} mm) to preview: check the z of the beads (mm, detector frame)"
+        )
     mag = NOMINAL_SDD_MM / (NOMINAL_SDD_MM + xyz[:, 2])
     reach = float(np.max(np.hypot(xyz[:, 0], xyz[:, 1]) * mag + diam * mag))
     field = min(DETECTOR_MM, 2 * reach + 2 * pitch)

@@ -20,7 +20,7 @@ from calibration.phantom_design import (
     PhantomDesign,
     draw_phantom,
 )
-from calibration.phantom_preview import FAR, preview_png, project_phantom
+from calibration.phantom_preview import FAR, PreviewError, preview_png, project_phantom
 from refusal import Refused
 
 ROUND_MM = 5e-5  # draw_phantom rounds positions to 1e-4 mm
@@ -190,3 +190,11 @@ def test_preview_of_a_hole_plate_shows_bright_holes_in_a_dark_plate():
     between = np.round(proj.uv + [pitch_px / 2, 0]).astype(int)
     ok = np.all((between >= 0) & (between < 384), axis=1)
     assert np.median(image[between[ok, 1], between[ok, 0]]) < 100
+
+
+def test_preview_refuses_beads_at_the_nominal_source():
+    definition = draw_phantom(PhantomDesign(name="p", kind="two-layer", pitch_mm=12.0, extent_mm=200.0))
+    definition["beads"][-1]["xyz_mm"][2] = -950.0  # a far bead 950 mm up: beyond the preview's reach
+    with pytest.raises(PreviewError, match="950 mm above the detector") as info:
+        preview_png(definition)
+    assert isinstance(info.value, Refused)

@@ -89,9 +89,10 @@ def phantom_list(request: HttpRequest) -> HttpResponse:
 def phantom_detail(request: HttpRequest, pk: int) -> HttpResponse:
     _require_manager(request.user)
     phantom = get_object_or_404(Phantom, pk=pk)
+    design = phantom.definition.get("design")  # the parameters of a drawn phantom
     context = {
         "phantom": phantom,
-        "design": phantom.definition.get("design"),
+        "design": design if isinstance(design, dict) else None,
         "n_profiles": phantom.profiles.count(),
         "sdd_mm": NOMINAL_SDD_MM,
     }

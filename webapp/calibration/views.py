@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from refusal import Refused
 from webapp.calibration import services
 from webapp.calibration.forms import CalibrationUploadForm
 from webapp.calibration.models import CalibrationProfile
@@ -183,7 +184,7 @@ def profile_attempt_image(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponse("only a refused calibration has this picture", status=404, content_type="text/plain")
     try:
         picture = draw_attempt(display_uint8(_stored_pixels(profile)), profile.attempt or {})
-    except (ValueError, XrayUnavailable, OSError) as exc:
+    except (ValueError, Refused, XrayUnavailable, OSError) as exc:
         return HttpResponse(f"image cannot be shown: {exc}", status=422, content_type="text/plain")
     ok, png = cv2.imencode(".png", picture)
     if not ok:
