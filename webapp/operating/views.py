@@ -129,13 +129,14 @@ def session_pin(request: HttpRequest, pk: int) -> HttpResponse:
         raise PermissionDenied("only surgeons plan")
     try:
         ids = [int(v) for v in request.POST.getlist("shot")]
-        plan, created = services.pin_views(
-            session, shot_ids=ids, user=request.user, request=request
-        )
     except ValueError:
         messages.error(request, "Cannot plan: pin two shots of this session.")
         return redirect("operating:session", session.pk)
-    except Refused as exc:
+    try:
+        plan, created = services.pin_views(
+            session, shot_ids=ids, user=request.user, request=request
+        )
+    except Refused as exc:  # (a ValueError too: caught apart so that its words are shown)
         messages.error(request, f"Cannot plan with these views: {exc}")
         return redirect("operating:session", session.pk)
     messages.success(request, f"Plan {plan.name} {'created' if created else 'opened'}.")
