@@ -24,10 +24,12 @@ import datetime as _dt
 
 import numpy as np
 
+from .detect import Detections
 from .phantom import Phantom
 from .plate_lattice import find_plate_lattice, fit_ideal_lattice
 from .plate_markers import PlateError
 from .polynomial import fit_inverse, fit_poly_select_order
+from .result import PROFILE_FORMAT, QUADRANTS, CalibrationError, CalibrationResult
 from .source import intrinsics_from_source
 
 DEFAULT_SDD_MM = 1000.0
@@ -42,15 +44,12 @@ def calibrate_plate(
     sdd_origin: str | None = None,
     markers_bright: bool | None = None,
     metadata: dict | None = None,
-):
+) -> CalibrationResult:
     """Distortion-only calibration from one plate frame -> ``CalibrationResult``.
 
     ``sdd_mm`` sets the nominal source ``(0, 0, -SDD)``; None uses the default of 1000 mm
     and says so in the profile (``source_to_detector_origin``).
     """
-    from .calibrate import PROFILE_FORMAT, CalibrationError, CalibrationResult
-    from .detect import Detections
-
     grid = phantom.grid
     img = np.asarray(image)
     if img.ndim != 2:
@@ -195,8 +194,6 @@ def calibrate_plate(
 
 def _check_plate_coverage(xy: np.ndarray, centre, radius: float) -> None:
     """Refuse when a quadrant of the field holds almost no usable markers."""
-    from .calibrate import QUADRANTS, CalibrationError
-
     c = np.asarray(centre)
     inner = np.linalg.norm(xy - c, axis=1) < 0.9 * radius
     q = (xy[inner] > c).astype(int)
