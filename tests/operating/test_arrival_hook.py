@@ -188,3 +188,53 @@ def test_a_shot_sent_by_c_store_is_registered_and_gets_its_overlay(make_node, su
     assert tile["state"] == "registered", tile["message"]
     assert tile["mode"] == "training-free"
     assert tile["overlay_url"].endswith(f"/{shot.registration_id}/overlay.png")
+
+
+def test_an_uncalibrated_intensifier_shot_is_refused_on_its_tile(
+    session_a, patient_a, django_capture_on_commit_callbacks
+):
+    """It cannot be dewarped: the job refuses it and the tile gives the reason."""
+    from webapp.jobs.runner import execute_job
+    from webapp.operating.models import SessionShot
+    from webapp.operating.tiles import shot_tile
+    from webapp.records.models import CArm
+
+    make_study(patient_a)
+    carm = make_carm("Old II", detector_type=CArm.DetectorType.IMAGE_INTENSIFIER)
+    shot, _ = _hook(make_xray(patient_a, carm=carm), django_capture_on_commit_callbacks)
+    assert "cannot be dewarped" in shot.device_note
+    assert execute_job(shot.registration.job_id) == "failed"
+    tile = shot_tile(SessionShot.objects.select_related("registration__job").get(pk=shot.pk))
+    assert tile["state"] == "refused" and tile["overlay_url"] is None
+    assert tile["message"].startswith("Registration refused:")
+    assert "must be dewarped first" in tile["message"]
+
+
+@pytest.mark.slow
+def test_a_calibrated_intensifier_shot_is_dewarped_by_its_registration(
+    session_a, patient_a, surgeon_a, make_user, django_capture_on_commit_callbacks
+):
+    from django.core.files.storage import default_storage
+
+    from tests.review.helpers import tiny_study
+    from webapp.demo.builder import demo_calibrations, demo_carm, demo_xrays
+    from webapp.jobs.runner import execute_job
+    from webapp.operating.models import SessionShot
+    from webapp.operating.tiles import shot_tile
+
+    study = tiny_study(patient_a)
+    carm = demo_carm()
+    demo_calibrations(carm, make_user("admin", superuser=True))
+    xray = demo_xrays(patient_a, study, carm, surgeon_a)[0]
+    xray.dewarped_file.delete(save=False)  # as it arrives: not dewarped yet
+    xray.dewarp_info = {}
+    xray.save()
+    shot, _ = _hook(xray, django_capture_on_commit_callbacks)
+    assert shot.device_note == ""  # calibrated
+    assert execute_job(shot.registration.job_id) in ("succeeded", "failed")
+    xray.refresh_from_db()
+    assert xray.dewarped_file and default_storage.exists(xray.dewarped_file.name)
+    assert xray.dewarp_info["dewarped"] is True
+    shot = SessionShot.objects.select_related("registration__job").get(pk=shot.pk)
+    assert shot.registration.stages["prepare"]["dewarped"] is True
+    assert shot_tile(shot)["state"] in ("registered", "refused")
