@@ -22,23 +22,36 @@ NOMINAL_SDD_MM = 1000.0
 BLOB_BGR = (80, 220, 80)  # green circle: a detected blob
 CODED_BGR = (40, 160, 255)  # orange circle and cross: a larger (coded) bead
 
+# (words of the refusal, what to try): the first entry whose words the message holds wins
 _ADVICE = (
     ("blank", "The image has no contrast: check that the X-ray was exposed and that the "
      "file is the phantom image, not a blank or test frame."),
-    ("pixel spacing", "Enter the detector pixel spacing (on the C-arm, or with the upload "
-     "for a PNG) and calibrate again."),
-    ("source", "Enter the C-arm's source-to-detector distance on its page, or upload the "
-     "DICOM image whose header carries it."),
-    ("wrong phantom", "Choose the phantom that was actually imaged; if it is not listed, "
-     "add its phantom.json on the phantom page."),
-    ("ambiguous", "Rotate the phantom so that several coded (larger) beads and its "
-     "asymmetric edge are in the field, then take the image again."),
-    ("bead-like blobs", "Few beads were found: check that the phantom is in the beam, the "
-     "exposure is not saturated, and the chosen phantom matches the one imaged."),
-    ("quadrant", "Beads were missing from part of the field: centre the phantom, remove "
-     "anything lying over it, and take the image again."),
+    ("field of view is too small", "The exposed field is too small: open the collimator, "
+     "centre the phantom in the field, and take the image again."),
+    ("no pixel spacing", "Enter the detector pixel spacing (on the C-arm, or with the "
+     "upload for a PNG) and calibrate again."),
+    ("pixel spacing", "Check the detector pixel spacing (on the C-arm, or given with a PNG "
+     "upload) and that the chosen phantom is the one imaged, then calibrate again."),
+    ("source-to-detector", "Enter the C-arm's source-to-detector distance on its page, or "
+     "upload the DICOM image whose header carries it."),
+    ("far-layer", "Too few far-layer beads were seen: centre the phantom so that its far "
+     "layer is in the beam, with nothing lying over it, and take the image again."),
     ("far layer", "The far layer did not agree with one source: check that the phantom's "
      "layer gap in its phantom.json is right and that it sat flat on the detector."),
+    ("ambiguous", "Rotate the phantom so that several coded (larger) beads and its "
+     "asymmetric edge are in the field, then take the image again."),
+    ("quadrant", "Beads were missing from part of the field: centre the phantom, remove "
+     "anything lying over it, and take the image again."),
+    ("hidden", "Too many beads were hidden or outside the field: remove what lies over the "
+     "phantom, centre it in the field, and take the image again."),
+    ("wrong plate", "Check that the chosen plate (its pitch and markers) is the one imaged "
+     "and that the detector pixel spacing is right."),
+    ("wrong phantom", "Choose the phantom that was actually imaged; if it is not listed, "
+     "add its phantom.json on the phantom page."),
+    ("does not match", "Choose the phantom that was actually imaged; if it is not listed, "
+     "add its phantom.json on the phantom page."),
+    ("-like blobs", "Few beads or markers were found: check that the phantom is in the beam, "
+     "the exposure is not saturated, and the chosen phantom matches the one imaged."),
 )
 _GENERAL = (
     "Check that the chosen phantom matches the one imaged, that it lies flat against the "

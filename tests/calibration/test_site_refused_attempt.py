@@ -133,3 +133,29 @@ def test_refused_job_keeps_the_attempt_for_the_pages(celery_worker, client, carm
     assert "calibration refused" in job_page
     page = client.get(reverse("calibration:profile-detail", args=[profile.pk])).content.decode()
     assert 'id="attempt-image"' in page and 'id="attempt-advice"' in page
+
+
+@pytest.mark.parametrize(
+    "message, words",
+    [
+        ("image is blank (no contrast)", "was exposed"),
+        ("the exposed field of view is too small to hold a phantom", "open the collimator"),
+        ("the phantom image has no pixel spacing and none was given", "Enter the detector pixel spacing"),
+        ("no regular bead grid found near the expected spacing: wrong phantom or pixel spacing", "Check the detector pixel spacing"),
+        ("a grid plate gives no source distance, and neither the image header nor C-arm X has one: "
+         "enter the C-arm's source-to-detector distance first", "source-to-detector distance on its page"),
+        ("only 3 far-layer (plane 1) beads found; at least 6 are needed for the source position", "far layer is in the beam"),
+        ("the far layer does not agree with one source (3 of 20 far beads fit)", "layer gap"),
+        ("the phantom orientation is ambiguous: too few coded (large) beads are visible", "Rotate the phantom"),
+        ("only 4 of 60 beads detected in the upper-left quadrant: too few to fit the distortion", "missing from part"),
+        ("only 40 of 300 beads found: too many hidden, or the wrong phantom", "hidden or outside the field"),
+        ("marker spacing in the image is 4.00 mm but the plate has 3.00 mm: wrong plate or wrong pixel spacing", "Check the detector pixel spacing"),
+        ("only 5 marker-like blobs found: not an image of this plate", "Few beads or markers"),
+        ("the bead pattern does not match this phantom (40 grid beads, 6 large; best code agreement 50%)", "actually imaged"),
+        ("distortion fit failed: singular matrix", "lies flat against the detector"),
+    ],
+)  # fmt: skip
+def test_advice_follows_the_words_of_the_refusal(message, words):
+    from calibration.refused_attempt import advice_for
+
+    assert words in advice_for(message)
