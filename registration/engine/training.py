@@ -1,11 +1,6 @@
 """Per-patient training of the scene-coordinate network (no Django).
 
-Loss per pixel (see :func:`scene_coord_loss`):
-
-* on bone pixels, a 3-D Laplace negative log-likelihood of the entry and exit points,
-  ``|x - x_hat| / b + 3 log b`` with ``log b`` predicted by the network (normalised units);
-* off bone, the predicted ``log b`` is pushed up to at least ``OFF_BONE_LOG_SCALE``;
-* a binary cross-entropy on the bone mask.
+The loss is :func:`registration.engine.training_loss.scene_coord_loss`.
 
 Training keeps a pool of noise-free rendered samples, refreshes a few of them every step
 and draws each batch from the pool with freshly simulated appearance. The learning rate
@@ -27,19 +22,19 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from geometry.camera import Camera
 from registration.engine.dataset import (
     AppearanceParams,
+    BoneBox,
     Sample,
     SampleGenerator,
     bone_box,
     simulate_appearance,
 )
+from registration.engine.training_loss import LossParts, scene_coord_loss
 from registration.engine.unet import SceneCoordOutput, SceneCoordUNet, normalise_image
 
-OFF_BONE_LOG_SCALE = math.log(0.5)
 WARMUP_FRACTION = 0.1
 FINAL_LR_FACTOR = 0.01
 
@@ -156,53 +151,6 @@ def training_dtype(precision: str, device: str) -> torch.dtype:
     raise ValueError(f"unknown precision {precision!r} (choose auto, bf16 or fp32)")
 
 
-def _channel_norm(d: torch.Tensor) -> torch.Tensor:
-    """Euclidean norm over dim 1 of ``(B, C, H, W)``. Written out because
-    ``torch.linalg.norm(d, dim=1)`` reduces across strided channels slowly on the CPU
-    (9.6 against 0.4 ms forward + backward at 12 x 3 x 64 x 64); the tiny epsilon keeps
-    the gradient finite where the error is exactly zero."""
-    return (d.square().sum(dim=1) + 1e-12).sqrt()
-
-
-@dataclass
-class LossParts:
-    total: torch.Tensor
-    coord_nll: float
-    off_bone: float
-    mask_bce: float
-    median_error: float  # normalised units, entry+exit on bone pixels
-
-
-def scene_coord_loss(
-    out: SceneCoordOutput, coords: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor
-) -> LossParts:
-    """Loss for a batch. ``coords`` (B, 6, H, W) normalised targets; ``mask``/``valid``
-    (B, H, W) bool."""
-    on = (mask & valid).float()
-    off = ((~mask) & valid).float()
-    pred = out.coords
-    r1 = _channel_norm(pred[:, :3] - coords[:, :3])
-    r2 = _channel_norm(pred[:, 3:] - coords[:, 3:])
-    s1, s2 = out.log_scale[:, 0], out.log_scale[:, 1]
-    nll = 0.5 * (r1 * torch.exp(-s1) + 3 * s1 + r2 * torch.exp(-s2) + 3 * s2)
-    n_on = on.sum().clamp_min(1.0)
-    coord_nll = (nll * on).sum() / n_on
-    # plain L1 term keeps the coordinates learning while scales are still large
-    l1 = (0.5 * (r1 + r2) * on).sum() / n_on
-    off_pen = (
-        F.relu(OFF_BONE_LOG_SCALE - out.log_scale).mean(dim=1) * off
-    ).sum() / off.sum().clamp_min(1.0)
-    bce = F.binary_cross_entropy_with_logits(out.bone_logit[:, 0], mask.float(), reduction="none")
-    bce = (bce * valid.float()).sum() / valid.float().sum().clamp_min(1.0)
-    total = coord_nll + l1 + 0.5 * off_pen + bce
-    with torch.no_grad():
-        sel = on > 0
-        med = float(torch.median(0.5 * (r1 + r2)[sel])) if sel.any() else float("nan")
-    return LossParts(
-        total, float(coord_nll.detach()), float(off_pen.detach()), float(bce.detach()), med
-    )
-
-
 @dataclass
 class TrainResult:
     net: SceneCoordUNet
@@ -268,39 +216,15 @@ def train_model(
         samples_per_ray=p.samples_per_ray,
         device=device,
     )
-    net = SceneCoordUNet(base=p.base_channels, depth=p.depth).to(device)
-    # channels-last activations on a CPU: oneDNN's convolutions run faster in that layout
-    # (quick preset, batch 12 at 64 px, 2-core AVX2 EPYC: forward 58 -> 42 ms, backward
-    # unchanged at about 100 ms); the weights saved are the same numbers
-    memory_format = (torch.channels_last if torch.device(device).type == "cpu"
-                     else torch.contiguous_format)
-    net = net.to(memory_format=memory_format)
+    net, memory_format = _new_network(p, device)
     amp_dtype = training_dtype(p.precision, device)
     opt = torch.optim.AdamW(net.parameters(), lr=p.lr, weight_decay=1e-4)
     appearance = AppearanceParams()
     say = log or (lambda _m: None)
 
-    pool: list[Sample] = []
-    n_init = min(p.pool_size, max(p.batch_size * 4, p.pool_size // 3))
-    gen_seconds = 0.0
-    for i in range(n_init):
-        tg = time.perf_counter()
-        pool.append(gen.make(rng))
-        gen_seconds += time.perf_counter() - tg
-        if progress and i % 10 == 0:
-            if progress(
-                {
-                    "phase": "simulating",
-                    "step": 0,
-                    "steps": p.steps,
-                    "loss": None,
-                    "median_error_mm": None,
-                    "seconds": time.perf_counter() - t0,
-                    "simulated": i + 1,
-                    "pool": n_init,
-                }
-            ):
-                return TrainResult(net.cpu(), {}, [], cancelled=True)
+    pool, gen_seconds = _initial_pool(gen, rng, p, progress, t0)
+    if pool is None:
+        return TrainResult(net.cpu(), {}, [], cancelled=True)
     say(f"simulated {len(pool)} training images in {gen_seconds:.1f} s")
 
     history: list[dict] = []
@@ -309,33 +233,13 @@ def train_model(
     step = 0
     net.train()
     for step in range(1, p.steps + 1):
-        # refresh the pool (grow it to pool_size first)
-        n_new = int(p.refresh_per_step) + (rng.random() < p.refresh_per_step % 1)
-        for _ in range(n_new):
-            tg = time.perf_counter()
-            s = gen.make(rng)
-            gen_seconds += time.perf_counter() - tg
-            if len(pool) < p.pool_size:
-                pool.append(s)
-            else:
-                pool[int(rng.integers(len(pool)))] = s
+        gen_seconds += _refresh_pool(pool, gen, rng, p)
         lr = learning_rate(
             budget_fraction(step - 1, p.steps, time.perf_counter() - t0, p.max_seconds), p.lr
         )
-        for group in opt.param_groups:
-            group["lr"] = lr
         idx = rng.choice(len(pool), size=min(p.batch_size, len(pool)), replace=False)
-        x, c, m, v = _batch(pool, idx, rng, device, appearance)
-        x = x.contiguous(memory_format=memory_format)
-        with torch.autocast(torch.device(device).type, dtype=amp_dtype,
-                            enabled=amp_dtype != torch.float32):
-            out = net(x)
-        out = SceneCoordOutput(out.coords.float(), out.log_scale.float(), out.bone_logit.float())
-        parts = scene_coord_loss(out, c, m, v)
-        opt.zero_grad(set_to_none=True)
-        parts.total.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        opt.step()
+        batch = _batch(pool, idx, rng, device, appearance)
+        parts = _optimiser_step(net, opt, lr, batch, memory_format, amp_dtype, device)
         loss = float(parts.total.detach())
         ema = loss if ema is None else 0.95 * ema + 0.05 * loss
         out_of_time = time.perf_counter() - t0 > p.max_seconds
@@ -361,7 +265,123 @@ def train_model(
             say(f"stopping at step {step}: time budget {p.max_seconds:.0f} s reached")
             break
     net.eval()
-    meta = {
+    training = {
+        "steps_done": step,
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+        "simulation_seconds": gen_seconds,
+        "pool_size": len(pool),
+        "final_loss_ema": ema,
+        "final_median_error_mm": history[-1]["median_error_mm"] if history else None,
+        "history": history,
+        "cancelled": cancelled,
+    }
+    meta = _model_meta(p, box, camera, bone_threshold_hu, seed, device, amp_dtype, training)
+    return TrainResult(net.cpu(), meta, history, cancelled)
+
+
+def _new_network(p: Preset, device: str) -> tuple[SceneCoordUNet, torch.memory_format]:
+    """An untrained network for preset ``p`` on ``device`` and its activation layout."""
+    net = SceneCoordUNet(base=p.base_channels, depth=p.depth).to(device)
+    # channels-last activations on a CPU: oneDNN's convolutions run faster in that layout
+    # (quick preset, batch 12 at 64 px, 2-core AVX2 EPYC: forward 58 -> 42 ms, backward
+    # unchanged at about 100 ms); the weights saved are the same numbers
+    memory_format = (torch.channels_last if torch.device(device).type == "cpu"
+                     else torch.contiguous_format)
+    return net.to(memory_format=memory_format), memory_format
+
+
+def _initial_pool(
+    gen: SampleGenerator,
+    rng: np.random.Generator,
+    p: Preset,
+    progress: Callable[[dict], bool | None] | None,
+    t0: float,
+) -> tuple[list[Sample] | None, float]:
+    """``(pool, seconds spent simulating)``: the first samples of the pool, reporting the
+    "simulating" phase every 10 samples; pool None when ``progress`` cancelled."""
+    pool: list[Sample] = []
+    n_init = min(p.pool_size, max(p.batch_size * 4, p.pool_size // 3))
+    gen_seconds = 0.0
+    for i in range(n_init):
+        tg = time.perf_counter()
+        pool.append(gen.make(rng))
+        gen_seconds += time.perf_counter() - tg
+        if progress and i % 10 == 0:
+            if progress(
+                {
+                    "phase": "simulating",
+                    "step": 0,
+                    "steps": p.steps,
+                    "loss": None,
+                    "median_error_mm": None,
+                    "seconds": time.perf_counter() - t0,
+                    "simulated": i + 1,
+                    "pool": n_init,
+                }
+            ):
+                return None, gen_seconds
+    return pool, gen_seconds
+
+
+def _refresh_pool(
+    pool: list[Sample], gen: SampleGenerator, rng: np.random.Generator, p: Preset
+) -> float:
+    """Simulate this step's new samples into ``pool`` (grown to ``pool_size`` first, then
+    replacing random ones); returns the seconds spent simulating."""
+    seconds = 0.0
+    n_new = int(p.refresh_per_step) + (rng.random() < p.refresh_per_step % 1)
+    for _ in range(n_new):
+        tg = time.perf_counter()
+        s = gen.make(rng)
+        seconds += time.perf_counter() - tg
+        if len(pool) < p.pool_size:
+            pool.append(s)
+        else:
+            pool[int(rng.integers(len(pool)))] = s
+    return seconds
+
+
+def _optimiser_step(
+    net: SceneCoordUNet,
+    opt: torch.optim.Optimizer,
+    lr: float,
+    batch: tuple[torch.Tensor, ...],
+    memory_format: torch.memory_format,
+    amp_dtype: torch.dtype,
+    device: str,
+) -> LossParts:
+    """One optimiser step at learning rate ``lr`` on ``batch`` (images, coordinates, masks,
+    valid); the forward pass under ``amp_dtype`` autocast, the loss in float32."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    x, c, m, v = batch
+    x = x.contiguous(memory_format=memory_format)
+    with torch.autocast(torch.device(device).type, dtype=amp_dtype,
+                        enabled=amp_dtype != torch.float32):
+        out = net(x)
+    out = SceneCoordOutput(out.coords.float(), out.log_scale.float(), out.bone_logit.float())
+    parts = scene_coord_loss(out, c, m, v)
+    opt.zero_grad(set_to_none=True)
+    parts.total.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+    opt.step()
+    return parts
+
+
+def _model_meta(
+    p: Preset,
+    box: BoneBox,
+    camera: Camera,
+    bone_threshold_hu: float,
+    seed: int,
+    device: str,
+    amp_dtype: torch.dtype,
+    training: dict,
+) -> dict:
+    """The model's metadata: preset, normalisation box, camera, seed, device, precision
+    and the ``training`` record."""
+    return {
         "preset": p.name,
         "preset_params": p.__dict__.copy(),
         "input_size": p.input_size,
@@ -371,16 +391,5 @@ def train_model(
         "seed": seed,
         "device": str(device),
         "training_precision": str(amp_dtype).removeprefix("torch."),
-        "training": {
-            "steps_done": step,
-            "seconds": time.perf_counter() - t0,
-            "cpu_seconds": time.process_time() - c0,
-            "simulation_seconds": gen_seconds,
-            "pool_size": len(pool),
-            "final_loss_ema": ema,
-            "final_median_error_mm": history[-1]["median_error_mm"] if history else None,
-            "history": history,
-            "cancelled": cancelled,
-        },
+        "training": training,
     }
-    return TrainResult(net.cpu(), meta, history, cancelled)

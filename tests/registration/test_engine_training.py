@@ -10,7 +10,8 @@ import torch
 
 from geometry.camera import Camera
 from registration.engine.dataset import NoBoneError, SampleGenerator, bone_box, simulate_appearance
-from registration.engine.training import get_preset, scene_coord_loss, train_model
+from registration.engine.training import get_preset, train_model
+from registration.engine.training_loss import scene_coord_loss
 from registration.engine.unet import SceneCoordUNet, normalise_image
 from simulation.phantom_ct import synthetic_bone_ct
 

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from registration.engine.training import _channel_norm, scene_coord_loss
+from registration.engine.training_loss import _channel_norm, scene_coord_loss
 from registration.engine.unet import SceneCoordOutput
 
 
