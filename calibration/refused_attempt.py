@@ -30,6 +30,8 @@ _ADVICE = (
      "centre the phantom in the field, and take the image again."),
     ("no pixel spacing", "Enter the detector pixel spacing (on the C-arm, or with the "
      "upload for a PNG) and calibrate again."),
+    ("wrong plate", "Check that the chosen plate (its pitch and markers) is the one imaged "
+     "and that the detector pixel spacing is right."),
     ("pixel spacing", "Check the detector pixel spacing (on the C-arm, or given with a PNG "
      "upload) and that the chosen phantom is the one imaged, then calibrate again."),
     ("source-to-detector", "Enter the C-arm's source-to-detector distance on its page, or "
@@ -44,8 +46,6 @@ _ADVICE = (
      "anything lying over it, and take the image again."),
     ("hidden", "Too many beads were hidden or outside the field: remove what lies over the "
      "phantom, centre it in the field, and take the image again."),
-    ("wrong plate", "Check that the chosen plate (its pitch and markers) is the one imaged "
-     "and that the detector pixel spacing is right."),
     ("wrong phantom", "Choose the phantom that was actually imaged; if it is not listed, "
      "add its phantom.json on the phantom page."),
     ("does not match", "Choose the phantom that was actually imaged; if it is not listed, "

@@ -15,7 +15,7 @@ from tests.calibration.site_helpers import SPACING_MM, phantom_png
 from tests.jobs.conftest import wait_for
 
 
-def _refused_profile(carm, phantom, png: bytes, user):
+def _refused_profile(carm, phantom, png: bytes, user, spacing=SPACING_MM):
     """Run a calibration on ``png`` as the job does and keep its refusal on the profile."""
     from webapp.calibration.models import CalibrationProfile
     from webapp.calibration.services import CalibrationRefused, record_refusal, run_calibration
@@ -24,7 +24,7 @@ def _refused_profile(carm, phantom, png: bytes, user):
     profile = CalibrationProfile.objects.create(carm=carm, version=version, phantom=phantom, calibrated_by=user)
     profile.image_file.save("phantom.png", ContentFile(png))
     with pytest.raises(CalibrationRefused) as info:
-        run_calibration(profile, SPACING_MM)
+        run_calibration(profile, spacing)
     record_refusal(profile, info.value)
     profile.refresh_from_db()
     return profile
@@ -73,6 +73,33 @@ def test_too_few_beads_shows_reason_advice_and_detections(client, carm, clipon, 
         cv2.circle(far_from_blobs, (round(u), round(v)), radius + 5, 0, -1)
     marks = _coloured(picture, BLOB_BGR) | _coloured(picture, CODED_BGR)
     assert marks.any() and not np.any(marks & (far_from_blobs > 0))
+
+
+def test_refused_plate_shows_the_markers_it_found(client, carm, cal_admin):
+    """A plate frame calibrated with the wrong plate (another pitch): the markers found
+    are kept and circled, the advice names the plate and the pixel spacing."""
+    from tests.calibration.plate_helpers import SP, plate, small_frame
+    from webapp.calibration.services import create_phantom
+
+    imaged = plate("square", "hole", pitch=3.0, diameter=1.2)
+    sim = small_frame(imaged, seed=4)
+    ok, png = cv2.imencode(".png", np.asarray(sim.image).astype(np.uint16))
+    assert ok
+    chosen = create_phantom("Wrong pitch plate", plate("square", "hole", pitch=4.5, diameter=1.2).to_dict(), cal_admin)
+    profile = _refused_profile(carm, chosen, png.tobytes(), cal_admin, spacing=(SP, SP))
+    attempt = profile.attempt
+    assert "wrong plate" in profile.message and attempt["kind"] == "plate markers"
+    assert "pitch" in attempt["advice"] and attempt["n_coded"] == 0
+    # the markers found are real holes of the imaged plate
+    found = np.array([blob[:2] for blob in attempt["blobs"]])
+    assert len(found) > 100
+    distance = np.linalg.norm(found[:, None] - sim.true_px[None], axis=2).min(axis=1)
+    assert np.median(distance) < 1.0
+    client.force_login(cal_admin)
+    page = client.get(reverse("calibration:profile-detail", args=[profile.pk])).content.decode()
+    assert f'{attempt["n_blobs"]} plate markers detected' in page and 'id="attempt-image"' in page
+    picture = client.get(reverse("calibration:profile-attempt-image", args=[profile.pk]))
+    assert picture.status_code == 200 and picture["Content-Type"] == "image/png"
 
 
 def test_blank_frame_says_nothing_was_detected(client, carm, clipon, cal_admin):
@@ -149,7 +176,7 @@ def test_refused_job_keeps_the_attempt_for_the_pages(celery_worker, client, carm
         ("the phantom orientation is ambiguous: too few coded (large) beads are visible", "Rotate the phantom"),
         ("only 4 of 60 beads detected in the upper-left quadrant: too few to fit the distortion", "missing from part"),
         ("only 40 of 300 beads found: too many hidden, or the wrong phantom", "hidden or outside the field"),
-        ("marker spacing in the image is 4.00 mm but the plate has 3.00 mm: wrong plate or wrong pixel spacing", "Check the detector pixel spacing"),
+        ("marker spacing in the image is 4.00 mm but the plate has 3.00 mm: wrong plate or wrong pixel spacing", "chosen plate (its pitch"),
         ("only 5 marker-like blobs found: not an image of this plate", "Few beads or markers"),
         ("the bead pattern does not match this phantom (40 grid beads, 6 large; best code agreement 50%)", "actually imaged"),
         ("distortion fit failed: singular matrix", "lies flat against the detector"),
