@@ -76,6 +76,8 @@ def test_admin_uploads_a_valid_phantom_json(client, cal_admin, phantoms, definit
         (b'{"name": "x", "grid": {"lattice": "square", "pitch_mm": 3, "marker": "hole"}}', "missing field &#x27;diameter_mm&#x27;"),
         (b'{"name": "x", "grid": {"lattice": "square", "pitch_mm": 3, "marker": "hole", "diameter_mm": 1, "rows": 9}}', "unknown grid field"),
         (b'{"name": "x", "beads": [{"id": "a", "xyz_mm": [0, 0, 5], "diameter_mm": 2, "plane": 0}]}', "z must be negative"),
+        (json.dumps({"name": "x", "beads": [{"id": f"b{k}", "xyz_mm": [k, 0, -5], "diameter_mm": 0.5, "plane": 0}
+                                            for k in range(3001)]}).encode(), "lists 3001 beads; at most 3000"),
     ],
 )  # fmt: skip
 def test_bad_phantom_json_is_a_form_error_and_nothing_is_stored(client, cal_admin, phantoms, content, words):

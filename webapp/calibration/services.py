@@ -31,6 +31,7 @@ from webapp.core import audit
 from webapp.records.models import CArm, XrayImage
 
 SAME_ANGLE_DEG = 1.0
+MAX_PHANTOM_BEADS = 3000  # the parser and the identification compare every pair of beads
 ANGLE_WARN_DEG = 10.0
 
 
@@ -63,6 +64,11 @@ def create_phantom(name: str, definition: dict, user=None, *, request=None, how:
     if not name:
         raise CalibrationRefused("the phantom needs a name")
     definition = dict(definition, name=name) if isinstance(definition, dict) else definition
+    beads = definition.get("beads") if isinstance(definition, dict) else None
+    if isinstance(beads, list) and len(beads) > MAX_PHANTOM_BEADS:
+        raise CalibrationRefused(
+            f"phantom definition refused: it lists {len(beads)} beads; at most {MAX_PHANTOM_BEADS} are accepted"
+        )
     try:
         phantom_from_dict(definition)
     except PhantomError as exc:
