@@ -14,7 +14,8 @@ import numpy as np
 from .bead_fit import fit_named_beads
 from .bead_result import bead_result
 from .detect import Detections
-from .identify import IdentificationError, identify_near, near_layer
+from .identify import IdentificationError, near_layer
+from .identify_code import identify_near
 from .phantom import Phantom
 from .pixels import inside_mask
 from .result import CalibrationError, CalibrationResult
