@@ -8,11 +8,8 @@ import numpy as np
 import pytest
 
 from geometry.carm import carm_pose
-from webapp.xray_registration.management.commands.bench_registration import (
-    _confusion,
-    _error_parts,
-    summarise,
-)
+from registration.bench.pose_errors import confusion, error_parts, parts_median
+from simulation.heldout import summarise
 
 CENTRE = np.array([10.0, -20.0, 30.0])
 
@@ -57,7 +54,7 @@ def test_confusion_sorts_results_by_outcome_and_true_error() -> None:
         {"status": "failed", "mtre_of_rejected_mm": 40.0},
         {"status": "failed", "mtre_of_rejected_mm": None},
     ]
-    assert _confusion(rows) == {"ok_under": 1, "ok_over": 1, "failed_under": 1,
+    assert confusion(rows) == {"ok_under": 1, "ok_over": 1, "failed_under": 1,
                                 "failed_over": 1, "failed_no_pose": 1}
 
 
@@ -68,18 +65,31 @@ def test_error_parts_separate_depth_sideways_and_rotation() -> None:
     side = np.cross(ray, [0.0, 1.0, 0.0])
     side /= np.linalg.norm(side)
     T = _moved_in_camera(T_true, 7.0 * ray + 3.0 * side)
-    parts = _error_parts(T, T_true, CENTRE)
+    parts = error_parts(T, T_true, CENTRE)
     assert parts["depth_mm"] == pytest.approx(7.0, abs=1e-3)
     assert parts["sideways_mm"] == pytest.approx(3.0, abs=1e-3)
     assert parts["rotation_deg"] == pytest.approx(0.0, abs=1e-3)
-    toward_source = _error_parts(_moved_in_camera(T_true, -4.0 * ray), T_true, CENTRE)
+    toward_source = error_parts(_moved_in_camera(T_true, -4.0 * ray), T_true, CENTRE)
     assert toward_source["depth_mm"] == pytest.approx(-4.0, abs=1e-3)
 
 
 def test_error_parts_of_a_rotation_about_the_centre() -> None:
     T_true = carm_pose(0.0, 0.0, 650.0, CENTRE)
     T_rot = carm_pose(5.0, 0.0, 650.0, CENTRE)  # same centre, turned 5 deg
-    parts = _error_parts(T_rot, T_true, CENTRE)
+    parts = error_parts(T_rot, T_true, CENTRE)
     assert parts["rotation_deg"] == pytest.approx(5.0, abs=1e-6)
     assert abs(parts["depth_mm"]) < 1e-6 and parts["sideways_mm"] < 1e-6
-    assert _error_parts(None, T_true, CENTRE) is None
+    assert error_parts(None, T_true, CENTRE) is None
+
+
+def test_parts_median_takes_absolute_values_over_images_with_a_pose() -> None:
+    rows = [
+        {"pnp_error_parts": {"depth_mm": -4.0, "sideways_mm": 1.0, "rotation_deg": 0.5},
+         "error_parts": None},
+        {"pnp_error_parts": {"depth_mm": 2.0, "sideways_mm": 3.0, "rotation_deg": 1.5},
+         "error_parts": {"depth_mm": -1.0, "sideways_mm": 0.2, "rotation_deg": 0.1}},
+    ]
+    m = parts_median(rows)
+    assert m["pnp_error_parts"] == {"depth_mm": 3.0, "sideways_mm": 2.0, "rotation_deg": 1.0}
+    assert m["error_parts"] == {"depth_mm": 1.0, "sideways_mm": 0.2, "rotation_deg": 0.1}
+    assert parts_median([{"pnp_error_parts": None}]) == {}
