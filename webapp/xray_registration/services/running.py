@@ -8,8 +8,11 @@ Frames and units: poses ``T_cam_from_world`` map CT LPS mm to camera mm; pixels 
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from django.core.files.base import ContentFile
@@ -155,18 +158,69 @@ def render_pictures(
     return overlay, buf.tobytes()
 
 
+@dataclass
+class _RunInputs:
+    """What a run registers: the prepared X-ray, the CT volume, the loaded model (None:
+    training-free), the bone threshold (HU), the bone centre (LPS mm) for the header start,
+    the device, and the seconds spent preparing and loading."""
+
+    prepared: PreparedXray
+    volume: Any
+    model: Any
+    bone_threshold: float
+    centre: list[float] | None
+    device: str
+    prep_s: float
+    load_s: float
+
+
 def run_registration(reg: Registration, report: Callable[[float, str], None]) -> dict:
     """Register ``reg.xray`` with ``reg.model`` (worker side) and store the pose, quality
     figures, stage timings, overlay and DRR. A run whose self-checks fail ends with status
     failed and the reason; bad inputs raise :class:`RegistrationRefused`."""
-    import time
+    t0 = time.perf_counter()
+    inputs = _load_inputs(reg, report)
+    T_init = header_initial_pose(reg.xray, inputs.centre)
+    report(0.35, "registering")
+    res = _register(inputs, T_init)
+    used = res.stages.get("preprocess", {}).get("polarity", "none")
+    out = res.to_json()
+    stages = {
+        "prepare": {"seconds": round(inputs.prep_s, 4), "dewarped": inputs.prepared.dewarped},
+        "load": {"seconds": round(inputs.load_s, 4)},
+        **out["stages"],
+    }
+    quality = _quality_figures(res, out, T_init, inputs)
+    overlay = drr = None
+    if res.status == "ok":
+        report(0.85, "rendering the overlay and the DRR")
+        t_pic = time.perf_counter()
+        overlay, drr = render_pictures(
+            inputs.volume, inputs.bone_threshold, inputs.prepared, res.T_cam_from_world, used
+        )
+        stages["render"] = {"seconds": round(time.perf_counter() - t_pic, 4)}
+        gt = reg.xray.ground_truth or {}
+        if gt.get("T_cam_from_world"):
+            quality.update(
+                true_target_error(inputs.volume, inputs.bone_threshold, res.T_cam_from_world,
+                                  gt["T_cam_from_world"])
+            )
+    _store_outcome(reg, res, out, inputs.prepared, quality, stages, (overlay, drr), t0)
+    return {
+        "registration_id": reg.pk,
+        "status": reg.status,
+        "message": reg.message,
+        "seconds": reg.seconds,
+        "true_mtre_mm": quality.get("true_mtre_mm"),
+    }
 
+
+def _load_inputs(reg: Registration, report: Callable[[float, str], None]) -> _RunInputs:
+    """Prepare the X-ray, load the model (when the registration has one) and the CT;
+    refuses a model that is not ready, cannot be loaded or was trained on another CT."""
     from registration.engine.model_io import ModelError, ct_fingerprint, load_model
-    from registration.engine.pipeline import RegistrationOptions
-    from registration.engine.stored_image import register_stored
     from webapp.records.volume_store import load_study_volume
 
-    t0 = time.perf_counter()
     model_row = reg.model
     if model_row is not None and model_row.status != RegistrationModel.Status.READY:
         raise RegistrationRefused("the model of this registration is not ready")
@@ -198,52 +252,60 @@ def run_registration(reg: Registration, report: Callable[[float, str], None]) ->
         bone_threshold = TRAINING_FREE_BONE_HU
         centre = _bone_centre(volume, bone_threshold)
     load_s = time.perf_counter() - t_load
-    T_init = header_initial_pose(reg.xray, centre)
-    options = RegistrationOptions(device=device)
-    report(0.35, "registering")
+    return _RunInputs(prepared, volume, model, bone_threshold, centre, device, prep_s, load_s)
+
+
+def _register(inputs: _RunInputs, T_init: np.ndarray | None):
+    """The engine's result for the prepared X-ray (a ``RegistrationResult``); an input the
+    engine rejects is refused with its reason."""
+    from registration.engine.pipeline import RegistrationOptions
+    from registration.engine.stored_image import register_stored
+
+    prepared = inputs.prepared
+    options = RegistrationOptions(device=inputs.device)
     try:
-        res = register_stored(
-            volume, model, prepared.pixels, prepared.photometric, prepared.camera,
-            bits_stored=prepared.bits_stored, T_init=T_init, initial_kind="header",
-            options=options,
+        return register_stored(
+            inputs.volume, inputs.model, prepared.pixels, prepared.photometric,
+            prepared.camera, bits_stored=prepared.bits_stored, T_init=T_init,
+            initial_kind="header", options=options,
         )
     except ValueError as exc:
         raise RegistrationRefused(f"cannot register the X-ray: {one_line(exc)}") from None
-    used = res.stages.get("preprocess", {}).get("polarity", "none")
-    out = res.to_json()
-    stages = {
-        "prepare": {"seconds": round(prep_s, 4), "dewarped": prepared.dewarped},
-        "load": {"seconds": round(load_s, 4)},
-        **out["stages"],
-    }
-    quality = {
+
+
+def _quality_figures(res, out: dict, T_init: np.ndarray | None, inputs: _RunInputs) -> dict:
+    """The quality figures stored with a registration (``out`` = ``res.to_json()``)."""
+    quality = out["stages"].get("quality", {})
+    return {
         "inlier_ratio": round(res.n_inliers / res.n_correspondences, 4)
         if res.n_correspondences
         else 0.0,
         "similarity": out["similarity"],
         "median_uncertainty_mm": out["stages"].get("network", {}).get("median_uncertainty_mm"),
-        "bone_in_view_fraction": out["stages"].get("quality", {}).get("bone_in_view_fraction"),
-        "local_similarity": out["stages"].get("quality", {}).get("local_similarity"),
-        "mask_dice": out["stages"].get("quality", {}).get("mask_dice"),
-        "failed_check": out["stages"].get("quality", {}).get("failed_check"),
+        "bone_in_view_fraction": quality.get("bone_in_view_fraction"),
+        "local_similarity": quality.get("local_similarity"),
+        "mask_dice": quality.get("mask_dice"),
+        "failed_check": quality.get("failed_check"),
         "initial_pose": "header angles" if T_init is not None else None,
-        "mode": "network" if model is not None else "training-free",
+        "mode": "network" if inputs.model is not None else "training-free",
         "start": out["stages"].get("start", {}).get("winner"),
-        "device": device,
+        "device": inputs.device,
     }
-    overlay = drr = None
-    if res.status == "ok":
-        report(0.85, "rendering the overlay and the DRR")
-        t_pic = time.perf_counter()
-        overlay, drr = render_pictures(
-            volume, bone_threshold, prepared, res.T_cam_from_world, used
-        )
-        stages["render"] = {"seconds": round(time.perf_counter() - t_pic, 4)}
-        gt = reg.xray.ground_truth or {}
-        if gt.get("T_cam_from_world"):
-            quality.update(
-                true_target_error(volume, bone_threshold, res.T_cam_from_world, gt["T_cam_from_world"])
-            )
+
+
+def _store_outcome(
+    reg: Registration,
+    res,
+    out: dict,
+    prepared: PreparedXray,
+    quality: dict,
+    stages: dict,
+    pictures: tuple[bytes | None, bytes | None],
+    t0: float,
+) -> None:
+    """Save the run's status, message, pose, camera, figures and timings on ``reg``, and
+    its overlay and DRR pictures (old ones deleted) in one transaction."""
+    overlay, drr = pictures
     with transaction.atomic():
         reg.status = Registration.Status.OK if res.status == "ok" else Registration.Status.FAILED
         reg.message = (out["message"] or res.status)[:500]
@@ -262,13 +324,6 @@ def run_registration(reg: Registration, report: Callable[[float, str], None]) ->
             reg.overlay_file.save("overlay.png", ContentFile(overlay), save=False)
             reg.drr_file.save("drr.png", ContentFile(drr), save=False)
         reg.save()
-    return {
-        "registration_id": reg.pk,
-        "status": reg.status,
-        "message": reg.message,
-        "seconds": reg.seconds,
-        "true_mtre_mm": quality.get("true_mtre_mm"),
-    }
 
 
 def mark_failed(row, message: str, status=None) -> None:
