@@ -53,6 +53,21 @@ def build_lattice(
     if n < 9:
         raise CorrespondenceError(f"only {n} bead-like blobs detected; not a phantom image")
     tree = cKDTree(xy)
+    theta, pitch = _lattice_axes(xy, tree, centre, pitch_guess_px)
+    a = pitch * np.array([np.cos(theta), np.sin(theta)])
+    b = pitch * np.array([-np.sin(theta), np.cos(theta)])
+    best = _seed_blob(xy, tree, centre, a, b, tol * pitch)
+    labels = _grow_lattice(xy, tree, best, a, b, tol)
+    idx = np.array(list(labels.values()))
+    ij = np.array(list(labels.keys()))
+    return LatticeLabels(idx, ij, pitch, theta)
+
+
+def _lattice_axes(
+    xy: np.ndarray, tree: cKDTree, centre: np.ndarray, pitch_guess_px: float
+) -> tuple[float, float]:
+    """Lattice direction (radians, modulo 90 degrees) and pitch (pixels) from blob pairs
+    near the expected spacing in the centre of the field."""
     pairs = tree.query_pairs(1.3 * pitch_guess_px, output_type="ndarray")
     vec = xy[pairs[:, 1]] - xy[pairs[:, 0]]
     dist = np.linalg.norm(vec, axis=1)
@@ -72,22 +87,34 @@ def build_lattice(
     if aligned.sum() < 4:
         raise CorrespondenceError("no regular bead grid found: wrong phantom or pixel spacing")
     pitch = float(np.median(dist[aligned & (rc < np.percentile(rc[aligned], 60))]))
-    a = pitch * np.array([np.cos(theta), np.sin(theta)])
-    b = pitch * np.array([-np.sin(theta), np.cos(theta)])
-    nbr = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)])
+    return theta, pitch
 
-    # seed: among blobs near the centre, the one whose 8 neighbours are best explained
+
+def _seed_blob(
+    xy: np.ndarray, tree: cKDTree, centre: np.ndarray, a: np.ndarray, b: np.ndarray,
+    tol_px: float,
+) -> int:  # fmt: skip
+    """Among blobs near the centre, the one whose 8 neighbours are best explained by the
+    lattice basis (a, b)."""
+    nbr = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)])
     order = np.argsort(np.linalg.norm(xy - centre, axis=1))[:25]
     best, best_score = None, -1
     for s in order:
         pred = xy[s] + nbr[:, :1] * a + nbr[:, 1:] * b
         d, _ = tree.query(pred)
-        score = int(np.sum(d < tol * pitch))
+        score = int(np.sum(d < tol_px))
         if score > best_score:
             best, best_score = s, score
     if best_score < 4:
         raise CorrespondenceError("could not find the bead grid around the image centre")
+    return best
 
+
+def _grow_lattice(
+    xy: np.ndarray, tree: cKDTree, best: int, a: np.ndarray, b: np.ndarray, tol: float
+) -> dict[tuple[int, int], int]:
+    """Lattice index -> blob, grown from ``best`` at (0, 0): each new point predicted by a
+    local affine fit of labelled neighbours (steps over hidden beads)."""
     labels: dict[tuple[int, int], int] = {(0, 0): int(best)}
     lab_ij = np.zeros((len(xy) + 1, 2), int)
     lab_xy = np.zeros((len(xy) + 1, 2))
@@ -129,9 +156,7 @@ def build_lattice(
                 grew = True
             else:
                 failed[key] = n_lab
-    idx = np.array(list(labels.values()))
-    ij = np.array(list(labels.keys()))
-    return LatticeLabels(idx, ij, pitch, theta)
+    return labels
 
 
 def _local_affine(kij: np.ndarray, kxy: np.ndarray):

@@ -151,7 +151,6 @@ def detect_beads(
     or implant blobs that correspondence must reject).
     """
     img = _as_float(image)
-    h, w = img.shape
     sub = img[::3, ::3]
     spread = np.percentile(sub, 99.9) - np.percentile(sub, 0.1)
     if spread <= 1e-9 * (abs(np.max(img)) + 1.0) or np.std(img) == 0:
@@ -162,72 +161,18 @@ def detect_beads(
     rmin = max(rmin, 0.8)
     mask, fov_c, fov_r = _field_of_view(img, beads_bright)
     line = line_integral_image(img, beads_bright, mask).astype(np.float32)
-
-    # background flattening: white top-hat with a disc wider than the largest bead
-    ksz = int(2 * np.ceil(2.2 * rmax) + 1)
-    ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ksz, ksz))
-    factor = max(1, int(ksz // 15))
-    if factor > 1:
-        # the background is smooth: estimate it on a reduced image (much faster)
-        small = cv2.resize(line, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
-        ks = int(2 * (ksz // (2 * factor)) + 1)
-        ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ks, ks))
-        opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, ker)
-        opened = cv2.blur(opened, (max(3, ks // 3), max(3, ks // 3)))
-        opened = cv2.resize(opened, (w, h), interpolation=cv2.INTER_LINEAR)
-    else:
-        opened = cv2.morphologyEx(line, cv2.MORPH_OPEN, ker)
-        opened = cv2.blur(opened, (max(3, ksz // 3), max(3, ksz // 3)))
-    top = line - opened
-    inner = mask.copy()
-    margin = int(np.ceil(rmax * 1.5 + 3))
-    if np.isfinite(fov_r):
-        inner = cv2.erode(
-            mask.astype(np.uint8),
-            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2),
-        ).astype(bool)
-    inner[:margin, :] = False
-    inner[-margin:, :] = False
-    inner[:, :margin] = False
-    inner[:, -margin:] = False
-    if inner.sum() < 100:
-        raise DetectionError("the exposed field of view is too small to hold a phantom")
-    noise_img = top - cv2.GaussianBlur(top, (0, 0), 1.0)
-    sample = noise_img[inner][::7]
-    noise = float(1.4826 * np.median(np.abs(sample - np.median(sample))) * 2.3)
-    noise = max(noise, 1e-6 * (float(np.percentile(top[inner][::7], 99.9)) + 1e-12), 1e-12)
-
-    # multi-scale normalised LoG
-    sigmas = np.geomspace(rmin / 1.6, rmax / 1.2, 4)
-    resp = np.full((h, w), -np.inf, np.float32)
-    scale_idx = np.zeros((h, w), np.int8)
-    for k, s in enumerate(sigmas):
-        g = cv2.GaussianBlur(top, (0, 0), float(s))
-        r = -(s**2) * cv2.Laplacian(g, cv2.CV_32F)
-        better = r > resp
-        resp[better] = r[better]
-        scale_idx[better] = k
-    peak_ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (int(2 * max(1, rmin) + 1),) * 2)
-    local_max = resp >= cv2.dilate(resp, peak_ker)
-    cand = local_max & inner & (resp > 0.5 * min_contrast * noise)
-    vs, us = np.nonzero(cand)
-    if len(us) > max_candidates:
-        order = np.argsort(resp[vs, us])[::-1][:max_candidates]
-        vs, us = vs[order], us[order]
-
+    top = _flatten_background(line, rmax)
+    inner = _usable_area(mask, np.isfinite(fov_r), rmax)
+    noise = _noise_level(top, inner)
+    us, vs, sigma = _log_candidates(top, inner, noise, rmin, rmax, min_contrast, max_candidates)
     xy, rad, integ, con, circ = [], [], [], [], []
-    for u0, v0 in zip(us, vs, strict=True):
-        s = sigmas[scale_idx[v0, u0]]
+    for u0, v0, s in zip(us, vs, sigma, strict=True):
         res = _centroid(top, float(u0), float(v0), max(1.6 * s * 1.414 + 2.0, rmin + 2.0), noise)
         if res is None:
             continue
         (cu, cv), r_eq, total, peak, c = res
-        if not (0.5 * rmin <= r_eq <= 1.5 * rmax + 1.0):
-            continue
-        if c < min_circularity or peak / noise < min_contrast:
-            continue
-        iu, iv = int(round(cu)), int(round(cv))
-        if not (0 <= iu < w and 0 <= iv < h) or not inner[iv, iu]:
+        if not _passes_gates(cu, cv, r_eq, peak / noise, c, inner, rmin, rmax,
+                             min_contrast, min_circularity):  # fmt: skip
             continue
         xy.append((cu, cv))
         rad.append(r_eq)
@@ -249,6 +194,87 @@ def detect_beads(
         bool(beads_bright),
         noise,
     )
+
+
+def _flatten_background(line: np.ndarray, rmax: float) -> np.ndarray:
+    """White top-hat with a disc wider than the largest bead (the background estimated on
+    a reduced image when the disc is large: it is smooth)."""
+    h, w = line.shape
+    ksz = int(2 * np.ceil(2.2 * rmax) + 1)
+    ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ksz, ksz))
+    factor = max(1, int(ksz // 15))
+    if factor > 1:
+        small = cv2.resize(line, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+        ks = int(2 * (ksz // (2 * factor)) + 1)
+        ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ks, ks))
+        opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, ker)
+        opened = cv2.blur(opened, (max(3, ks // 3), max(3, ks // 3)))
+        opened = cv2.resize(opened, (w, h), interpolation=cv2.INTER_LINEAR)
+    else:
+        opened = cv2.morphologyEx(line, cv2.MORPH_OPEN, ker)
+        opened = cv2.blur(opened, (max(3, ksz // 3), max(3, ksz // 3)))
+    return line - opened
+
+
+def _usable_area(mask: np.ndarray, round_field: bool, rmax: float) -> np.ndarray:
+    """Where a bead and its centroid window fit: the field eroded (a round field) and a
+    margin from the image border; refused when too small."""
+    inner = mask.copy()
+    margin = int(np.ceil(rmax * 1.5 + 3))
+    if round_field:
+        inner = cv2.erode(
+            mask.astype(np.uint8),
+            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2),
+        ).astype(bool)
+    inner[:margin, :] = False
+    inner[-margin:, :] = False
+    inner[:, :margin] = False
+    inner[:, -margin:] = False
+    if inner.sum() < 100:
+        raise DetectionError("the exposed field of view is too small to hold a phantom")
+    return inner
+
+
+def _noise_level(top: np.ndarray, inner: np.ndarray) -> float:
+    """Robust noise of the flattened image (high-pass MAD, scaled), never zero."""
+    noise_img = top - cv2.GaussianBlur(top, (0, 0), 1.0)
+    sample = noise_img[inner][::7]
+    noise = float(1.4826 * np.median(np.abs(sample - np.median(sample))) * 2.3)
+    return max(noise, 1e-6 * (float(np.percentile(top[inner][::7], 99.9)) + 1e-12), 1e-12)
+
+
+def _log_candidates(top, inner, noise, rmin, rmax, min_contrast, max_candidates):
+    """Local maxima of a multi-scale normalised LoG: integer (u, v) and the scale (sigma,
+    pixels) of each, strongest ``max_candidates`` kept."""
+    h, w = top.shape
+    sigmas = np.geomspace(rmin / 1.6, rmax / 1.2, 4)
+    resp = np.full((h, w), -np.inf, np.float32)
+    scale_idx = np.zeros((h, w), np.int8)
+    for k, s in enumerate(sigmas):
+        g = cv2.GaussianBlur(top, (0, 0), float(s))
+        r = -(s**2) * cv2.Laplacian(g, cv2.CV_32F)
+        better = r > resp
+        resp[better] = r[better]
+        scale_idx[better] = k
+    peak_ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (int(2 * max(1, rmin) + 1),) * 2)
+    local_max = resp >= cv2.dilate(resp, peak_ker)
+    cand = local_max & inner & (resp > 0.5 * min_contrast * noise)
+    vs, us = np.nonzero(cand)
+    if len(us) > max_candidates:
+        order = np.argsort(resp[vs, us])[::-1][:max_candidates]
+        vs, us = vs[order], us[order]
+    return us, vs, sigmas[scale_idx[vs, us]]
+
+
+def _passes_gates(cu, cv, r_eq, snr, circ, inner, rmin, rmax, min_contrast, min_circularity):
+    """Size, circularity and contrast gates; the centroid inside the usable area."""
+    h, w = inner.shape
+    if not (0.5 * rmin <= r_eq <= 1.5 * rmax + 1.0):
+        return False
+    if circ < min_circularity or snr < min_contrast:
+        return False
+    iu, iv = int(round(cu)), int(round(cv))
+    return (0 <= iu < w and 0 <= iv < h) and bool(inner[iv, iu])
 
 
 def _centroid(top: np.ndarray, u: float, v: float, rwin: float, noise: float, iters: int = 4):
