@@ -181,7 +181,7 @@ def detect_beads(
         circ.append(c)
     xy_a = np.array(xy, dtype=np.float64).reshape(-1, 2)
     integ_a = np.array(integ)
-    keep = _dedupe(xy_a, integ_a, 0.8 * rmin + 1.0)
+    keep = dedupe_points(xy_a, integ_a, 0.8 * rmin + 1.0)
     return Detections(
         xy_a[keep],
         np.array(rad)[keep],
@@ -334,7 +334,9 @@ def _centroid(top: np.ndarray, u: float, v: float, rwin: float, noise: float, it
     return (u, v), r_eq, signal, peak, float(np.sqrt(ev[0] / ev[1]))
 
 
-def _dedupe(xy: np.ndarray, score: np.ndarray, min_dist: float) -> np.ndarray:
+def dedupe_points(xy: np.ndarray, score: np.ndarray, min_dist: float) -> np.ndarray:
+    """Indices (sorted) of points kept when, strongest ``score`` first, every point within
+    ``min_dist`` pixels of a kept one is dropped."""
     if len(xy) == 0:
         return np.zeros(0, dtype=int)
     from scipy.spatial import cKDTree

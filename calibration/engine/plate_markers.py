@@ -18,7 +18,7 @@ from scipy.spatial import cKDTree
 
 from refusal import Refused
 
-from .detect import _dedupe
+from .detect import dedupe_points
 from .plate_field import PlateField, plate_field
 
 
@@ -139,7 +139,7 @@ def detect_markers(
     # duplicates (two peaks on one marker)
     xy = np.column_stack([cu, cv_])[ok]
     integ, peak, circ, rad = integ[ok], peak[ok], circ[ok], rad[ok]
-    kd = _dedupe(xy, integ, 0.4 * pitch_px)
+    kd = dedupe_points(xy, integ, 0.4 * pitch_px)
     xy, integ, peak, circ, rad = xy[kd], integ[kd], peak[kd], circ[kd], rad[kd]
     good = _not_cut(xy, integ)
     n_drop = int((~good).sum())
