@@ -17,8 +17,9 @@ from registration.bench.ood_poses import pose_from_carm, sample_geometry
 GENERATOR = ("registration.bench.ood_shots", "registration.bench.nanodrr_render",
              "registration.bench.xray_chain", "registration.bench.ood_poses",
              "registration.bench.shot_io")
-OURS = ("registration.engine.drr", "registration.engine.xray_sim", "registration.engine.dataset",
-        "geometry.carm", "geometry.camera", "simulation.heldout")
+OURS = ("registration.engine.drr", "registration.engine.drr_volume", "registration.engine.drr_rays",
+        "registration.engine.drr_planes", "registration.engine.xray_sim",
+        "registration.engine.dataset", "geometry.carm", "geometry.camera", "simulation.heldout")
 
 
 def test_generator_imports_none_of_our_renderer_or_simulator():
