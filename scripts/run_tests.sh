@@ -5,6 +5,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 "$PY" -m ruff check . || exit 1
+# House limit: no production module over 400 lines (tests and migrations exempt).
+"$PY" scripts/check_module_size.py || exit 1
 # Layer contracts (pyproject.toml [tool.importlinter]): science packages stay Django-free.
 .venv/bin/lint-imports --no-cache || exit 1
 "$PY" -m pytest "$@"
