@@ -17,6 +17,7 @@ seconds from the C-STORE start. The page itself polls every second, which adds 0
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -37,6 +38,7 @@ BENCH_TEAM = "Bench operating room"
 BENCH_USER = "bench-or-surgeon"
 PAGE_POLL_S = 1.0  # static/js/operating_session.js POLL_MS
 WORKER_READY_TIMEOUT_S = 180.0
+QUIET_LOGGERS = ("pynetdicom", "axes")
 
 
 class BenchRefused(Refused):
@@ -264,6 +266,8 @@ def run_bench(*, shots: int, timeout_s: float, poll_s: float, worker: str, seed:
     )
     from webapp.operating.services import close_session, open_session, open_session_for
 
+    for name in QUIET_LOGGERS:  # one line per association otherwise
+        logging.getLogger(name).setLevel(logging.WARNING)
     patient, _study, user = bench_scene()
     stale = open_session_for(patient)
     if stale is not None:  # left open by an interrupted run

@@ -66,7 +66,8 @@ def shot_dataset(
     meta.MediaStorageSOPClassUID = XA_SOP
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset("shot.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
+    ds = FileDataset("shot.dcm", {}, file_meta=meta, preamble=b"\0" * 128,
+                     is_implicit_VR=False, is_little_endian=True)
     ds.SOPClassUID = XA_SOP
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
