@@ -318,3 +318,35 @@ def test_stale_staging_is_purged_but_not_that_of_waiting_jobs(settings):
     assert staged_tokens() == sorted([kept.token, lost.token])  # both still fresh
     purge_stale_staging(keep={kept.token}, max_age_s=-1)
     assert staged_tokens() == [kept.token]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("kind", "reader", "limit"),
+    [
+        ("ct", "webapp.records.ct_import.load_ct", 1800),
+        ("xray", "webapp.records.xray_import.read_xray", 300),
+    ],
+)
+def test_the_time_limit_is_not_reported_as_a_bad_input(
+    client, surgeon_a, patient_a, monkeypatch, kind, reader, limit
+):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def too_slow(*args, **kwargs):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(reader, too_slow)
+    client.force_login(surgeon_a)
+    if kind == "ct":
+        response = client.post(
+            _ct_url(patient_a), {"files": SimpleUploadedFile("a.nii.gz", _nifti())}
+        )
+    else:
+        response = client.post(
+            _xray_url(patient_a), {"file": SimpleUploadedFile("a.dcm", _xray_dicom())}
+        )
+    job = run_job(queued_job(response), "failed")
+    assert job.error == f"time limit of {limit} s exceeded"
+    assert not CTStudy.objects.exists() and not XrayImage.objects.exists()
+    assert staged_tokens() == []

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 
@@ -102,6 +103,8 @@ def import_ct_study(
         raise MultipleSeries(exc.message, exc.series) from None
     except InputRefused as exc:
         raise ImportRefused(exc.message) from None
+    except SoftTimeLimitExceeded:
+        raise  # the job's time limit, not a fault of the input
     except MemoryError:
         raise ImportRefused("the volume is too large to load into memory") from None
     except BaseException as exc:  # noqa: BLE001 - never a 500 for bad input; log for developers

@@ -28,6 +28,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -81,6 +82,8 @@ def _read_checked(path: Path) -> XrayData:
         return read_xray(path, max_voxels=int(settings.ORTHOFUSE_MAX_VOXELS))
     except InputRefused as exc:
         raise ImportRefused(exc.message) from None
+    except SoftTimeLimitExceeded:
+        raise  # the job's time limit, not a fault of the input
     except MemoryError:
         raise ImportRefused("the image is too large to load into memory") from None
     except BaseException as exc:  # noqa: BLE001 - never a 500 for bad input
