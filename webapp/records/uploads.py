@@ -11,6 +11,7 @@ import struct
 
 from django.http import HttpRequest
 
+from refusal import Refused
 from webapp.jobs.models import Job
 from webapp.jobs.services import submit_job
 from webapp.records.upload_staging import (
@@ -28,7 +29,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
-class UploadRefused(ValueError):
+class UploadRefused(Refused):
     """The upload is not what the form asks for; the message names the user's file."""
 
 
