@@ -224,12 +224,7 @@ class Camera:
         height = _positive_int(height, "height")
         au = width / _positive_float(side_u, "window width")
         av = height / _positive_float(side_v, "window height")
-        K = self.K.copy()
-        K[0, 0] *= au
-        K[0, 1] *= au
-        K[0, 2] = (K[0, 2] + 0.5 - float(u0)) * au - 0.5
-        K[1, 1] *= av
-        K[1, 2] = (K[1, 2] + 0.5 - float(v0)) * av - 0.5
+        K = window_K(self.K, u0, v0, au, av)
         sx, sy = self.pixel_spacing_mm
         return Camera(width, height, K, (sx / au, sy / av), self.source_to_detector_mm)
 
@@ -254,6 +249,28 @@ class Camera:
     def K_tensor(self, dtype: torch.dtype = torch.float32, device: Any = "cpu") -> torch.Tensor:
         """``K`` as a torch tensor."""
         return torch.as_tensor(np.array(self.K), dtype=dtype, device=device)
+
+
+# ---------------------------------------------------------------- intrinsics alone
+def window_K(K: Array, u0: float, v0: float, scale_u: float, scale_v: float) -> np.ndarray:
+    """Intrinsics of a window whose top-left pixel edge is at ``(u0, v0)`` of the image of
+    ``K``, resampled by ``scale_u`` / ``scale_v`` (new pixels per old pixel): a pixel ``u``
+    maps to ``(u + 0.5 - u0) * scale_u - 0.5`` (rows alike). The one rule for cropping and
+    rescaling K (:meth:`Camera.window`, :meth:`Camera.scaled`, :func:`downsampled_K`)."""
+    out = np.array(K, dtype=np.float64).copy()
+    out[0, 0] *= scale_u
+    out[0, 1] *= scale_u
+    out[0, 2] = (out[0, 2] + 0.5 - float(u0)) * scale_u - 0.5
+    out[1, 1] *= scale_v
+    out[1, 2] = (out[1, 2] + 0.5 - float(v0)) * scale_v - 0.5
+    return out
+
+
+def downsampled_K(K: Array, factor: float) -> np.ndarray:
+    """Intrinsics of the whole image downsampled by ``factor`` (old pixels per new pixel;
+    pixel centres at integers): :func:`window_K` with no offset and scale ``1 / factor``."""
+    scale = 1.0 / _positive_float(factor, "downsampling factor")
+    return window_K(K, 0.0, 0.0, scale, scale)
 
 
 # ---------------------------------------------------------------------- projection

@@ -295,3 +295,15 @@ def perturb_pose(
     D[:3, :3] = R
     D[:3, 3] = c - R @ c + d
     return T @ D
+
+
+def pose_distance_mm(T_a: np.ndarray, T_b: np.ndarray, centre: np.ndarray,
+                     radius_mm: float = 50.0) -> float:
+    """Mean distance (camera frame, mm) between the images under ``T_a`` and ``T_b`` of the
+    six points ``centre +- radius_mm`` along the world axes (LPS mm)."""
+    c = np.asarray(centre, dtype=np.float64).reshape(3)
+    pts = np.concatenate([c + radius_mm * np.eye(3), c - radius_mm * np.eye(3)])
+    Ta, Tb = np.asarray(T_a, np.float64), np.asarray(T_b, np.float64)
+    pa = pts @ Ta[:3, :3].T + Ta[:3, 3]
+    pb = pts @ Tb[:3, :3].T + Tb[:3, 3]
+    return float(np.linalg.norm(pa - pb, axis=1).mean())

@@ -9,8 +9,8 @@ import numpy as np
 
 from calibration.bench.anatomy import orbit_pose
 from calibration.engine.dewarp import clear_cache, dewarp_image, dewarp_maps
-from calibration.engine.source import intrinsics_from_source
 from calibration.engine.twoview import View, triangulate_midpoint
+from geometry.camera import Camera
 
 
 def triangulation_errors(good: list[dict], spacing: float, rng: np.random.Generator) -> list[float]:
@@ -25,7 +25,7 @@ def triangulation_errors(good: list[dict], spacing: float, rng: np.random.Genera
             s_true = np.array(g.source_mm)
             sod = 0.6 * -s_true[2]
             t = orbit_pose(ang, sod)
-            k_true = intrinsics_from_source(s_true, g.width, g.height, g.spacing)
+            k_true = Camera.from_source(s_true, g.width, g.height, g.spacing).K
             views_true.append(View(k_true, t))
             views_est.append(View(np.array(res.profile["K"]), t))
             pairs.append((sim, res))

@@ -22,7 +22,7 @@ Public entry points (frames and units as in docs/CONVENTIONS.md):
   profile's ``flip_horizontal`` itself, so pass the image as stored by the device);
   ``dewarp.check_profile(profile)``.
 - ``polynomial.Poly2D`` (graded-order polynomial of CONVENTIONS.md; ``from_dict``/``to_dict``).
-- ``source.estimate_source``, ``source.intrinsics_from_source``.
+- ``source.estimate_source`` (K from a source: ``geometry.camera.Camera.from_source``).
 - ``twoview.View``, ``triangulate_midpoint``, ``epipolar_line``, ``angle_between_views``.
 - ``detector.project_to_detector`` (central projection onto the detector plane, mm),
   ``lattice.lattice_fit_rms`` (distance of points from the best perfect lattice).

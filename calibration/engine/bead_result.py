@@ -12,13 +12,14 @@ import datetime as _dt
 
 import numpy as np
 
+from geometry.camera import Camera
+
 from .bead_fit import BeadFit
 from .detect import Detections
 from .detector import project_to_detector
 from .pixels import inside_mask, predicted_stored, to_px
 from .polynomial import Poly2D, fit_inverse
 from .result import PROFILE_FORMAT, CalibrationResult
-from .source import intrinsics_from_source
 
 
 def bead_result(s: BeadFit, metadata: dict) -> CalibrationResult:
@@ -39,7 +40,7 @@ def bead_result(s: BeadFit, metadata: dict) -> CalibrationResult:
     rn_mm = np.linalg.norm(res_px * np.array([sx, sy]), axis=1)
     ids = s.phantom.ids
     near_ids = [ids[b] for b in s.near_bead]
-    K = intrinsics_from_source(source, w, h, (sx, sy)) if src_est is not None else None
+    K = Camera.from_source(source, w, h, (sx, sy)).K if src_est is not None else None
     beads = _near_entries(s, und_near, tgt, rn_px, used)
     far_res = _add_far_entries(s, beads)
     hidden = _expected_hidden(s, {b["id"] for b in beads})

@@ -24,13 +24,14 @@ import datetime as _dt
 
 import numpy as np
 
+from geometry.camera import Camera
+
 from .detect import Detections
 from .phantom import Phantom
 from .plate_lattice import find_plate_lattice, fit_ideal_lattice
 from .plate_markers import PlateError
 from .polynomial import fit_inverse, fit_poly_select_order
 from .result import PROFILE_FORMAT, QUADRANTS, CalibrationError, CalibrationResult
-from .source import intrinsics_from_source
 
 DEFAULT_SDD_MM = 1000.0
 
@@ -93,7 +94,7 @@ def calibrate_plate(
     rn_mm = np.linalg.norm(res_px * np.array([sx, sy]), axis=1)
     ids = [f"L{i:+04d}{j:+04d}" for i, j in pl.ij]
     source = np.array([0.0, 0.0, -sdd])
-    K = intrinsics_from_source(source, w, h, (sx, sy))
+    K = Camera.from_source(source, w, h, (sx, sy)).K
     beads = [
         {
             "id": ids[k],

@@ -1,4 +1,4 @@
-"""Effective X-ray source from far-layer beads, and the intrinsics ``K`` it implies.
+"""Effective X-ray source from far-layer beads (its K: ``geometry.camera.Camera.from_source``).
 
 Frames: the detector frame of CONVENTIONS.md (mm). Each far-layer bead at known 3-D
 position ``P`` and its dewarped detector point ``D = (x, y, 0)`` define a ray; the source
@@ -81,18 +81,3 @@ def estimate_source(
     s2 = float(np.sum(r[inl] ** 2)) / dof
     cov = s2 * np.linalg.pinv(jac.T @ jac)
     return SourceEstimate(sol.x, cov, r, inl)
-
-
-def intrinsics_from_source(source_mm, width: int, height: int, spacing) -> np.ndarray:
-    """``K = [[f/sx, 0, cx], [0, f/sy, cy], [0, 0, 1]]`` with f = -Sz,
-    ``cx = (W-1)/2 + Sx/sx``, ``cy = (H-1)/2 + Sy/sy`` (pixels)."""
-    sx, sy = float(spacing[0]), float(spacing[1])
-    s = np.asarray(source_mm, dtype=np.float64)
-    f = -s[2]
-    return np.array(
-        [
-            [f / sx, 0.0, (width - 1) / 2 + s[0] / sx],
-            [0.0, f / sy, (height - 1) / 2 + s[1] / sy],
-            [0.0, 0.0, 1.0],
-        ]
-    )

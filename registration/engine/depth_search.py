@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from geometry.camera import downsampled_K
 from geometry.rigid import orthonormalised
 from registration.engine.refine import adam_on_increments, increment
-from registration.engine.refine_similarity import batch_similarity, scaled_K
+from registration.engine.refine_similarity import batch_similarity
 from registration.engine.similarity import downsample
 
 
@@ -151,7 +152,7 @@ def depth_profile_search(
     for factor, iterations, lr in levels:
         img_l = downsample(img, factor) if factor > 1 else img
         w_l = downsample(w, factor) * (downsample(val, factor) > 0.99).float() if factor > 1 else w
-        pyramid.append((img_l, w_l, scaled_K(K, n / img_l.shape[0]), iterations, lr))
+        pyramid.append((img_l, w_l, downsampled_K(K, n / img_l.shape[0]), iterations, lr))
 
     def poses_of(th: torch.Tensor) -> torch.Tensor:
         return increment(th, pivot_cam) @ T0

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from geometry.camera import project
+from geometry.camera import downsampled_K, project
 from registration.engine.quality import (
     check_bone_depth,
     check_local_similarity,
@@ -24,7 +24,7 @@ from registration.engine.quality import (
     check_restarts,
     check_similarity,
 )
-from registration.engine.refine_similarity import local_similarity, scaled_K
+from registration.engine.refine_similarity import local_similarity
 
 if TYPE_CHECKING:
     from registration.engine.pipeline_stages import RegistrationState
@@ -39,7 +39,7 @@ def bone_in_view(
     with torch.no_grad():
         b = renderer.render(
             torch.as_tensor(T[None], dtype=torch.float32),
-            torch.as_tensor(scaled_K(K, size / n), dtype=torch.float32),
+            torch.as_tensor(downsampled_K(K, size / n), dtype=torch.float32),
             n,
             n,
             samples_per_ray=32,

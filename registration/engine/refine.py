@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from geometry.camera import backproject
+from geometry.camera import backproject, downsampled_K
 from geometry.rigid import orthonormalised, se3_exp
 from registration.engine.refine_similarity import (
     batch_similarity,
     bone_weight_from_drr,
     pose_similarity,
-    scaled_K,
     similarities_at_level,
 )
 from registration.engine.similarity import downsample
@@ -74,18 +73,6 @@ def increment(theta: torch.Tensor, pivot_cam: torch.Tensor) -> torch.Tensor:
     bottom[..., 0, 3] = 1.0
     return torch.cat([torch.cat([R, t.unsqueeze(-1)], dim=-1), bottom], dim=-2)
 
-
-
-def pose_distance_mm(T_a: np.ndarray, T_b: np.ndarray, centre: np.ndarray,
-                     radius_mm: float = 50.0) -> float:
-    """Mean distance (camera frame, mm) between the images under ``T_a`` and ``T_b`` of the
-    six points ``centre +- radius_mm`` along the world axes (LPS mm)."""
-    c = np.asarray(centre, dtype=np.float64).reshape(3)
-    pts = np.concatenate([c + radius_mm * np.eye(3), c - radius_mm * np.eye(3)])
-    Ta, Tb = np.asarray(T_a, np.float64), np.asarray(T_b, np.float64)
-    pa = pts @ Ta[:3, :3].T + Ta[:3, 3]
-    pb = pts @ Tb[:3, :3].T + Tb[:3, 3]
-    return float(np.linalg.norm(pa - pb, axis=1).mean())
 
 
 def view_pivot(
@@ -227,7 +214,7 @@ def _level_scene(img: torch.Tensor, wgt: torch.Tensor, val: torch.Tensor, K: np.
     w_l = downsample(wgt, f) if f > 1 else wgt
     # make the mask crisp again where padding was averaged in
     w_l = w_l * (downsample(val, f) > 0.99).float() if f > 1 else w_l
-    return img_l, w_l, scaled_K(K, H / img_l.shape[0])
+    return img_l, w_l, downsampled_K(K, H / img_l.shape[0])
 
 
 def _refine_level(renderer, scene: tuple[torch.Tensor, torch.Tensor, np.ndarray],

@@ -3,7 +3,7 @@
 The DRR at a pose is compared with the X-ray (line integrals, (H, W)) by weighted,
 high-passed NCC (optionally plus gradient correlation, ``GC_WEIGHT``), averaged over
 scales; at a refinement level both are downsampled by the level's factor and the
-intrinsics scaled to match (:func:`scaled_K`). Poses are ``T_cam_from_world`` (world =
+intrinsics scaled to match (:func:`geometry.camera.downsampled_K`). Poses are ``T_cam_from_world`` (world =
 LPS mm, camera mm); intrinsics ``K`` in pixels. Similarities lie in [-1, 1].
 """
 
@@ -15,22 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from geometry.camera import downsampled_K
 from registration.engine.similarity import combined_similarity, downsample, local_structure_ncc
 
 if TYPE_CHECKING:
     from registration.engine.refine import RefineLevel
-
-
-def scaled_K(K: np.ndarray, factor: float) -> np.ndarray:
-    """Intrinsics of the image downsampled by ``factor`` (pixel centres at integers)."""
-    K2 = np.array(K, dtype=np.float64).copy()
-    a = 1.0 / factor
-    K2[0, 0] *= a
-    K2[0, 1] *= a
-    K2[1, 1] *= a
-    K2[0, 2] = (K2[0, 2] + 0.5) * a - 0.5
-    K2[1, 2] = (K2[1, 2] + 0.5) * a - 0.5
-    return K2
 
 
 # weight of gradient correlation against NCC in the similarity: 0 (high-passed NCC alone)
@@ -94,7 +83,7 @@ def bone_weight_from_drr(
     with torch.no_grad():
         b = renderer.render(
             torch.as_tensor(T[None], dtype=torch.float32),
-            torch.as_tensor(scaled_K(K, H / h), dtype=torch.float32),
+            torch.as_tensor(downsampled_K(K, H / h), dtype=torch.float32),
             h,
             w,
             samples_per_ray=48,
@@ -112,7 +101,7 @@ def level_similarity(renderer, image: torch.Tensor, K: np.ndarray, T: np.ndarray
     (H, W, intrinsics ``K``) downsampled by ``factor``; ``weight_l`` is the pixel weight at
     that downsampled size."""
     img_l = downsample(torch.as_tensor(image, dtype=torch.float32), factor)
-    K_l = scaled_K(K, image.shape[0] / img_l.shape[0])
+    K_l = downsampled_K(K, image.shape[0] / img_l.shape[0])
     with torch.no_grad():
         poses = torch.as_tensor(T, dtype=torch.float32)[None]
         return float(similarities_at_level(renderer, poses, K_l, img_l, weight_l,

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from geometry.rigid import pose_distance_mm
 from registration.engine.depth_search import depth_line_search
-from registration.engine.refine import RefineLevel, increment, pose_distance_mm, refine_poses
+from registration.engine.refine import RefineLevel, increment, refine_poses
 from registration.engine.refine_similarity import bone_weight_from_drr, pose_similarity
 
 RESTART_LEVELS = (

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from geometry.rigid import orthonormalised
-from registration.engine.refine import adam_on_increments, increment, pose_distance_mm
-from registration.engine.refine_similarity import batch_similarity, scaled_K
+from geometry.camera import downsampled_K
+from geometry.rigid import orthonormalised, pose_distance_mm
+from registration.engine.refine import adam_on_increments, increment
+from registration.engine.refine_similarity import batch_similarity
 from registration.engine.similarity import downsample
 
 
@@ -121,7 +122,7 @@ def coarse_search(
     img_l = downsample(img, f)
     val = torch.ones_like(img) if valid is None else torch.as_tensor(valid).float()
     w_l = (downsample(val, f) > 0.99).float()
-    K_l = scaled_K(K, n / img_l.shape[0])
+    K_l = downsampled_K(K, n / img_l.shape[0])
     T0 = torch.as_tensor(np.asarray(T_start, dtype=np.float64))
     pivot_cam = T0[:3, :3] @ torch.as_tensor(np.asarray(pivot_world, np.float64)) + T0[:3, 3]
 
@@ -176,7 +177,7 @@ def refine_starts(
     img_l = downsample(img, f)
     val = torch.ones_like(img) if valid is None else torch.as_tensor(valid).float()
     w_l = (downsample(val, f) > 0.99).float()
-    K_l = scaled_K(K, n / img_l.shape[0])
+    K_l = downsampled_K(K, n / img_l.shape[0])
     T0 = torch.as_tensor(np.stack([np.asarray(T, np.float64) for T in starts]))
     piv = torch.as_tensor(np.stack([np.asarray(p, np.float64) for p in pivots_world]))
     pivot_cam = (T0[:, :3, :3] @ piv[:, :, None])[:, :, 0] + T0[:, :3, 3]

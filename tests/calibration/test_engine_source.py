@@ -6,7 +6,8 @@ import pytest
 from calibration.engine.calibrate import calibrate
 from calibration.engine.detector import project_to_detector
 from calibration.engine.phantom import builtin_phantom
-from calibration.engine.source import estimate_source, intrinsics_from_source, nearest_point_to_rays
+from calibration.engine.source import estimate_source, nearest_point_to_rays
+from geometry.camera import Camera
 from simulation.phantom_frames import IIDistortion, SimGeometry, simulate_phantom_image
 
 SP = 0.5
@@ -32,7 +33,7 @@ def test_estimate_source_from_noisy_rays_and_covariance():
 
 
 def test_intrinsics_follow_conventions():
-    k = intrinsics_from_source([5.0, -2.5, -1000.0], 512, 400, (0.5, 0.25))
+    k = Camera.from_source([5.0, -2.5, -1000.0], 512, 400, (0.5, 0.25)).K
     np.testing.assert_allclose(
         k, [[2000.0, 0, 255.5 + 10.0], [0, 4000.0, 199.5 - 10.0], [0, 0, 1]], atol=1e-12
     )
@@ -56,7 +57,7 @@ def test_source_recovery(calibrated):
     unc = res.profile["source_uncertainty_mm"]
     assert 0 < unc["lateral"] < 0.5 and 0 < unc["axial"] < 5
     k = np.array(res.profile["K"])
-    np.testing.assert_allclose(k, intrinsics_from_source(s, 512, 512, (SP, SP)), atol=1e-9)
+    np.testing.assert_allclose(k, Camera.from_source(s, 512, 512, (SP, SP)).K, atol=1e-9)
     assert np.linalg.norm(k[:2, 2] - sim.geometry.K[:2, 2]) < 1.0
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from geometry.camera import Camera, backproject, project, source_position
+from geometry.camera import Camera, backproject, downsampled_K, project, source_position
 from geometry.carm import carm_pose
 from tests.geometry.tolerances import tol
 
@@ -37,6 +37,18 @@ def test_scaled_and_cropped_views_see_points_where_the_full_image_does():
     np.testing.assert_allclose(project(_points(), crop.K, T), uv - [40.0, 30.0], **tol())
     with pytest.raises(ValueError, match="outside"):
         cam.cropped(200, 0, 160, 120)
+
+
+def test_downsampled_K_is_the_scaled_camera_and_keeps_pixel_centres():
+    cam = Camera.from_geometry(320, 240, 1000.0, 0.6, 0.6, cx=170.0, cy=110.0)
+    T = carm_pose(-30.0, 5.0, 700.0, [0.0, 0.0, 0.0])
+    uv = project(_points(), cam.K, T)
+    for factor in (2.0, 4.0, 2.5):
+        K = downsampled_K(cam.K, factor)
+        np.testing.assert_allclose(project(_points(), K, T), (uv + 0.5) / factor - 0.5, **tol())
+    np.testing.assert_allclose(downsampled_K(cam.K, 2.0), cam.scaled(160, 120).K, **tol())
+    with pytest.raises(ValueError, match="downsampling factor"):
+        downsampled_K(cam.K, 0.0)
 
 
 def test_projection_and_backprojection_are_inverse_in_numpy_and_torch():

@@ -7,9 +7,9 @@ import torch
 
 from geometry.camera import Camera
 from geometry.carm import carm_pose
-from geometry.rigid import perturb_pose
+from geometry.rigid import perturb_pose, pose_distance_mm
 from registration.engine.drr import DrrRenderer
-from registration.engine.refine import RefineLevel, pose_distance_mm, refine_pose, refine_poses
+from registration.engine.refine import RefineLevel, refine_pose, refine_poses
 from simulation.phantom_ct import synthetic_bone_ct
 
 # float32 rendering in a batch of 3 vs alone: the same arithmetic per pose, so the poses

@@ -9,7 +9,7 @@ import pytest
 from geometry.camera import Camera
 from geometry.carm import carm_pose
 from registration.engine.drr import DrrRenderer
-from registration.engine.pipeline import bone_depth_in_view
+from registration.engine.pipeline_checks import bone_depth_in_view
 from registration.engine.quality import QualityError, check_bone_depth
 from simulation.phantom_ct import synthetic_bone_ct
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.engine.pipeline import mask_dice
+from registration.engine.pipeline_checks import mask_dice
 from registration.engine.quality import (
     QualityError,
     QualityThresholds,

@@ -8,10 +8,10 @@ import torch
 
 from geometry.camera import Camera
 from geometry.carm import carm_pose
-from geometry.rigid import perturb_pose, target_error_mm
+from geometry.rigid import perturb_pose, pose_distance_mm, target_error_mm
 from registration.engine.depth_search import depth_line_search
 from registration.engine.drr import DrrRenderer
-from registration.engine.refine import RefineLevel, pose_distance_mm, refine_pose
+from registration.engine.refine import RefineLevel, refine_pose
 from registration.engine.restart_check import restart_check
 from registration.engine.similarity import combined_similarity, gradient_correlation, highpass, ncc
 from simulation.phantom_ct import synthetic_bone_ct

@@ -9,9 +9,9 @@ import torch
 
 from geometry.camera import Camera
 from geometry.carm import carm_pose
-from geometry.rigid import target_error_mm
+from geometry.rigid import pose_distance_mm, target_error_mm
 from registration.engine.drr import DrrRenderer
-from registration.engine.refine import RefineLevel, pose_distance_mm, refine_pose
+from registration.engine.refine import RefineLevel, refine_pose
 from registration.engine.search import SearchSpace, coarse_search
 from simulation.phantom_ct import synthetic_bone_ct
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.engine.refine import RefineLevel, pose_distance_mm
+from geometry.rigid import pose_distance_mm
+from registration.engine.refine import RefineLevel
 from registration.engine.restart_check import restart_check
 from tests.registration.synthetic_view import synthetic_view
 
