@@ -10,7 +10,12 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tests.dicomnet.conftest import node_settings  # noqa: F401
-from tests.jobs.conftest import broker_ready, purged_queues  # noqa: F401
+from tests.jobs.conftest import (  # noqa: F401 - fixtures
+    broker_ready,
+    celery_worker,
+    fast_heartbeat,
+    purged_queues,
+)
 
 STAT_KEYS = {"n", "median", "p95", "max", "min", "mean"}
 ROW_KEYS = {"index", "primary_deg", "secondary_deg", "store_s", "tile_s", "overlay_s",
@@ -46,6 +51,18 @@ def test_two_shots_give_a_table_and_json(node_settings, purged_queues, transacti
     session = OperatingSession.objects.get(patient__mrn=BENCH_MRN)
     assert not session.is_open  # closed after the run
     assert SessionShot.objects.filter(session=session).count() == 2
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+def test_the_running_worker_takes_the_jobs_with_worker_none(node_settings, celery_worker, tmp_path):  # noqa: F811
+    out = tmp_path / "bench_session.json"
+    stdout = io.StringIO()
+    call_command("bench_session", "--shots", "1", "--worker", "none", "--json", str(out),
+                 "--timeout-s", "600", stdout=stdout)
+    data = json.loads(out.read_text())
+    assert data["worker"] == "none" and data["ok"] == 1, data["rows"]
+    assert "C-STORE -> overlay on the page, 1 shots, 1 ok, 0 failures" in stdout.getvalue()
 
 
 @pytest.mark.parametrize(
