@@ -350,3 +350,40 @@ def test_the_time_limit_is_not_reported_as_a_bad_input(
     assert job.error == f"time limit of {limit} s exceeded"
     assert not CTStudy.objects.exists() and not XrayImage.objects.exists()
     assert staged_tokens() == []
+
+
+@pytest.mark.django_db
+def test_the_next_upload_removes_the_staging_of_a_job_cancelled_before_it_ran(
+    client, surgeon_a, patient_a, tmp_path
+):
+    from webapp.jobs.services import cancel_job
+
+    client.force_login(surgeon_a)
+    cancelled = queued_job(
+        client.post(_ct_url(patient_a), {"files": SimpleUploadedFile("a.nii.gz", _nifti())})
+    )
+    waiting = queued_job(
+        client.post(_xray_url(patient_a), {"file": SimpleUploadedFile("a.dcm", _xray_dicom())})
+    )
+    series = []
+    for name, seed in (("s1", 1), ("s2", 2)):
+        stored = np.random.default_rng(seed).integers(0, 900, size=(3, 8, 6)).astype(np.int16)
+        series += write_series(
+            tmp_path / name, stored, np.array([[0, 0, z] for z in (0.0, 2.0, 4.0)])
+        )
+    files = [SimpleUploadedFile(p.name, p.read_bytes()) for p in series]
+    choice = upload_and_run(client, _ct_url(patient_a), {"files": files})
+    assert choice.result["outcome"] == "choose_series"
+    cancel_job(cancelled, surgeon_a)
+    assert run_job(cancelled, "skipped").status == Job.Status.CANCELLED
+    tokens = {job.params["staging"] for job in (cancelled, waiting, choice)}
+    assert set(staged_tokens()) == tokens
+
+    latest = queued_job(
+        client.post(_ct_url(patient_a), {"files": SimpleUploadedFile("b.nii.gz", _nifti(1))})
+    )
+    assert set(staged_tokens()) == tokens - {cancelled.params["staging"]} | {
+        latest.params["staging"]
+    }
+    run_job(waiting)
+    assert XrayImage.objects.count() == 1

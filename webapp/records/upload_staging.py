@@ -115,22 +115,34 @@ def stage_uploads(files) -> StagedUpload:
     return staged
 
 
-def purge_stale_staging(*, keep: set[str] = frozenset(), max_age_s: float = STAGING_MAX_AGE_S):
-    """Delete staged uploads older than ``max_age_s`` except the tokens in ``keep`` (those of
-    jobs still waiting or running). Best effort: storage errors are logged, never raised."""
-    cutoff = time.time() - max_age_s
+def staged_tokens() -> list[str]:
+    """Tokens of the staged uploads in storage ([] where storage cannot list folders)."""
     try:
         tokens, _files = default_storage.listdir(STAGING_PREFIX)
     except (OSError, NotImplementedError):
-        return
-    for token in tokens:
-        if token in keep or not valid_token(token):
+        return []
+    return [token for token in tokens if valid_token(token)]
+
+
+def purge_stale_staging(
+    *,
+    keep: set[str] = frozenset(),
+    ended: set[str] = frozenset(),
+    max_age_s: float = STAGING_MAX_AGE_S,
+) -> None:
+    """Delete staged uploads older than ``max_age_s`` except the tokens in ``keep`` (those of
+    jobs still waiting or running), and those in ``ended`` (no job will read them) whatever
+    their age. Best effort: storage errors are logged, never raised."""
+    cutoff = time.time() - max_age_s
+    for token in staged_tokens():
+        if token in keep:
             continue
         folder = f"{STAGING_PREFIX}/{token}"
         try:
             names = [f"{folder}/{name}" for name in default_storage.listdir(folder)[1]]
             if (
-                names
+                token not in ended
+                and names
                 and max(default_storage.get_modified_time(n).timestamp() for n in names) > cutoff
             ):
                 continue

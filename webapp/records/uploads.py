@@ -19,6 +19,7 @@ from webapp.records.upload_staging import (
     display_name,
     purge_stale_staging,
     stage_uploads,
+    staged_tokens,
 )
 
 CT_JOB = "import_ct"
@@ -77,13 +78,31 @@ def check_xray_file(upload) -> None:
         raise UploadRefused(f"'{display_name(upload.name)}' is not a DICOM or PNG file")
 
 
+def _awaits_choice(job: Job) -> bool:
+    return job.status == Job.Status.SUCCEEDED and (job.result or {}).get("outcome") == (
+        "choose_series"
+    )
+
+
 def _purge() -> None:
-    """Remove staged uploads of lost jobs (not those of jobs still waiting or running)."""
-    busy = Job.objects.filter(kind__in=IMPORT_JOBS).exclude(status__in=Job.FINISHED)
-    keep = {
-        str((params or {}).get("staging", "")) for params in busy.values_list("params", flat=True)
-    }
-    purge_stale_staging(keep=keep)
+    """Remove staged uploads no job will read: at once those whose newest import job ended
+    without waiting for a series choice (e.g. cancelled before a worker took it), after a
+    day the others (a series choice never made, a lost request), never those of jobs still
+    waiting or running."""
+    keep, ended = set(), set()
+    for token in staged_tokens():
+        job = (
+            Job.objects.filter(kind__in=IMPORT_JOBS, params__staging=token)
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if job is None:
+            continue  # a request still staging it, or one that failed before its job: by age
+        if not job.is_finished:
+            keep.add(token)
+        elif not _awaits_choice(job):
+            ended.add(token)
+    purge_stale_staging(keep=keep, ended=ended)
 
 
 def _submit(kind: str, staged: StagedUpload, params: dict, *, patient, request) -> Job:
@@ -126,7 +145,7 @@ def series_choice_job(*, patient, token: str, user) -> Job | None:
     )
     if job is None or job.created_by_id != getattr(user, "pk", None):
         return None
-    if job.status != Job.Status.SUCCEEDED or (job.result or {}).get("outcome") != "choose_series":
+    if not _awaits_choice(job):
         return None
     try:
         staged = StagedUpload.from_params(job.params)
