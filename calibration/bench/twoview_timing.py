@@ -9,8 +9,8 @@ import numpy as np
 
 from calibration.bench.anatomy import orbit_pose
 from calibration.engine.dewarp import clear_cache, dewarp_image, dewarp_maps
-from calibration.engine.twoview import View, triangulate_midpoint
 from geometry.camera import Camera
+from geometry.twoview import View, triangulate_midpoint
 
 
 def triangulation_errors(good: list[dict], spacing: float, rng: np.random.Generator) -> list[float]:

@@ -21,9 +21,9 @@ Public entry points (frames and units as in docs/CONVENTIONS.md):
 - ``dewarp.dewarp_image(stored_image, profile)`` (cached ``cv2.remap`` maps; applies the
   profile's ``flip_horizontal`` itself, so pass the image as stored by the device);
   ``dewarp.check_profile(profile)``.
-- ``polynomial.Poly2D`` (graded-order polynomial of CONVENTIONS.md; ``from_dict``/``to_dict``).
+- The distortion polynomial (``Poly2D``) and two-view geometry live in ``geometry.distortion``
+  and ``geometry.twoview``; the engine imports them there.
 - ``source.estimate_source`` (K from a source: ``geometry.camera.Camera.from_source``).
-- ``twoview.View``, ``triangulate_midpoint``, ``epipolar_line``, ``angle_between_views``.
 - ``detector.project_to_detector`` (central projection onto the detector plane, mm),
   ``lattice.lattice_fit_rms`` (distance of points from the best perfect lattice).
 - Simulated phantom and plate frames for tests, benchmarks and the demo live outside the

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
+from geometry.distortion import PolyFit, fit_poly, fit_poly_select_order
+
 from .bead_checks import MIN_FAR_BEADS, MIN_NEAR_BEADS, check_coverage, check_far_layer
 from .detect import Detections
 from .detector import project_to_detector
 from .phantom import Phantom
 from .pixels import inside_hull, predicted_stored, to_mm, to_px
-from .polynomial import PolyFit, fit_poly, fit_poly_select_order
 from .result import CalibrationError
 from .source import SourceEstimate, estimate_source
 

@@ -13,12 +13,12 @@ import datetime as _dt
 import numpy as np
 
 from geometry.camera import Camera
+from geometry.distortion import Poly2D, fit_inverse
 
 from .bead_fit import BeadFit
 from .detect import Detections
 from .detector import project_to_detector
 from .pixels import inside_mask, predicted_stored, to_px
-from .polynomial import Poly2D, fit_inverse
 from .result import PROFILE_FORMAT, CalibrationResult
 
 

@@ -15,9 +15,8 @@ from collections import OrderedDict
 import cv2
 import numpy as np
 
+from geometry.distortion import Poly2D
 from refusal import Refused
-
-from .polynomial import Poly2D
 
 _CACHE: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 _CACHE_SIZE = 8

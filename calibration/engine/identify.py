@@ -38,10 +38,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from geometry.distortion import fit_poly
 from refusal import Refused
 
 from .phantom import Phantom
-from .polynomial import fit_poly
 
 
 class IdentificationError(Refused):

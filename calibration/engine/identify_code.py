@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from geometry.distortion import invert_numerically
+
 from .identify import (
     IdentificationError,
     Labelling,
@@ -24,7 +26,6 @@ from .identify import (
     grow_labelling,
     mirror_xy,
 )
-from .polynomial import invert_numerically
 
 
 @dataclass

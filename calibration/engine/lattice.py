@@ -185,7 +185,7 @@ def check_indexing(
     """Boolean mask of indexed points consistent with a smooth index -> position map
     (robust polynomial in the indices; a mislabelled point is off by a sizeable fraction
     of the pitch)."""
-    from .polynomial import fit_poly
+    from geometry.distortion import fit_poly
 
     ij = np.asarray(ij, dtype=np.float64)
     if len(ij) < 40:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from geometry.distortion import Poly2D, invert_numerically
+
 from .detector import project_to_detector
-from .polynomial import Poly2D, invert_numerically
 
 
 def to_px(mm: np.ndarray, w: int, h: int, sx: float, sy: float) -> np.ndarray:

@@ -25,12 +25,12 @@ import datetime as _dt
 import numpy as np
 
 from geometry.camera import Camera
+from geometry.distortion import fit_inverse, fit_poly_select_order
 
 from .detect import Detections
 from .phantom import Phantom
 from .plate_lattice import find_plate_lattice, fit_ideal_lattice
 from .plate_markers import PlateError
-from .polynomial import fit_inverse, fit_poly_select_order
 from .result import PROFILE_FORMAT, QUADRANTS, CalibrationError, CalibrationResult
 
 DEFAULT_SDD_MM = 1000.0

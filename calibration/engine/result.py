@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from geometry.distortion import Poly2D
 from refusal import Refused
 
 from .detect import Detections
-from .polynomial import Poly2D
 from .source import SourceEstimate
 
 PROFILE_FORMAT = "orthofuse.calibration_profile"

@@ -66,7 +66,7 @@ def test_coarse_maps_match_dense_maps(setup):
     err = np.hypot(dense[0] - coarse[0], dense[1] - coarse[1])[field]
     assert np.max(err) < 0.01
     # forward(map(p)) == p: the maps invert the forward polynomial
-    from calibration.engine.polynomial import Poly2D
+    from geometry.distortion import Poly2D
 
     fwd = Poly2D.from_dict(res.profile["forward"])
     sel = np.column_stack([uu[field][::97], vv[field][::97]]).astype(float)

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from planning.engine.simulate import Setup, tool_projection_errors, triangulation_errors
+from simulation.planning_cases import Setup, tool_projection_errors, triangulation_errors
 
 
 def test_triangulation_error_scales_with_noise_and_separation():
@@ -51,7 +51,7 @@ def test_command_refuses_bad_arguments(tmp_path):
 def test_setup_from_ct_samples_bone_voxels():
     import numpy as np
 
-    from planning.engine.simulate import setup_from_ct
+    from simulation.planning_cases import setup_from_ct
 
     vol = np.full((10, 12, 14), -1000.0)
     vol[3:6, 4:8, 5:9] = 800.0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from planning.engine.simulate import (
+from simulation.planning_cases import (
     Setup,
     setup_from_ct,
     tool_projection_errors,
