@@ -132,3 +132,26 @@ def test_only_surgeons_open_and_close(client, make_user, team_a, patient_a, surg
     assert client.post(reverse("operating:close", args=[session.pk])).status_code == 403
     session.refresh_from_db()
     assert session.is_open
+
+
+def test_the_patient_page_opens_a_session_for_surgeons_only(
+    client, make_user, team_a, patient_a, surgeon_a
+):
+    from django.urls import reverse
+
+    from webapp.operating.models import OperatingSession
+
+    detail = reverse("records:patient-detail", args=[patient_a.pk])
+    client.force_login(surgeon_a)
+    page = client.get(detail).content.decode()
+    assert f'action="{reverse("operating:open")}"' in page
+    assert f'name="patient" value="{patient_a.pk}"' in page
+    response = client.post(
+        reverse("operating:open"), {"patient": patient_a.pk, "operation": "SI screw"}
+    )
+    session = OperatingSession.objects.get(patient=patient_a, closed_at__isnull=True)
+    assert response.url == reverse("operating:session", args=[session.pk])
+    client.force_login(make_user("reviewer_page", "Reviewer", team=team_a))
+    page = client.get(detail).content.decode()
+    assert f'action="{reverse("operating:open")}"' not in page
+    assert "Surgeons open intra-operative sessions" in page
