@@ -24,6 +24,7 @@ from webapp.dicomnet.instance import text
 from webapp.dicomnet.status import IMPORT_REFUSED, PIXELS_REFUSED, StoreRefused
 from webapp.records.ct_import import ImportRefused
 from webapp.records.models import XrayImage
+from webapp.records.signals import xray_stored
 from webapp.records.xray_import import import_xray
 
 logger = logging.getLogger(__name__)
@@ -58,10 +59,8 @@ def store_xray(
 def _arrived(image: XrayImage) -> None:
     """The arrival hook (an open intra-operative session registers the shot); the X-ray is
     stored whatever happens here, so a failure is logged, never answered as a refusal."""
-    from webapp.operating.services import on_xray_stored
-
     try:
-        serialized(on_xray_stored, image)
+        serialized(xray_stored.send, sender=XrayImage, xray=image, user=None)
     except Exception:  # noqa: BLE001 - the instance is stored; the session page shows no tile
         logger.exception("the arrival hook failed for X-ray %s", image.pk)
 

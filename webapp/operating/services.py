@@ -1,8 +1,9 @@
 """Intra-operative sessions: opening and closing one, the arrival hook a stored X-ray goes
 through (:func:`on_xray_stored`), and pinning two shots as the planning views.
 
-The DICOM listener calls the hook for every received X-ray (:mod:`webapp.dicomnet.xray_store`);
-uploads through the records pages do not go through it (yet)."""
+Every stored X-ray reaches the hook through the records signal ``xray_stored``
+(:func:`arrival_receiver`): the DICOM listener sends it for each received frame, the web
+upload job once its X-ray is imported."""
 
 from __future__ import annotations
 
@@ -83,6 +84,15 @@ def device_note(xray: XrayImage) -> str:
                 "calibration profile, so the shot cannot be dewarped")
     return (f"uncalibrated device: C-arm {carm.name} has no active calibration profile; "
             "the header geometry is used")
+
+
+def arrival_receiver(sender, *, xray: XrayImage, user=None, **kwargs) -> None:
+    """Receiver of ``webapp.records.signals.xray_stored``: the arrival hook, logged and never
+    raised, since the X-ray is stored whatever the session makes of it."""
+    try:
+        on_xray_stored(xray, user=user)
+    except Exception:  # noqa: BLE001 - the X-ray is stored; its tile is simply missing
+        logger.exception("the arrival hook failed for X-ray %s", xray.pk)
 
 
 def on_xray_stored(xray: XrayImage, *, user=None, request=None) -> SessionShot | None:

@@ -23,6 +23,7 @@ from webapp.jobs.registry import JobError, register
 from webapp.jobs.runner import TRANSIENT_ERRORS
 from webapp.records.ct_import import ImportRefused, MultipleSeries, import_ct_study
 from webapp.records.models import CArm, CTStudy, Patient, XrayImage
+from webapp.records.signals import xray_stored
 from webapp.records.upload_staging import (
     StagedUpload,
     refusal_message,
@@ -230,5 +231,6 @@ def import_xray_job(job, ctx) -> dict:
         _cleanup_unless_transient(staged, exc)
         raise
     staged.discard()
+    xray_stored.send(sender=XrayImage, xray=xray, user=job.created_by)
     ctx.progress(1.0, f"X-ray #{xray.pk} imported")
     return _xray_result(xray)
