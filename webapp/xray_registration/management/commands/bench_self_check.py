@@ -116,8 +116,9 @@ class Command(BaseCommand):
         from geometry.rigid import perturb_pose, target_error_mm
         from registration.engine.dataset import PoseSampler, bone_box, bone_points
         from registration.engine.drr import DrrRenderer
-        from registration.engine.pipeline import similarity_on_square
-        from registration.engine.refine import DEFAULT_LEVELS, local_similarity, refine_pose
+        from registration.engine.pipeline_stages import similarity_on_square
+        from registration.engine.refine import DEFAULT_LEVELS, refine_pose
+        from registration.engine.refine_similarity import local_similarity
         from registration.engine.xray_input import to_square
         from simulation.heldout import (
             HELDOUT_STREAM_OFFSET,
