@@ -11,9 +11,6 @@ import numpy as np
 
 from simulation.phantom_frames import synthetic_anatomy
 
-# ``shared/data/ct`` in the repository root (where the command has always looked)
-PELVIS_CT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"
-
 
 def orbit_pose(angle_deg: float, sod_mm: float) -> np.ndarray:
     """T_cam_from_world (mm) of a C-arm orbiting about the world z axis around the origin,
@@ -30,12 +27,14 @@ def orbit_pose(angle_deg: float, sod_mm: float) -> np.ndarray:
     return t
 
 
-def _pelvis_drrs(size: int) -> tuple[list[np.ndarray], str]:
+def _pelvis_drrs(size: int, ct_dir: Path | None) -> tuple[list[np.ndarray], str]:
     from dicomio.ct import load_nifti
     from geometry.camera import Camera
     from registration.engine.drr import DrrRenderer
 
-    path = PELVIS_CT / "abdomen_pelvis_totalseg.nii.gz"
+    if ct_dir is None:
+        raise FileNotFoundError("no shared CT folder given")
+    path = Path(ct_dir) / "abdomen_pelvis_totalseg.nii.gz"
     if not path.exists():
         raise FileNotFoundError(str(path))
     vol = load_nifti(path)
@@ -55,11 +54,14 @@ def _pelvis_drrs(size: int) -> tuple[list[np.ndarray], str]:
     return out, f"real pelvis DRR (registration.engine.drr.DrrRenderer, {path.name})"
 
 
-def pelvis_anatomy(size: int, log: Callable[[str], object]) -> tuple[list[np.ndarray], str]:
-    """Three ``size``^2 anatomy images and where they come from: DRRs of the shared real
-    pelvis CT, or synthetic anatomy (said through ``log``) when that fails."""
+def pelvis_anatomy(
+    size: int, log: Callable[[str], object], *, ct_dir: Path | None = None
+) -> tuple[list[np.ndarray], str]:
+    """Three ``size``^2 anatomy images and where they come from: DRRs of the real pelvis CT
+    in ``ct_dir`` (the shared data's ``ct`` folder), or synthetic anatomy (said through
+    ``log``) when that fails."""
     try:
-        return _pelvis_drrs(size)
+        return _pelvis_drrs(size, ct_dir)
     except Exception as exc:  # noqa: BLE001 - any failure falls back, and says so
         log(f"note: pelvis DRR unavailable ({type(exc).__name__}: {exc}); synthetic anatomy used")
         return [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -26,7 +27,8 @@ class BenchRefused(Refused):
 class BenchSettings:
     """What to run: ``cases`` clip-on frames of ``size``^2 px (0.25 mm at 1024 px),
     ``noise_px`` extra detection noise, seeds from ``seed``; ``plate_cases`` and
-    ``layout_cases`` frames of the other families (0 skips one)."""
+    ``layout_cases`` frames of the other families (0 skips one); ``ct_dir`` the folder of
+    the shared CTs (the pelvis DRR anatomy), None for synthetic anatomy."""
 
     cases: int
     size: int
@@ -34,6 +36,7 @@ class BenchSettings:
     noise_px: float
     plate_cases: int
     layout_cases: int
+    ct_dir: Path | None = None
 
 
 def run_clipon(st: BenchSettings, anatomies, anatomy_source: str,
@@ -73,7 +76,7 @@ def run_clipon(st: BenchSettings, anatomies, anatomy_source: str,
 
 def run_bench(st: BenchSettings, log: Callable[[str], object]) -> dict:
     """Every family, logging a line per case; the summary of README's ``bench_calibration``."""
-    anatomies, anatomy_source = pelvis_anatomy(st.size, log)
+    anatomies, anatomy_source = pelvis_anatomy(st.size, log, ct_dir=st.ct_dir)
     log(f"anatomy over the phantom: {anatomy_source}")
     summary = run_clipon(st, anatomies, anatomy_source, log)
     if st.plate_cases > 0:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError
 
 from calibration.bench.report import table_lines
@@ -65,6 +66,7 @@ class Command(BaseCommand):
             noise_px=opts["noise_px"],
             plate_cases=max(2, n_cases // 2) if n_plate is None else int(n_plate),
             layout_cases=2 * n_cases if n_layout is None else int(n_layout),
+            ct_dir=Path(django_settings.ORTHOFUSE_SHARED_DATA) / "ct",
         )
         try:
             summary = run_bench(settings, self.stdout.write)

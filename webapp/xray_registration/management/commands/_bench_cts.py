@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import CommandError
 
 from simulation import heldout
 from simulation.heldout import PartsNotOnOneGrid
 from webapp.xray_registration.management.commands._regio import one_line
 
-DEFAULT_CT_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "ct"
+DEFAULT_CT_DIR = Path(settings.ORTHOFUSE_SHARED_DATA) / "ct"
 
 
 def load_bench_ct(path: Path):

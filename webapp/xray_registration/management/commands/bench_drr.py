@@ -49,9 +49,7 @@ def _devices(asked: str) -> list[str]:
 def _volume(ct_path: str | None):
     """(volume, name): the given CT, else the shared pelvis CT, else a synthetic phantom."""
     if ct_path is None:
-        default = (
-            Path(settings.BASE_DIR).parent / "shared" / "data" / "ct" / "abdomen_pelvis_totalseg.nii.gz"
-        )
+        default = Path(settings.ORTHOFUSE_SHARED_DATA) / "ct" / "abdomen_pelvis_totalseg.nii.gz"
         ct_path = str(default) if default.exists() else None
     if ct_path is None:
         return synthetic_ct(), "synthetic phantom"
