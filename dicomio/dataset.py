@@ -9,12 +9,15 @@ import zlib
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info
 from pydicom.uid import UID
 
 from dicomio.errors import InputRefused, reraise_if_fatal
 from dicomio.sources import (
     DEFAULT_MAX_BYTES,
     SourceFile,
+    bomb_message,
+    inflate_limit,
 )
 
 DEFAULT_MAX_VOXELS = 1024 * 1024 * 1024
@@ -81,36 +84,48 @@ def _looks_like_dicom(ds: Dataset) -> bool:
 DEFLATED_TS = "1.2.840.10008.1.2.1.99"
 
 
-def _check_deflate_bomb(src: SourceFile, max_inflated: int) -> None:
-    """Refuse a deflated dataset that would expand beyond ``max_inflated`` bytes.
+def _source_size(src: SourceFile) -> int:
+    if src.data is not None:
+        return len(src.data)
+    assert src.path is not None
+    return src.path.stat().st_size
 
-    pydicom inflates a Deflated Explicit VR Little Endian dataset in one go, so the size is
-    checked first by inflating in bounded steps (nothing is kept).
-    """
+
+def check_deflate_bomb(src: SourceFile, max_inflated: int) -> None:
+    """Refuse a Deflated Explicit VR Little Endian file whose data set expands beyond
+    ``inflate_limit`` (``MAX_INFLATE_RATIO`` times its size above a floor, at most
+    ``max_inflated`` bytes). pydicom inflates such a data set in one go, so it is inflated
+    here first in bounded steps, keeping nothing; other files pass untouched."""
     with src.open() as fh:
-        head = fh.read(132 + 12)
-        if len(head) < 144 or head[132:136] != b"\x02\x00\x00\x00" or head[136:138] != b"UL":
-            return  # no group length: pydicom reads the meta; no deflate pre-check possible
-        group_length = int.from_bytes(head[140:144], "little")
-        meta = fh.read(group_length)
-        if DEFLATED_TS.encode() not in meta:
+        head = fh.read(132)
+        if len(head) < 132 or head[128:132] != b"DICM":
             return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                meta = _read_file_meta_info(fh)
+            except Exception:  # noqa: BLE001 - the full read refuses an unreadable header
+                return
+        if str(meta.get("TransferSyntaxUID", "")) != DEFLATED_TS:
+            return
+        compressed = _source_size(src) - fh.tell()
+        limit = inflate_limit(compressed, max_inflated)
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         total = 0
-        while True:
-            chunk = fh.read(1 << 16)
-            if not chunk:
-                break
-            data = inflater.decompress(chunk, max(1, max_inflated - total + 1))
-            total += len(data)
-            while inflater.unconsumed_tail and total <= max_inflated:
-                data = inflater.decompress(inflater.unconsumed_tail, max_inflated - total + 1)
-                total += len(data)
-            if total > max_inflated:
+        while chunk := fh.read(1 << 16):
+            while chunk and total <= limit:  # at most 1 MiB inflated at a time
+                total += len(inflater.decompress(chunk, 1 << 20))
+                chunk = inflater.unconsumed_tail
+            if total > limit:
+                if limit < max_inflated:
+                    name = f"{src.name}: the deflated dataset"
+                    raise InputRefused(bomb_message(name, limit, compressed, at_least=True))
                 raise InputRefused(
                     f"{src.name}: the deflated dataset expands to more than the limit of "
                     f"{max_inflated} bytes"
                 )
+            if inflater.eof:
+                return
 
 
 def read_dataset(src: SourceFile, *, max_inflated: int = DEFAULT_MAX_BYTES) -> Dataset | None:
@@ -120,7 +135,7 @@ def read_dataset(src: SourceFile, *, max_inflated: int = DEFAULT_MAX_BYTES) -> D
     has_magic = len(head) >= 132 and head[128:132] == b"DICM"
     if has_magic:
         try:
-            _check_deflate_bomb(src, max_inflated)
+            check_deflate_bomb(src, max_inflated)
         except zlib.error:
             raise InputRefused(f"{src.name}: the deflated dataset is corrupt") from None
     with warnings.catch_warnings():

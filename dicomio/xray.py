@@ -24,6 +24,7 @@ import io
 import math
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,9 +33,17 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from dicomio.dataset import DEFAULT_MAX_VOXELS, _get, _int, _text, _ts_label
+from dicomio.dataset import (
+    DEFAULT_MAX_VOXELS,
+    _get,
+    _int,
+    _text,
+    _ts_label,
+    check_deflate_bomb,
+)
 from dicomio.errors import InputRefused, reraise_if_fatal
 from dicomio.pixels import check_pixel_header
+from dicomio.sources import DEFAULT_MAX_BYTES, SourceFile
 
 XRAY_MODALITIES = ("XA", "RF", "DX", "CR")
 # No X-ray detector has more pixels than this (a 43 cm panel at 50 um is 8600 x 8600): an
@@ -122,6 +131,11 @@ def _geometry(ds: Dataset, width: int, height: int) -> dict:
 
 
 def _read_dicom(path: Path, *, max_voxels: int, data: bytes | None = None) -> XrayData:
+    src = SourceFile(name=path.name, path=path if data is None else None, data=data)
+    try:
+        check_deflate_bomb(src, DEFAULT_MAX_BYTES)
+    except zlib.error:
+        raise InputRefused(f"{path.name}: the deflated data set is corrupt") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

@@ -1,7 +1,10 @@
-"""2 MB decompression bombs uploaded through the site are refused by the import job before any
+"""1-2 MB decompression bombs uploaded through the site are refused by the import job before any
 decoder allocates: a .nii.gz of zeros holding all 2^30 int16 voxels it declares, a .nii.gz
 whose gzip stream inflates ~500 times past the volume its header declares, a complete
-32768 x 32768 16-bit PNG, and DICOM files whose Rows/Columns claim far more than they hold.
+32768 x 32768 16-bit PNG, DICOM files whose Rows/Columns claim far more than they hold,
+deflated DICOM CT and X-ray that inflate to 2 GiB, and zip archives of zeros (one 2 GiB
+member; 1000 members of 1 MiB). The bombs are those of ``manage.py bench_import_bombs``
+(:data:`webapp.records.bomb_check.BOMBS`).
 Each job fails with a one-line message naming the user's file, stores nothing and removes its
 staging; the memory the refusal takes is measured twice, as the tracemalloc peak of the whole
 job and as the rise of the peak RSS (VmHWM, reset before the import) of a fresh process
@@ -10,30 +13,32 @@ running the same import, and must stay under 500 MB (printed: run with ``-s`` to
 from __future__ import annotations
 
 import gzip
-import json
-import os
 import re
 import struct
-import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from dicomio.bombs import gzip_zeros, png_bomb
 from tests.core.factories import isolated_media, make_carm  # noqa: F401
-from tests.records.bombs import dicom_bomb, gzip_zeros, nifti_gz_bomb, png_bomb
 from tests.records.jobflow import queued_job, run_job, staged_tokens
+from webapp.records.bomb_check import (
+    BOMBS,
+    PEAK_LIMIT_BYTES,
+    bomb,
+    measure_in_fresh_process,
+    staged_name,
+)
 from webapp.records.models import CTStudy, XrayImage
 
-PEAK_LIMIT = 500 * 10**6  # bytes
-REPO = Path(__file__).resolve().parents[2]
+PEAK_LIMIT = PEAK_LIMIT_BYTES
 MIB = 2**20
+BOMB = r"refused as a decompression bomb \(real DICOM data compresses less than 200 times\)"
 
 # name: (upload form, file name, expected job error as a regular expression)
 CASES = {
@@ -72,31 +77,51 @@ CASES = {
         r"'forged\.dcm': pixel data is 2097152 bytes but the header declares 20000 x 20000 x 1 "
         r"at 16 bits = 800000000 bytes \(truncated file or forged header\)",
     ),
+    "deflated_dicom_ct": (
+        "ct",
+        "deflated.dcm",
+        r"'deflated\.dcm': the deflated dataset expands to more than 41\d\.\d MB from 2\.\d MB "
+        rf"\(more than 200 times\): {BOMB}",
+    ),
+    "deflated_dicom_xray": (
+        "xray",
+        "deflated.dcm",
+        r"'deflated\.dcm': the deflated dataset expands to more than 41\d\.\d MB from 2\.\d MB "
+        rf"\(more than 200 times\): {BOMB}",
+    ),
+    "zip_2gib_member": (
+        "ct",
+        "huge.zip",
+        r"'huge\.zip': the zip archive expands to 2\.1 GB, more than the limit of \d+\.\d GB",
+    ),
+    "zip_1000_members": (
+        "ct",
+        "many.zip",
+        rf"the zip archive 'many\.zip' expands to 1\.0 GB from 1\.1 MB \(9\d\d times\): {BOMB}",
+    ),
 }
+
+
+def test_the_table_covers_every_bomb_of_the_bench():
+    assert list(CASES) == [item.name for item in BOMBS]
+    assert all(CASES[item.name][:2] == (item.kind, item.file_name) for item in BOMBS)
 
 
 @pytest.fixture(scope="module")
 def bomb_files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bombs")
-    payloads = {
-        "nifti_2e30_voxels": nifti_gz_bomb((1024, 1024, 1024)),
-        "gzip_inflate_ratio": nifti_gz_bomb((128, 128, 128), extra_zeros=2**31),
-        "png_32768": png_bomb(32768, 32768),
-        "dicom_xray_rows_columns": dicom_bomb(65535, 65535, modality="XA", payload=2 * MIB),
-        "dicom_ct_rows_columns": dicom_bomb(65535, 65535, modality="CT", payload=2 * MIB),
-        "dicom_ct_payload": dicom_bomb(20000, 20000, modality="CT", payload=2 * MIB),
-    }
     paths = {}
-    for case, data in payloads.items():
+    for case in CASES:
         (folder / case).mkdir()
         paths[case] = folder / case / CASES[case][1]
-        paths[case].write_bytes(data)
+        paths[case].write_bytes(bomb(case).build())
     return paths
 
 
 def test_the_bombs_are_small_and_real(bomb_files, tmp_path):
-    for path in bomb_files.values():
-        assert 1.9 * MIB < path.stat().st_size < 2.2 * MIB, path
+    for case, path in bomb_files.items():
+        low = 1.0 if case == "zip_1000_members" else 1.9  # 1000 members of ~1 kB each
+        assert low * MIB < path.stat().st_size < 2.2 * MIB, path
     # the NIfTI bomb really holds its 2 GiB: the gzip trailer counts header + every voxel
     data = bomb_files["nifti_2e30_voxels"].read_bytes()
     assert struct.unpack("<I", data[-4:])[0] == (352 + 2 * 2**30) % 2**32
@@ -144,65 +169,13 @@ def test_a_bomb_upload_fails_its_job_with_little_memory(
     assert staged_tokens() == []
 
 
-_MEASURE = """
-import json, sys
-import django
-django.setup()
-import cv2, nibabel, pydicom  # noqa: F401 - loaded before the baseline
-from webapp.records.ct_import import ImportRefused, import_ct_study
-from webapp.records.models import CArm, Patient
-from webapp.records.xray_import import import_xray
-
-
-def status_kb(field):
-    with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
-
-
-kind, path = sys.argv[1:3]
-# the peak RSS (VmHWM) starts again from the current RSS: what the import adds is measured,
-# not the startup's or the parent's peak
-with open("/proc/self/clear_refs", "w") as fh:
-    fh.write("5")
-before = status_kb("VmRSS")
-try:
-    if kind == "control":
-        from dicomio import load_ct
-
-        load_ct(path)
-    elif kind == "ct":
-        import_ct_study(path, Patient(mrn="memory-check"))
-    else:
-        carm = CArm(name="c", pixel_spacing_x_mm=0.2, pixel_spacing_y_mm=0.2,
-                    source_to_detector_mm=1000.0)
-        import_xray(path, Patient(mrn="memory-check"), carm=carm)
-    message = None
-except ImportRefused as exc:
-    message = exc.message
-print(json.dumps({"message": message, "before_kb": before, "after_kb": status_kb("VmHWM")}))
-"""
-
-
-def _measure(kind: str, path: Path, tmp_path: Path) -> tuple[str | None, int]:
-    """Run one import in a fresh process: (refusal message or None, bytes its peak RSS rose
-    above the RSS before the import)."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "webapp.settings",
-        "DJANGO_MEDIA_ROOT": str(tmp_path / "media"),
-        "ORTHOFUSE_IMPORT_MAX_MEMORY_BYTES": str(django_settings.ORTHOFUSE_IMPORT_MAX_MEMORY_BYTES),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", _MEASURE, kind, str(path)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    return report["message"], (report["after_kb"] - report["before_kb"]) * 1024
+def _measure(kind: str, path: Path, tmp_path: Path, name: str) -> tuple[str | None, int]:
+    """Run one import of the staged file ``path`` in a fresh process (the bench's ruler):
+    (refusal message as the job shows it, naming the user's file ``name``, or None; bytes
+    its peak RSS rose above the RSS before the import)."""
+    row = measure_in_fresh_process(kind, path, name, tmp_path / "media")
+    assert row["peak_rss_mib"] is not None, row["message"]
+    return (row["message"] if row["refused"] else None), int(row["peak_rss_mib"] * MIB)
 
 
 def test_the_fresh_process_ruler_sees_a_real_import(tmp_path):
@@ -211,7 +184,7 @@ def test_the_fresh_process_ruler_sees_a_real_import(tmp_path):
 
     path = tmp_path / "real.nii"
     nib.save(nib.Nifti1Image(np.ones((384, 384, 320), np.int16), np.eye(4)), str(path))
-    message, grown = _measure("control", path, tmp_path)
+    message, grown = _measure("ct", path, tmp_path, "real.nii")
     print(
         f"\ncontrol: loading a 384 x 384 x 320 int16 NIfTI grew the peak RSS by {grown / MIB:.0f} MiB"
     )
@@ -222,12 +195,11 @@ def test_the_fresh_process_ruler_sees_a_real_import(tmp_path):
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_bomb_import_grows_a_fresh_process_by_little(bomb_files, tmp_path, case):
     kind, name, message = CASES[case]
-    path = tmp_path / ("upload-00001" + "".join(Path(name).suffixes))
+    path = tmp_path / staged_name(name)
     path.write_bytes(bomb_files[case].read_bytes())
-    refusal, grown = _measure(kind, path, tmp_path)
+    refusal, grown = _measure(kind, path, tmp_path, name)
     print(f"\n{case}: fresh process peak RSS grew by {grown / MIB:.1f} MiB")
     assert refusal is not None, "the bomb was imported"
-    expected = message.replace(re.escape(f"'{name}'"), re.escape(path.name))
-    assert re.fullmatch(expected, refusal), refusal
+    assert re.fullmatch(message, refusal), refusal
     assert grown < PEAK_LIMIT, f"the refusal grew the process by {grown / MIB:.0f} MiB"
     assert not (tmp_path / "media").exists()

@@ -1,6 +1,9 @@
-"""Decompression bombs for the upload tests, built in seconds: a deflate stream of zeros is
-periodic after a full flush, so one compressed block is repeated instead of compressing
-gigabytes (the checksums are computed over the real inflated bytes)."""
+"""Decompression bombs for the upload tests and ``manage.py bench_import_bombs``, built in
+seconds: a deflate stream of zeros is periodic after a full flush, so one compressed block
+is repeated instead of compressing gigabytes (the checksums are computed over the real
+inflated bytes). Every file is complete and honest about what it holds (CRC, sizes); only
+the forged ones (``dicom_bomb``, ``zip_bomb(declare=...)``) lie in their headers. No Django
+imports."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ def deflate_zeros(prefix: bytes, zeros: int, *, block: int = BLOCK) -> bytes:
     return b"".join(parts)
 
 
-def _crc32_zeros(prefix: bytes, zeros: int, block: int = BLOCK) -> int:
+def crc32_zeros(prefix: bytes, zeros: int, block: int = BLOCK) -> int:
     crc = zlib.crc32(prefix)
     chunk = bytes(min(block, zeros))
     left = zeros
@@ -38,7 +41,7 @@ def _crc32_zeros(prefix: bytes, zeros: int, block: int = BLOCK) -> int:
 def gzip_zeros(prefix: bytes, zeros: int, *, block: int = BLOCK) -> bytes:
     """A gzip file (one member, honest CRC32 and ISIZE) of ``prefix`` + ``zeros`` zero bytes."""
     header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-    crc = _crc32_zeros(prefix, zeros, block)
+    crc = crc32_zeros(prefix, zeros, block)
     size = (len(prefix) + zeros) % 2**32
     return header + deflate_zeros(prefix, zeros, block=block) + struct.pack("<II", crc, size)
 
@@ -77,9 +80,8 @@ def png_bomb(width: int, height: int, depth: int = 16) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + idats + _png_chunk(b"IEND", b"")
 
 
-def dicom_bomb(rows: int, cols: int, *, modality: str, payload: int, z: float = 0.0) -> bytes:
-    """A Part 10 file whose header declares ``rows`` x ``cols`` 16-bit pixels while its pixel
-    data holds only ``payload`` bytes (a forged header, uncompressed transfer syntax)."""
+def _dicom_dataset(rows: int, cols: int, *, modality: str, z: float = 0.0):
+    """A minimal 16-bit image data set (no pixel data yet) and its file meta."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -99,7 +101,65 @@ def dicom_bomb(rows: int, cols: int, *, modality: str, payload: int, z: float = 
     ds.Rows, ds.Columns = rows, cols
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    return ds
+
+
+def dicom_bomb(rows: int, cols: int, *, modality: str, payload: int, z: float = 0.0) -> bytes:
+    """A Part 10 file whose header declares ``rows`` x ``cols`` 16-bit pixels while its pixel
+    data holds only ``payload`` bytes (a forged header, uncompressed transfer syntax)."""
+    ds = _dicom_dataset(rows, cols, modality=modality, z=z)
     ds.PixelData = bytes(payload)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def deflated_dicom_bomb(rows: int, cols: int, *, modality: str = "CT") -> bytes:
+    """A complete Deflated Explicit VR Little Endian file whose ``rows`` x ``cols`` 16-bit
+    pixels are all there (zeros): honest, but it inflates about 1000 times."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    ds = _dicom_dataset(rows, cols, modality=modality)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    pixels = rows * cols * 2
+    prefix = body.getvalue() + b"\xe0\x7f\x10\x00OW\x00\x00" + struct.pack("<I", pixels)
+    meta = DicomBytesIO()
+    write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
+    return b"\x00" * 128 + b"DICM" + meta.getvalue() + deflate_zeros(prefix, pixels)
+
+
+def zip_bomb(members: dict[str, tuple[bytes, int]], *, declare: int | None = None) -> bytes:
+    """A zip archive (deflate) whose member ``name`` holds ``prefix`` followed by ``zeros``
+    zero bytes for each ``name: (prefix, zeros)``. Honest sizes and CRCs, unless ``declare``
+    forges every member's declared uncompressed size (the CRC stays that of the real data)."""
+    local, central = [], []
+    offset = 0
+    built: dict[tuple[bytes, int], tuple[bytes, int]] = {}  # identical members deflate once
+    for name, (prefix, zeros) in members.items():
+        if (prefix, zeros) not in built:
+            built[prefix, zeros] = (deflate_zeros(prefix, zeros), crc32_zeros(prefix, zeros))
+        data, crc = built[prefix, zeros]
+        size = len(prefix) + zeros if declare is None else declare
+        raw = name.encode()
+        header = struct.pack(
+            "<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(data), size, len(raw), 0
+        )
+        local.append(header + raw + data)
+        central.append(
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, len(data), size,
+                len(raw), 0, 0, 0, 0, 0, offset,
+            )
+            + raw
+        )
+        offset += len(local[-1])
+    directory = b"".join(central)
+    end = struct.pack(
+        "<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(directory), offset, 0
+    )
+    return b"".join(local) + directory + end
