@@ -67,6 +67,8 @@ BOMBS: tuple[Bomb, ...] = (
          lambda: deflated_dicom_bomb(32768, 32768, modality="XA")),
     Bomb("zip_2gib_member", "ct", "huge.zip", "zip holding one 2 GiB member of zeros",
          lambda: zip_bomb({"slice.dcm": (b"", 2 * 2**30)})),
+    Bomb("zip_900mib_member", "ct", "big.zip", "zip holding one 900 MiB member of zeros",
+         lambda: zip_bomb({"slice.dcm": (b"", 900 * MIB)})),
     Bomb("zip_1000_members", "ct", "many.zip", "zip of 1000 members of 1 MiB zeros (1 GiB)",
          lambda: zip_bomb({f"slice{i:04d}.dcm": (b"", MIB) for i in range(1000)})),
 )
