@@ -171,3 +171,47 @@ def demo_registration_model(study: CTStudy, user):
     ).exists():
         return None
     return start_training(study, preset="quick", user=user)
+
+
+DEMO_BOMB_FILE = "bomb.nii.gz"
+DEMO_BOMB_SHAPE = (1024, 1024, 1024)  # 2^30 int16 voxels, all of them in the file (zeros)
+
+
+def demo_bomb(patient: Patient, user) -> tuple[object, int, float, float] | None:
+    """Run a 2 MB NIfTI decompression bomb through the real CT import job (staged like an
+    upload, run in this process as a cpu worker would), so that the demo's Jobs page shows
+    a failed "CT import" with the refusal. Once per patient: None when it was run before.
+    Returns (the failed job, the bomb's size in bytes, the GiB its header asks the import
+    for, the tracemalloc peak of the job in MiB)."""
+    import tracemalloc
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from dicomio.bombs import nifti_gz_bomb
+    from dicomio.nifti import WORKING_BYTES_PER_VOXEL
+    from webapp.core.audit import record
+    from webapp.jobs.models import Job
+    from webapp.jobs.runner import execute_job
+    from webapp.records.upload_staging import stage_uploads
+    from webapp.records.uploads import CT_JOB
+
+    if Job.objects.filter(kind=CT_JOB, patient=patient, params__demo="bomb").exists():
+        return None
+    data = nifti_gz_bomb(DEMO_BOMB_SHAPE)
+    staged = stage_uploads([SimpleUploadedFile(DEMO_BOMB_FILE, data)])
+    params = {**staged.params(), "description": "Demo: a 2 MB decompression bomb",
+              "deidentify": False, "series_uid": "", "demo": "bomb"}
+    job = Job.objects.create(kind=CT_JOB, queue="cpu", params=params, patient=patient,
+                             created_by=user, message="waiting for a worker")
+    record(None, "job_start", patient=patient, obj=job, user=user,
+           detail=f"{CT_JOB} on queue cpu (demo decompression bomb, run by load_demo)")
+    tracemalloc.start()
+    try:
+        execute_job(job.pk, worker="load_demo")
+        _size, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    job.refresh_from_db()
+    voxels = int(np.prod(DEMO_BOMB_SHAPE))
+    declared_gib = voxels * (2 + WORKING_BYTES_PER_VOXEL) / 2**30
+    return job, len(data), declared_gib, peak / 2**20

@@ -1,4 +1,5 @@
-"""Load the demo: a care team, demo logins, a patient with the shipped CT, a C-arm.
+"""Load the demo: a care team, demo logins, a patient with the shipped CT, a C-arm, and a
+2 MB decompression bomb refused by the real CT import job (a failed job on the Jobs page).
 
 Idempotent: running it again reuses what is there (no duplicate demo data).
 """
@@ -92,6 +93,15 @@ class Command(BaseCommand):
             self.stdout.write(f"simulated C-arm shot '{xray.description}'")
         if demo.demo_plan(patient, users["surgeon"]) is not None:
             self.stdout.write("created an empty two-view demo plan")
+        bomb = demo.demo_bomb(patient, users["surgeon"])
+        if bomb is not None:
+            job, size, declared_gib, peak_mib = bomb
+            if job.status != "failed":
+                raise CommandError(f"the demo decompression bomb was not refused (job #{job.pk} {job.status})")
+            self.stdout.write(
+                f"a {size / 1e6:.0f} MB bomb declaring {declared_gib:.0f} GiB was refused "
+                f"(peak {peak_mib:.1f} MiB): CT import job #{job.pk} on the Jobs page"
+            )
         model = demo.demo_registration_model(study, users["surgeon"])
         if model is not None:
             self.stdout.write(
