@@ -94,6 +94,32 @@ def test_the_feed_gives_one_tile_per_shot_with_its_state(client, scene, surgeon_
     ).count() == 1
 
 
+def test_identical_polls_are_one_audited_read_and_a_change_is_another(
+    client, scene, surgeon_a, monkeypatch
+):
+    from webapp.core.models import AuditEvent
+    from webapp.operating import views
+
+    session, (_, _, refused) = scene
+    client.force_login(surgeon_a)
+    url = reverse("operating:session-json", args=[session.pk])
+
+    def feed_rows() -> int:
+        return AuditEvent.objects.filter(detail="session shots (JSON)").count()
+
+    for _ in range(3):
+        assert client.get(url).status_code == 200
+    assert feed_rows() == 1  # the page polls every second: one disclosure, one row
+    refused.refusal = "no CT yet"
+    refused.save()
+    client.get(url)
+    assert feed_rows() == 2  # new content shown: audited again
+    later = views._now() + views.FEED_AUDIT_REPEAT_S + 1
+    monkeypatch.setattr(views, "_now", lambda: later)
+    client.get(url)
+    assert feed_rows() == 3  # an unchanged feed is audited again after a while
+
+
 def test_a_failed_job_turns_the_tile_into_a_refusal_with_its_reason(client, scene, surgeon_a):
     from webapp.jobs.models import Job
 

@@ -5,6 +5,10 @@ patient data is audited."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -102,10 +106,35 @@ def session_json(request: HttpRequest, pk: int) -> JsonResponse:
     """The shots of the session, polled by the page (static/js/operating_session.js)."""
     session = _session(request, pk)
     payload = session_payload(session)
-    record(request, "view", patient=session.patient, obj=session, detail="session shots (JSON)")
+    if _feed_read_is_new(request, session.pk, payload):
+        record(request, "view", patient=session.patient, obj=session, detail="session shots (JSON)")
     response = JsonResponse(payload)
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+FEED_AUDIT_REPEAT_S = 300  # an unchanged feed is audited again after this long
+
+
+def _now() -> float:
+    """Wall-clock seconds (a seam for tests)."""
+    return time.time()
+
+
+def _feed_read_is_new(request: HttpRequest, session_pk: int, payload: dict) -> bool:
+    """Whether this poll discloses something this browser session has not been audited for:
+    the feed's content changed, or the last audited read of it is older than
+    :data:`FEED_AUDIT_REPEAT_S`. The page polls every second; identical repeats are one
+    disclosure, not one audit row a second."""
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    seen = request.session.get("operating_feed_audit", {})
+    last = seen.get(str(session_pk))
+    now = _now()
+    if last and last["digest"] == digest and now - last["at"] < FEED_AUDIT_REPEAT_S:
+        return False
+    seen[str(session_pk)] = {"digest": digest, "at": now}
+    request.session["operating_feed_audit"] = seen
+    return True
 
 
 @login_required
