@@ -3,11 +3,9 @@ through (:func:`on_xray_stored`), and pinning two shots as the planning views.
 
 Every stored X-ray reaches the hook through the records signal ``xray_stored``
 (:func:`arrival_receiver`): the DICOM listener sends it for each received frame, the web
-upload job once its X-ray is imported."""
+upload job and ``import_xray`` once their X-ray is committed."""
 
 from __future__ import annotations
-
-import logging
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -16,8 +14,6 @@ from refusal import Refused
 from webapp.core import audit
 from webapp.operating.models import OperatingSession, SessionShot
 from webapp.records.models import CTStudy, Patient, XrayImage
-
-logger = logging.getLogger(__name__)
 
 
 class SessionRefused(Refused):
@@ -87,12 +83,10 @@ def device_note(xray: XrayImage) -> str:
 
 
 def arrival_receiver(sender, *, xray: XrayImage, user=None, **kwargs) -> None:
-    """Receiver of ``webapp.records.signals.xray_stored``: the arrival hook, logged and never
-    raised, since the X-ray is stored whatever the session makes of it."""
-    try:
-        on_xray_stored(xray, user=user)
-    except Exception:  # noqa: BLE001 - the X-ray is stored; its tile is simply missing
-        logger.exception("the arrival hook failed for X-ray %s", xray.pk)
+    """Receiver of ``webapp.records.signals.xray_stored``: the arrival hook. It raises like
+    the hook itself; the sender decides what a failure means (the DICOM node retries a
+    locked database, the upload paths log it)."""
+    on_xray_stored(xray, user=user)
 
 
 def on_xray_stored(xray: XrayImage, *, user=None, request=None) -> SessionShot | None:

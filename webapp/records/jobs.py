@@ -23,7 +23,7 @@ from webapp.jobs.registry import JobError, register
 from webapp.jobs.runner import TRANSIENT_ERRORS
 from webapp.records.ct_import import ImportRefused, MultipleSeries, import_ct_study
 from webapp.records.models import CArm, CTStudy, Patient, XrayImage
-from webapp.records.signals import xray_stored
+from webapp.records.signals import announce_xray_stored
 from webapp.records.upload_staging import (
     StagedUpload,
     refusal_message,
@@ -216,8 +216,9 @@ def import_xray_job(job, ctx) -> dict:
     """Import a staged X-ray upload (params: staging, files, names, carm_id, description)."""
     staged, patient = _staged_and_patient(job)
     done = created_by_job(XrayImage, job)
-    if done is not None:
+    if done is not None:  # imported by an earlier run: its announcement may not have gone out
         staged.discard()
+        announce_xray_stored(done, user=job.created_by)
         return _xray_result(done)
     try:
         with tempfile.TemporaryDirectory(prefix="orthofuse-import-") as tmp:
@@ -231,6 +232,6 @@ def import_xray_job(job, ctx) -> dict:
         _cleanup_unless_transient(staged, exc)
         raise
     staged.discard()
-    xray_stored.send(sender=XrayImage, xray=xray, user=job.created_by)
+    announce_xray_stored(xray, user=job.created_by)
     ctx.progress(1.0, f"X-ray #{xray.pk} imported")
     return _xray_result(xray)

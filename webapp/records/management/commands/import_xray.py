@@ -12,8 +12,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from webapp.records.ct_import import ImportRefused
-from webapp.records.models import CArm, Patient, XrayImage
-from webapp.records.signals import xray_stored
+from webapp.records.models import CArm, Patient
+from webapp.records.signals import announce_xray_stored
 from webapp.records.xray_import import import_xray
 
 
@@ -55,7 +55,7 @@ class Command(BaseCommand):
                 )
         except ImportRefused as exc:
             raise CommandError(exc.message) from None
-        xray_stored.send(sender=XrayImage, xray=xray, user=None)
+        announce_xray_stored(xray)
         for note in getattr(xray, "import_notes", []):
             self.stderr.write(f"note: {note}")
         self.stdout.write(str(xray.pk))
