@@ -27,11 +27,13 @@ Pixels are float32 ``(H, W)`` stored values (their photometric meaning kept); ``
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from django.core.cache import cache
 
 from dicomio import InputRefused, read_xray
 from geometry.camera import Camera
@@ -44,6 +46,7 @@ from webapp.records.xray_import import load_xray_image
 log = logging.getLogger(__name__)
 
 Stage = Literal["auto", "reoriented", "dewarped"]
+PNG_CACHE_S = 600
 
 
 class XrayUnavailable(InputRefused):
@@ -234,6 +237,30 @@ def display_png(pixels: np.ndarray, photometric: str = "MONOCHROME2", *,
 
 
 def view_png(xray: XrayImage, *, stage: Stage = "auto", max_side: int | None = None) -> bytes:
-    """The display PNG of ``xray`` as a viewer at the source sees it."""
+    """The display PNG of ``xray`` as a viewer at the source sees it. Kept in Django's cache
+    (``PNG_CACHE_S`` seconds) under a key made of everything that decides its pixels, so a
+    page polled by a whole team decodes, windows and encodes each X-ray once."""
+    key = _png_cache_key(xray, stage=stage, max_side=max_side)
+    cached = cache.get(key)
+    if isinstance(cached, bytes):
+        return cached
     view = read_view(xray, stage=stage)
-    return display_png(view.pixels, view.photometric, max_side=max_side)
+    png = display_png(view.pixels, view.photometric, max_side=max_side)
+    cache.set(key, png, PNG_CACHE_S)
+    return png
+
+
+def _png_cache_key(xray: XrayImage, *, stage: Stage, max_side: int | None) -> str:
+    """The stored files, the C-arm's orientation flags, the chosen profile (and its own
+    mirror), the photometric interpretation, the stage and the size, hashed."""
+    carm = xray.carm
+    profile = calibration_profile(xray)
+    parts = (
+        xray.pk, xray.original_file.name, xray.dewarped_file.name or "",
+        (xray.dewarp_info or {}).get("profile_id"), xray.photometric_interpretation,
+        (carm.flip_horizontal, carm.flip_vertical, carm.rotate_deg, carm.needs_dewarping)
+        if carm is not None else None,
+        (profile.pk, bool(profile.data.get("flip_horizontal"))) if profile is not None else None,
+        stage, max_side,
+    )
+    return "xray-view-png:" + hashlib.sha256(repr(parts).encode()).hexdigest()

@@ -67,3 +67,16 @@ def test_unflagged_flat_panel_is_read_as_stored(patient_a):
 
     xray = make_xray(patient_a, carm=make_carm("Plain flat panel"), image=_asymmetric())
     np.testing.assert_array_equal(prepare_xray(xray).pixels, _asymmetric().astype(np.float32))
+
+
+def test_a_changed_device_flag_is_never_served_from_the_picture_cache(patient_a):
+    from webapp.xray_view import view_png
+
+    carm = make_carm("Panel fixed later")
+    xray = make_xray(patient_a, carm=carm, image=_asymmetric())
+    assert view_png(xray) == view_png(xray)  # the second one from the cache
+    assert _left_darker(_decode(view_png(xray)))
+    carm.flip_horizontal = True
+    carm.save()
+    xray.refresh_from_db()
+    assert not _left_darker(_decode(view_png(xray)))

@@ -7,6 +7,9 @@ it are copies for listing and filtering.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from django.conf import settings
 from django.db import models
 
@@ -72,6 +75,10 @@ class CalibrationProfile(models.Model):
     secondary_angle_deg = models.FloatField(default=0.0, help_text="cranial(+)/caudal(-)")
     image_file = models.FileField(upload_to=StorageKey("calibration-images"))
     data = models.JSONField(default=dict, blank=True, help_text="profile.json content")
+    data_digest = models.CharField(
+        max_length=64, blank=True, editable=False,
+        help_text="SHA-256 of data, set on save (keys the decoded-profile cache)",
+    )
     rms_px = models.FloatField(null=True, blank=True)
     max_px = models.FloatField(null=True, blank=True)
     rms_mm = models.FloatField(null=True, blank=True)
@@ -98,3 +105,19 @@ class CalibrationProfile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.carm.name} v{self.version} ({self.get_status_display()})"
+
+    def save(self, *args, **kwargs) -> None:
+        update_fields = kwargs.get("update_fields")
+        if "data" not in self.get_deferred_fields() and (
+            update_fields is None or "data" in update_fields
+        ):
+            self.data_digest = profile_data_digest(self.data)
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "data_digest"}
+        super().save(*args, **kwargs)
+
+
+def profile_data_digest(data) -> str:
+    """SHA-256 of a profile's data as canonical JSON."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -27,6 +27,7 @@ from calibration.refused_attempt import advice_for, attempt_detections
 from dicomio import read_xray, zero_preamble
 from refusal import Refused
 from webapp.calibration.models import CalibrationProfile, Phantom
+from webapp.calibration.profile_data import active_profiles
 from webapp.core import audit
 from webapp.records.models import CArm, XrayImage
 
@@ -280,7 +281,7 @@ class ProfileChoice:
 
 def profile_for_angles(carm: CArm, primary: float | None, secondary: float | None) -> ProfileChoice:
     """The active profile of ``carm`` nearest to the given C-arm angles."""
-    active = list(carm.profiles.filter(status=CalibrationProfile.Status.ACTIVE))
+    active = active_profiles(carm)
     if not active:
         return ProfileChoice(None, None, f"C-arm {carm.name} has no active calibration profile")
     angles = (primary or 0.0, secondary or 0.0)

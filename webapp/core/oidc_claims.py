@@ -13,7 +13,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.models import Group
 
-from webapp.core.roles import ALL_ROLES
+from webapp.core.roles import ALL_ROLES, forget_roles
 
 
 def claim_values(claims: dict, name: str) -> list[str]:
@@ -42,6 +42,7 @@ def sync_roles(user, claims: dict) -> None:
             user.groups.add(group)
         else:
             user.groups.remove(*Group.objects.filter(name=role))
+    forget_roles(user)
 
 
 def sync_teams(user, claims: dict) -> None:

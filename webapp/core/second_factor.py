@@ -19,7 +19,7 @@ from django.urls import Resolver404, resolve
 from django.utils.http import urlencode
 from django_otp import user_has_device
 
-from webapp.core.roles import CALIBRATION_ADMIN
+from webapp.core.roles import CALIBRATION_ADMIN, has_role
 
 SSO_BACKEND = "webapp.core.oidc.OIDCBackend"
 # Pages an unverified user may open: the second-factor pages themselves, and signing out.
@@ -30,9 +30,7 @@ def must_enrol(user) -> bool:
     """True for users who may not work without a second factor."""
     if not getattr(user, "is_authenticated", False):
         return False
-    return bool(
-        user.is_staff or user.is_superuser or user.groups.filter(name=CALIBRATION_ADMIN).exists()
-    )
+    return bool(user.is_staff or has_role(user, CALIBRATION_ADMIN))
 
 
 def signed_in_by_sso(request: HttpRequest) -> bool:

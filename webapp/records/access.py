@@ -2,6 +2,10 @@
 
 A site admin (superuser) sees every patient; everyone else sees only patients of the
 care teams they belong to. Invisible objects answer 404, never 403.
+
+Care-team membership is applied as a semi-join (``patient IN (patients of the user's
+teams)``), not as a join: a join repeats a row once per shared team and would need
+``DISTINCT`` over every column, which PostgreSQL sorts (tens of milliseconds on a plan row).
 """
 
 from __future__ import annotations
@@ -12,13 +16,18 @@ from django.http import Http404
 from webapp.records.models import Patient
 
 
+def _team_patient_ids(user) -> QuerySet:
+    """Ids of the patients of ``user``'s care teams (a subquery; may repeat an id)."""
+    return Patient.care_teams.through.objects.filter(careteam__members=user).values("patient_id")
+
+
 def visible_patients(user) -> QuerySet[Patient]:
     """Patients ``user`` may see."""
     if not getattr(user, "is_authenticated", False):
         return Patient.objects.none()
     if user.is_superuser:
         return Patient.objects.all()
-    return Patient.objects.filter(care_teams__members=user).distinct()
+    return Patient.objects.filter(pk__in=_team_patient_ids(user))
 
 
 def scope(queryset: QuerySet, user, patient_path: str = "patient") -> QuerySet:
@@ -27,7 +36,7 @@ def scope(queryset: QuerySet, user, patient_path: str = "patient") -> QuerySet:
         return queryset.none()
     if user.is_superuser:
         return queryset
-    return queryset.filter(**{f"{patient_path}__care_teams__members": user}).distinct()
+    return queryset.filter(**{f"{patient_path}__in": _team_patient_ids(user)})
 
 
 def get_visible_or_404(
