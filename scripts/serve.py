@@ -19,6 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_NICENESS = 19
+# Idle keep-alive connections stay open this long: longer than a page's polling interval, so
+# a client rarely sends on a connection the server is just closing (a reset at the client).
+KEEP_ALIVE_S = 15
 
 
 def _background_priority(nice: int) -> None:
@@ -65,7 +68,8 @@ def main() -> int:
     web = _start(
         [python, "-m", "gunicorn", "webapp.wsgi:application", "--bind",
          f"{args.host}:{args.port}", "--workers", str(args.web_workers), "--threads",
-         str(args.threads), "--timeout", "120", "--access-logfile", "-"],
+         str(args.threads), "--timeout", "120", "--keep-alive", str(KEEP_ALIVE_S),
+         "--access-logfile", "-"],
         env,
     )
     listener = _start([python, "manage.py", "dicom_listener"], env)
