@@ -1,7 +1,9 @@
 """Registering an X-ray as stored (no Django): its pixels are brought to line-integral
 form once (:func:`registration.engine.xray_input.line_integral_with_info`, polarity and
 display form read from the image's own noise), registered, and when the network finds no
-consistent pose the opposite polarity is tried once. The site's job and ``register_xray``
+consistent pose, or the best pose matches the X-ray poorly, the opposite polarity is tried
+once (the noise can mislead: a bone-white log display stored without a photometric flag,
+as a PNG, has noise that grows with brightness like linear counts do). The site's job and ``register_xray``
 both register through :func:`register_stored`, so they treat an image the same way.
 """
 
@@ -43,7 +45,7 @@ def camera_for_stored_image(camera: Camera | None, xray) -> Camera:
 
 
 # Failed checks after which the other polarity is worth one more try.
-POLARITY_SENSITIVE_CHECKS = ("network", "pnp", "pose")
+POLARITY_SENSITIVE_CHECKS = ("network", "pnp", "pose", "similarity")
 
 
 def register_stored(
@@ -88,9 +90,18 @@ def register_stored(
         )
         if result is not None:
             attempt.seconds += result.seconds
+            if attempt.status != "ok" and _similarity(result) > _similarity(attempt):
+                result.seconds = attempt.seconds  # both refused: report the closer match
+                attempt = result
         result = attempt
         failed = result.stages.get("quality", {}).get("failed_check")
         if result.status == "ok" or failed not in POLARITY_SENSITIVE_CHECKS or info["polarity"] == "none":
             break
     assert result is not None
+    result.stages["preprocess"]["polarities_tried"] = list(tried)
     return result
+
+
+def _similarity(result: RegistrationResult) -> float:
+    value = float(result.similarity)
+    return value if np.isfinite(value) else -np.inf
