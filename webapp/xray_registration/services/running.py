@@ -18,6 +18,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.db import transaction
 
+from registration.engine.quality import coarse_ct_caution
 from webapp.core import audit
 from webapp.records.models import XrayImage
 from webapp.xray_registration.models import Registration, RegistrationModel
@@ -308,7 +309,11 @@ def _store_outcome(
     overlay, drr = pictures
     with transaction.atomic():
         reg.status = Registration.Status.OK if res.status == "ok" else Registration.Status.FAILED
-        reg.message = (out["message"] or res.status)[:500]
+        message = out["message"] or res.status
+        caution = coarse_ct_caution(reg.study.spacing_mm) if res.status == "ok" else ""
+        if caution:
+            message, quality = f"{message}; {caution}", {**quality, "coarse_ct": True}
+        reg.message = message[:500]
         reg.T_cam_from_world = out["T_cam_from_world"]
         reg.camera = prepared.camera.to_json()
         reg.quality = quality
