@@ -3,8 +3,10 @@ form once (:func:`registration.engine.xray_input.line_integral_with_info`, polar
 display form read from the image's own noise), registered, and when the network finds no
 consistent pose, or the best pose matches the X-ray poorly, the opposite polarity is tried
 once (the noise can mislead: a bone-white log display stored without a photometric flag,
-as a PNG, has noise that grows with brightness like linear counts do). The site's job and ``register_xray``
-both register through :func:`register_stored`, so they treat an image the same way.
+as a PNG, has noise that grows with brightness like linear counts do). A pose found on a
+coarse CT carries a caution (:func:`registration.engine.quality.coarse_ct_caution`). The
+site's job and ``register_xray`` both register through :func:`register_stored`, so they
+treat an image the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from dicomio.errors import InputRefused
 from geometry.camera import Camera
 from registration.engine.pipeline import RegistrationOptions, RegistrationResult, register
+from registration.engine.quality import coarse_ct_caution
 from registration.engine.xray_input import line_integral_with_info
 
 
@@ -99,7 +102,19 @@ def register_stored(
             break
     assert result is not None
     result.stages["preprocess"]["polarities_tried"] = list(tried)
+    caution = coarse_ct_caution(_voxel_edges_mm(volume)) if result.status == "ok" else ""
+    if caution:
+        result.message = f"{result.message}; {caution}"
+        result.stages.setdefault("quality", {})["coarse_ct"] = True
     return result
+
+
+def _voxel_edges_mm(volume) -> list[float]:
+    """Voxel edge lengths (mm) from the CT's affine (none without one)."""
+    affine = getattr(volume, "affine", None)
+    if affine is None:
+        return []
+    return [float(v) for v in np.linalg.norm(np.asarray(affine, np.float64)[:3, :3], axis=0)]
 
 
 def _similarity(result: RegistrationResult) -> float:

@@ -1,17 +1,18 @@
-"""A pose registered to a coarse CT (voxels above 2 mm) is stored with a caution that its
-depth may be off; a fine CT's is not, and a refusal is never given one."""
+"""A pose registered to a coarse CT (voxels above 2 mm) carries a caution that its depth
+may be off, on every path that registers a stored X-ray (``register_stored``: the site's
+job, ``register_xray``, the benchmarks); a fine CT's pose and a refusal get none."""
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from geometry.camera import Camera
+from registration.engine import stored_image
+from registration.engine.pipeline import RegistrationResult
 from registration.engine.quality import COARSE_CT_VOXEL_MM, coarse_ct_caution
-from tests.core.factories import isolated_media, make_study, make_xray  # noqa: F401
 
 
 @pytest.mark.parametrize(
@@ -26,31 +27,43 @@ def test_the_caution_follows_the_largest_voxel_edge(spacing, cautioned):
         assert "depth" in text and f"{max(spacing):.1f} mm" in text
 
 
-def _store(patient, spacing, status: str):
-    from webapp.xray_registration.models import Registration
-    from webapp.xray_registration.services.running import _store_outcome
+def _register(monkeypatch, spacing, status: str) -> RegistrationResult:
+    """``register_stored`` on a CT of ``spacing`` (mm), the pipeline answering ``status``."""
 
-    study = make_study(patient, spacing=spacing)
-    reg = Registration.objects.create(xray=make_xray(patient), study=study)
-    res = SimpleNamespace(status=status)
-    out = {"message": "registered in training-free mode" if status == "ok" else "refused",
-           "T_cam_from_world": np.eye(4).tolist() if status == "ok" else None,
-           "n_correspondences": 0, "n_inliers": 0, "similarity": 0.9}
-    prepared = SimpleNamespace(camera=Camera.from_geometry(60, 40, 1000.0, 1.0, 1.0))
-    _store_outcome(reg, res, out, prepared, {"similarity": 0.9}, {}, (None, None),
-                   time.perf_counter())
-    reg.refresh_from_db()
-    return reg
+    def fake(volume, model, li, valid, camera, **kwargs):
+        ok = status == "ok"
+        stages = {"quality": {} if ok else {"failed_check": "consistency"}}
+        return RegistrationResult(status, "registered in training-free mode" if ok else "refused",
+                                  np.eye(4) if ok else None, 1.0, stages, similarity=0.9)
 
-
-def test_a_coarse_ct_pose_is_stored_with_the_caution(patient_a):
-    reg = _store(patient_a, (3.0, 3.0, 3.0), "ok")
-    assert reg.status == "ok" and reg.message.startswith("registered in training-free mode; ")
-    assert "depth along the beam may be off" in reg.message and reg.quality["coarse_ct"] is True
+    monkeypatch.setattr(stored_image, "register", fake)
+    volume = SimpleNamespace(affine=np.diag([*spacing, 1.0]))
+    image = np.random.default_rng(3).poisson(2000.0, size=(24, 32)).astype(np.float32)
+    camera = Camera.from_geometry(32, 24, 1000.0, 1.0, 1.0)
+    return stored_image.register_stored(volume, None, image, "MONOCHROME2", camera)
 
 
-def test_a_fine_ct_pose_and_a_refusal_get_none(patient_a):
-    fine = _store(patient_a, (0.8, 0.8, 1.0), "ok")
-    assert fine.message == "registered in training-free mode" and "coarse_ct" not in fine.quality
-    refused = _store(patient_a, (3.0, 3.0, 3.0), "failed")
+def test_a_coarse_ct_pose_carries_the_caution(monkeypatch):
+    res = _register(monkeypatch, (3.0, 3.0, 3.0), "ok")
+    assert res.status == "ok" and res.message.startswith("registered in training-free mode; ")
+    assert "depth along the beam may be off" in res.message
+    assert res.stages["quality"]["coarse_ct"] is True
+
+
+def test_a_fine_ct_pose_and_a_refusal_get_none(monkeypatch):
+    fine = _register(monkeypatch, (0.8, 0.8, 1.0), "ok")
+    assert fine.message == "registered in training-free mode"
+    assert "coarse_ct" not in fine.stages["quality"]
+    refused = _register(monkeypatch, (3.0, 3.0, 3.0), "failed")
     assert refused.message == "refused"
+
+
+def test_the_site_keeps_the_flag_with_its_quality_figures(monkeypatch):
+    from webapp.xray_registration.services.running import _quality_figures
+
+    res = _register(monkeypatch, (3.0, 3.0, 3.0), "ok")
+    inputs = SimpleNamespace(model=None, device="cpu")
+    quality = _quality_figures(res, res.to_json(), None, inputs)
+    assert quality["coarse_ct"] is True
+    fine = _register(monkeypatch, (0.8, 0.8, 1.0), "ok")
+    assert "coarse_ct" not in _quality_figures(fine, fine.to_json(), None, inputs)

@@ -18,7 +18,6 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from registration.engine.quality import coarse_ct_caution
 from webapp.core import audit
 from webapp.records.models import XrayImage
 from webapp.xray_registration.models import Registration, RegistrationModel
@@ -277,7 +276,8 @@ def _register(inputs: _RunInputs, T_init: np.ndarray | None):
 def _quality_figures(res, out: dict, T_init: np.ndarray | None, inputs: _RunInputs) -> dict:
     """The quality figures stored with a registration (``out`` = ``res.to_json()``)."""
     quality = out["stages"].get("quality", {})
-    return {
+    coarse = {"coarse_ct": True} if quality.get("coarse_ct") else {}
+    return coarse | {
         "inlier_ratio": round(res.n_inliers / res.n_correspondences, 4)
         if res.n_correspondences
         else 0.0,
@@ -309,11 +309,7 @@ def _store_outcome(
     overlay, drr = pictures
     with transaction.atomic():
         reg.status = Registration.Status.OK if res.status == "ok" else Registration.Status.FAILED
-        message = out["message"] or res.status
-        caution = coarse_ct_caution(reg.study.spacing_mm) if res.status == "ok" else ""
-        if caution:
-            message, quality = f"{message}; {caution}", {**quality, "coarse_ct": True}
-        reg.message = message[:500]
+        reg.message = (out["message"] or res.status)[:500]
         reg.T_cam_from_world = out["T_cam_from_world"]
         reg.camera = prepared.camera.to_json()
         reg.quality = quality
