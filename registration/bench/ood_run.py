@@ -106,4 +106,11 @@ def register_shot(volume, model, shot, mode: str, *, centre_lps: np.ndarray, see
         "display_form_read": res.stages.get("preprocess", {}).get("display_form"),
         "similarity": sim if isinstance(sim, float) and math.isfinite(sim) else None,
         "seconds": stages,
+        # the consistency self-checks' figures, to study and recalibrate their thresholds
+        "restarts": _figures(res.stages.get("restarts")),
+        "depth_rivals": _figures(res.stages.get("depth_rivals")),
     }
+
+
+def _figures(stage: dict | None) -> dict | None:
+    return None if stage is None else {k: v for k, v in stage.items() if k != "seconds"}

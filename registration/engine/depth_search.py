@@ -140,38 +140,9 @@ def depth_profile_search(
     there interpolates the neighbours' increments. Returns ``T`` itself when no copy scores
     higher. On held-out close-ups the profile, unlike the bare ray, peaked at the true depth.
     """
-    img = torch.as_tensor(image, dtype=torch.float32)
-    val = torch.ones_like(img) if valid is None else torch.as_tensor(valid).float()
-    w = val if weight is None else val * torch.as_tensor(weight, dtype=torch.float32)
-    T0 = torch.as_tensor(np.asarray(T, dtype=np.float64), dtype=torch.float32)
-    pw = torch.as_tensor(np.asarray(pivot_world, dtype=np.float64), dtype=torch.float32)
-    pivot_cam = T0[:3, :3] @ pw + T0[:3, 3]
-    not_depth = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 0.0])
-    n = img.shape[0]
-    pyramid = []
-    for factor, iterations, lr in levels:
-        img_l = downsample(img, factor) if factor > 1 else img
-        w_l = downsample(w, factor) * (downsample(val, factor) > 0.99).float() if factor > 1 else w
-        pyramid.append((img_l, w_l, downsampled_K(K, n / img_l.shape[0]), iterations, lr))
-
-    def poses_of(th: torch.Tensor) -> torch.Tensor:
-        return increment(th, pivot_cam) @ T0
-
-    def score(th: torch.Tensor) -> np.ndarray:
-        with torch.no_grad():
-            return batch_similarity(renderer, poses_of(th), K, img, w,
-                                    samples_per_ray).double().numpy()
-
-    def profile(start: torch.Tensor) -> torch.Tensor:
-        """Refine the five non-depth DoF of every row of ``start`` (k, 6) together."""
-        theta = start.clone()
-        for img_l, w_l, K_l, iterations, lr in pyramid:
-            # similarities of different sizes do not compare: each level starts afresh
-            best = torch.full((len(theta),), -math.inf)
-            adam_on_increments(renderer, theta, best, T0, pivot_cam, K_l, img_l, w_l,
-                               samples_per_ray, iterations, lr, not_depth)
-        return theta
-
+    prof = DepthProfiler(renderer, image, K, T, pivot_world, valid=valid, weight=weight,
+                         levels=levels, samples_per_ray=samples_per_ray)
+    profile, score = prof.refine, prof.score
     s_before = float(score(torch.zeros(1, 6))[0])
     offsets = torch.arange(-half_width, half_width + 1, dtype=torch.float32) * step_mm
     start = torch.zeros(len(offsets), 6)
@@ -201,6 +172,58 @@ def depth_profile_search(
             best_th, best_s = th_fit, s_fit
     if best_s <= s_before:
         return DepthSearch(np.asarray(T, dtype=np.float64).copy(), 0.0, s_before, s_before)
-    with torch.no_grad():
-        T_out = orthonormalised((increment(best_th, pivot_cam) @ T0).double().numpy())
-    return DepthSearch(T_out, float(best_th[5]), s_before, best_s)
+    return DepthSearch(prof.pose(best_th), float(best_th[5]), s_before, best_s)
+
+
+class DepthProfiler:
+    """Copies of a pose ``T`` (``T_cam_from_world``) as increments ``(k, 6)`` (deg, mm about
+    the pivot in the camera frame; index 5 is the depth, + away from the source): their five
+    non-depth DoF refined together over a pyramid of ``image`` (``levels``: downsampling
+    factor, Adam iterations, step in deg/mm) and scored at its full size."""
+
+    def __init__(self, renderer, image, K: np.ndarray, T: np.ndarray, pivot_world: np.ndarray,
+                 *, valid=None, weight=None,
+                 levels: tuple[tuple[int, int, float], ...] = ((4, 8, 0.5), (2, 4, 0.2)),
+                 samples_per_ray: int = 64) -> None:
+        self.renderer, self.K, self.samples_per_ray = renderer, K, samples_per_ray
+        self.img = torch.as_tensor(image, dtype=torch.float32)
+        val = (torch.ones_like(self.img) if valid is None
+               else torch.as_tensor(valid).float())
+        self.w = val if weight is None else val * torch.as_tensor(weight, dtype=torch.float32)
+        self.T0 = torch.as_tensor(np.asarray(T, dtype=np.float64), dtype=torch.float32)
+        pw = torch.as_tensor(np.asarray(pivot_world, dtype=np.float64), dtype=torch.float32)
+        self.pivot_cam = self.T0[:3, :3] @ pw + self.T0[:3, 3]
+        n = self.img.shape[0]
+        self.pyramid = []
+        for factor, iterations, lr in levels:
+            img_l = downsample(self.img, factor) if factor > 1 else self.img
+            w_l = (downsample(self.w, factor) * (downsample(val, factor) > 0.99).float()
+                   if factor > 1 else self.w)
+            self.pyramid.append((img_l, w_l, downsampled_K(K, n / img_l.shape[0]),
+                                 iterations, lr))
+
+    def poses(self, theta: torch.Tensor) -> torch.Tensor:
+        """``T_cam_from_world`` (k, 4, 4) of the increments ``theta`` (k, 6)."""
+        return increment(theta, self.pivot_cam) @ self.T0
+
+    def pose(self, theta: torch.Tensor) -> np.ndarray:
+        """One increment (6,) as an orthonormal float64 ``T_cam_from_world``."""
+        with torch.no_grad():
+            return orthonormalised(self.poses(theta[None])[0].double().numpy())
+
+    def score(self, theta: torch.Tensor) -> np.ndarray:
+        """Similarity at full size of each row of ``theta`` (k, 6)."""
+        with torch.no_grad():
+            return batch_similarity(self.renderer, self.poses(theta), self.K, self.img,
+                                    self.w, self.samples_per_ray).double().numpy()
+
+    def refine(self, start: torch.Tensor) -> torch.Tensor:
+        """Refine the five non-depth DoF of every row of ``start`` (k, 6) together."""
+        not_depth = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 0.0])
+        theta = start.clone()
+        for img_l, w_l, K_l, iterations, lr in self.pyramid:
+            # similarities of different sizes do not compare: each level starts afresh
+            best = torch.full((len(theta),), -math.inf)
+            adam_on_increments(self.renderer, theta, best, self.T0, self.pivot_cam, K_l,
+                               img_l, w_l, self.samples_per_ray, iterations, lr, not_depth)
+        return theta

@@ -105,6 +105,9 @@ class RegistrationOptions:
     refine_levels: tuple[RefineLevel, ...] = DEFAULT_LEVELS
     optimise_depth: bool = True  # False: 5 DoF, depth kept from the start pose (refine_pose)
     n_restarts: int = 2  # self-check: re-refinements from perturbed copies (0: off)
+    # self-check beside the restarts (off with them): copies moved along the beam and
+    # refitted must match worse (registration.engine.depth_rivals)
+    depth_rivals: bool = True
     search: bool = True  # coarse low-resolution search around each start before refining
     search_space: SearchSpace = field(default_factory=SearchSpace)
     n_hypotheses: int = 3  # distinct search results compared at a finer level (1: best only)

@@ -18,6 +18,7 @@ import torch
 from geometry.camera import downsampled_K, project
 from registration.engine.quality import (
     check_bone_depth,
+    check_depth_rivals,
     check_local_similarity,
     check_mask_agreement,
     check_pose,
@@ -103,3 +104,5 @@ def check_final(st: RegistrationState, T_final: np.ndarray, similarity: float,
     if restarts is not None:
         check_restarts(restarts.spread_mm, restarts.similarities,
                        restarts.reference_similarity, th, pose_similarity=similarity)
+        if restarts.depth is not None:
+            check_depth_rivals(restarts.depth, th)

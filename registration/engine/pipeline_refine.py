@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from geometry.camera import Camera
+from registration.engine.depth_rivals import depth_rivals
 from registration.engine.depth_search import depth_line_search, depth_profile_search
 from registration.engine.pipeline_stages import StageClock, similarity_on_square
 from registration.engine.refine import RefineLevel, refine_pose
@@ -105,4 +106,10 @@ def refine_one(renderer, img: np.ndarray, valid: np.ndarray, camera: Camera,
         add("restarts", t0, spread_mm=[round(x, 2) for x in rc.spread_mm],
             similarities=[round(x, 4) for x in rc.similarities],
             reference_similarity=round(rc.reference_similarity, 4))
+        if opt.depth_rivals:
+            t0 = time.perf_counter()
+            rc.depth = depth_rivals(renderer, d_img_t, d_img.K, T_final, pivot,
+                                    centre_world=check_pivot, valid=d_val_t, weight=d_w)
+            add("depth_rivals", t0,
+                **rc.depth.as_stage(opt.thresholds.max_restart_spread_mm))
     return T_final, sim, rc

@@ -72,6 +72,15 @@ class QualityThresholds:
     # its far restart (18.3 mm) worse; in no bench run (3 x 40 held-out shots, both modes,
     # AEC and fixed dose) did a pose < 10 mm off have a restart farther than 10.0 mm
     poorer_rival_min_similarity: float = 0.85
+    # depth rivals (registration.engine.depth_rivals): a copy of the pose moved 15 mm along
+    # the beam and refitted (so > max_restart_spread_mm away) must match worse than the pose
+    # by at least this (similarity at the depth-search size, 256 px). None: figures only.
+    # Chosen on tuning shots kept apart from the benchmark's (nanodrr, seed 7, 30 per CT,
+    # training-free): on the 3 mm abdomen CT every pose returned as ok had its rivals within
+    # 0.0026 (nine of 16 were 11-118 mm off: depth along the beam is not seen at that voxel
+    # size); on pelvis_bone_002 correct poses had 0.002-0.036, the two lowest close-ups
+    # (1.8 and 5.5 mm off, 0.002 and 0.003), which this refuses
+    depth_rival_margin: float | None = 0.004
 
 
 class QualityError(Exception):
@@ -250,6 +259,27 @@ def check_restarts(
             f"{head} and matches the X-ray as well" if rivals else
             f"{head}; it matches worse, but the pose itself matches the X-ray only "
             f"{pose_similarity:.2f} (< {th.poorer_rival_min_similarity:g})",
+        )
+
+
+def check_depth_rivals(rivals, th: QualityThresholds = QualityThresholds()) -> None:
+    """``rivals`` (:class:`~registration.engine.depth_rivals.DepthRivals`): no copy of the
+    pose moved along the beam beyond ``max_restart_spread_mm`` may match the X-ray within
+    ``depth_rival_margin`` of the pose itself; otherwise the view does not fix the depth."""
+    if th.depth_rival_margin is None:
+        return
+    best = rivals.closest_rival(th.max_restart_spread_mm)
+    if best is None:
+        return
+    gap, dist, offset = best
+    if not np.isfinite(gap) or gap < th.depth_rival_margin:
+        where = "farther from" if offset > 0 else "nearer to"
+        raise QualityError(
+            "consistency",
+            f"the depth along the beam is not determined: the anatomy placed {abs(offset):.0f} "
+            f"mm {where} the source ({dist:.0f} mm away) matches the X-ray about as well "
+            f"(similarity {rivals.reference_similarity - gap:.3f} against "
+            f"{rivals.reference_similarity:.3f})",
         )
 
 

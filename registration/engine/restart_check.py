@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from geometry.rigid import pose_distance_mm
+from registration.engine.depth_rivals import DepthRivals
 from registration.engine.depth_search import depth_line_search
 from registration.engine.refine import RefineLevel, increment, refine_poses
 from registration.engine.refine_similarity import bone_weight_from_drr, pose_similarity
@@ -40,6 +41,8 @@ class RestartCheck:
     similarities: list[float]
     poses: list[np.ndarray]
     reference_similarity: float = math.nan
+    #: the depth-rival check of the same pose, when it ran (set by the registration)
+    depth: DepthRivals | None = None
 
     def best_rival(self, min_gain: float) -> int | None:
         """Index of the restart that matches the X-ray best, if it beats the refined pose

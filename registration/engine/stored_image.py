@@ -102,10 +102,16 @@ def register_stored(
             break
     assert result is not None
     result.stages["preprocess"]["polarities_tried"] = list(tried)
-    caution = coarse_ct_caution(_voxel_edges_mm(volume)) if result.status == "ok" else ""
-    if caution:
+    edges = _voxel_edges_mm(volume)
+    if result.status == "ok" and (caution := coarse_ct_caution(edges)):
         result.message = f"{result.message}; {caution}"
         result.stages.setdefault("quality", {})["coarse_ct"] = True
+    elif (result.stages.get("quality", {}).get("failed_check") == "consistency"
+          and coarse_ct_caution(edges)):
+        # a pose the view does not pin down on a coarse CT: say what would help
+        result.message = (f"{result.message}; the CT's voxels are up to {max(edges):.1f} mm, "
+                          f"too coarse to show the depth along the beam: a thin-slice CT of "
+                          f"this region would")
     return result
 
 

@@ -27,12 +27,13 @@ def test_the_caution_follows_the_largest_voxel_edge(spacing, cautioned):
         assert "depth" in text and f"{max(spacing):.1f} mm" in text
 
 
-def _register(monkeypatch, spacing, status: str) -> RegistrationResult:
-    """``register_stored`` on a CT of ``spacing`` (mm), the pipeline answering ``status``."""
+def _register(monkeypatch, spacing, status: str, check: str = "consistency") -> RegistrationResult:
+    """``register_stored`` on a CT of ``spacing`` (mm), the pipeline answering ``status``
+    (a refusal by the self-check ``check``)."""
 
     def fake(volume, model, li, valid, camera, **kwargs):
         ok = status == "ok"
-        stages = {"quality": {} if ok else {"failed_check": "consistency"}}
+        stages = {"quality": {} if ok else {"failed_check": check}}
         return RegistrationResult(status, "registered in training-free mode" if ok else "refused",
                                   np.eye(4) if ok else None, 1.0, stages, similarity=0.9)
 
@@ -54,8 +55,19 @@ def test_a_fine_ct_pose_and_a_refusal_get_none(monkeypatch):
     fine = _register(monkeypatch, (0.8, 0.8, 1.0), "ok")
     assert fine.message == "registered in training-free mode"
     assert "coarse_ct" not in fine.stages["quality"]
-    refused = _register(monkeypatch, (3.0, 3.0, 3.0), "failed")
+    refused = _register(monkeypatch, (3.0, 3.0, 3.0), "failed", check="similarity")
     assert refused.message == "refused"
+    refused_fine = _register(monkeypatch, (0.8, 0.8, 1.0), "failed")
+    assert refused_fine.message == "refused"
+
+
+def test_an_undetermined_pose_on_a_coarse_ct_names_the_voxels(monkeypatch):
+    """Refused because the view does not pin the pose down (the consistency checks, the
+    depth-rival check among them): the message says the CT is the limit."""
+    res = _register(monkeypatch, (1.0, 1.0, 3.0), "failed")
+    assert res.status == "failed" and res.T_cam_from_world is None
+    assert res.message.startswith("refused; the CT's voxels are up to 3.0 mm")
+    assert "thin-slice CT" in res.message
 
 
 def test_the_site_keeps_the_flag_with_its_quality_figures(monkeypatch):

@@ -286,6 +286,7 @@ def _quality_figures(res, out: dict, T_init: np.ndarray | None, inputs: _RunInpu
         "bone_in_view_fraction": quality.get("bone_in_view_fraction"),
         "local_similarity": quality.get("local_similarity"),
         "mask_dice": quality.get("mask_dice"),
+        "depth_margin": out["stages"].get("depth_rivals", {}).get("margin"),
         "failed_check": quality.get("failed_check"),
         "initial_pose": "header angles" if T_init is not None else None,
         "mode": "network" if inputs.model is not None else "training-free",
