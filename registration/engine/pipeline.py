@@ -108,6 +108,9 @@ class RegistrationOptions:
     # self-check beside the restarts (off with them): copies moved along the beam and
     # refitted must match worse (registration.engine.depth_rivals)
     depth_rivals: bool = True
+    # fit a scatter model per image (registration.engine.scatter_model) and compare DRRs
+    # through it from the depth stages on: scatter otherwise biases the depth
+    scatter_fit: bool = True
     search: bool = True  # coarse low-resolution search around each start before refining
     search_space: SearchSpace = field(default_factory=SearchSpace)
     n_hypotheses: int = 3  # distinct search results compared at a finer level (1: best only)

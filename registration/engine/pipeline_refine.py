@@ -21,6 +21,7 @@ from registration.engine.depth_search import depth_line_search, depth_profile_se
 from registration.engine.pipeline_stages import StageClock, similarity_on_square
 from registration.engine.refine import RefineLevel, refine_pose
 from registration.engine.restart_check import RestartCheck, restart_check
+from registration.engine.scatter_model import ScatteredRenderer, fit_scatter
 from registration.engine.xray_input import NetworkImage, to_square
 
 if TYPE_CHECKING:
@@ -86,6 +87,19 @@ def refine_one(renderer, img: np.ndarray, valid: np.ndarray, camera: Camera,
                     similarity_after=round(ds.similarity, 5))
         return T
 
+    if opt.scatter_fit and dsize >= 16:
+        # the scatter model that matches best, and the depth where it does, before the
+        # depth stages settle the depth with it (registration.engine.scatter_model)
+        t0 = time.perf_counter()
+        fit = fit_scatter(renderer, d_img_t, d_img.K, T_final, pivot, valid=d_val_t,
+                          weight=d_w)
+        used = fit.model.fraction > 0.0 and fit.similarity > fit.similarity_without
+        add("scatter", t0, used=used, **fit.model.as_stage(), offset_mm=fit.offset_mm,
+            similarity=round(fit.similarity, 5),
+            similarity_without=round(fit.similarity_without, 5))
+        if used:
+            renderer = ScatteredRenderer(renderer, fit.model)
+            T_final = fit.T_cam_from_world
     T_final = depth_stages(T_final, record=True)
     if opt.profile_search or dsize >= 16:  # the pose moved: its similarity at the finest level
         last = opt.refine_levels[-1]
