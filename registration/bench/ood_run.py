@@ -109,6 +109,7 @@ def register_shot(volume, model, shot, mode: str, *, centre_lps: np.ndarray, see
         # the consistency self-checks' figures, to study and recalibrate their thresholds
         "restarts": _figures(res.stages.get("restarts")),
         "depth_rivals": _figures(res.stages.get("depth_rivals")),
+        "scatter": _figures(res.stages.get("scatter")),
     }
 
 

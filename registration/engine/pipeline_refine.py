@@ -87,14 +87,16 @@ def refine_one(renderer, img: np.ndarray, valid: np.ndarray, camera: Camera,
                     similarity_after=round(ds.similarity, 5))
         return T
 
-    if opt.scatter_fit and dsize >= 16:
-        # the scatter model that matches best, and the depth where it does, before the
-        # depth stages settle the depth with it (registration.engine.scatter_model)
+    if opt.scatter_fit:
+        # the scatter model that matches best, and the depth where it does, on the
+        # refinement image, before the depth stages settle the depth with it at their size
+        # (registration.engine.scatter_model)
         t0 = time.perf_counter()
-        fit = fit_scatter(renderer, d_img_t, d_img.K, T_final, pivot, valid=d_val_t,
-                          weight=d_w)
+        fit = fit_scatter(renderer, img_t, ref_img.K, T_final, pivot, valid=val_t,
+                          weight=weight)
         used = fit.model.fraction > 0.0 and fit.similarity > fit.similarity_without
         add("scatter", t0, used=used, **fit.model.as_stage(), offset_mm=fit.offset_mm,
+            offset_without_mm=fit.offset_without_mm,
             similarity=round(fit.similarity, 5),
             similarity_without=round(fit.similarity_without, 5))
         if used:

@@ -70,24 +70,27 @@ class ScatteredRenderer:
         return getattr(self.base, name)
 
 
-#: the models tried per image: no scatter, or 10-40 % with a kernel of 5-20 % of the
-#: field's width, at three gains (the CT's and the X-ray's attenuation scales differ)
+#: the models tried per image: no scatter, or 10-45 % with a kernel of 5-50 % of the
+#: image's width (half of it: a close-up sees a wide field's scatter as a nearly even
+#: glow), at three gains (the CT's and the X-ray's attenuation scales differ)
 SCATTER_GRID = (ScatterModel(),) + tuple(
-    ScatterModel(f, s, g) for f, s, g in itertools.product((0.1, 0.2, 0.3, 0.4),
-                                                           (0.05, 0.1, 0.2), (0.7, 1.0, 1.4)))
+    ScatterModel(f, s, g) for f, s, g in itertools.product(
+        (0.1, 0.2, 0.3, 0.45), (0.05, 0.1, 0.2, 0.5), (0.7, 1.0, 1.4)))
 
 
 @dataclass
 class ScatterFit:
     """The best model and depth copy: ``model``, the copy's ``T_cam_from_world`` and depth
-    ``offset_mm`` (camera axis, + away from the source), its ``similarity`` and the best
-    similarity without scatter (``similarity_without``), all at the size of the image."""
+    ``offset_mm`` (camera axis, + away from the source), its ``similarity``, and the best
+    similarity without scatter (``similarity_without``) at the copy ``offset_without_mm``;
+    similarities at the size of the image."""
 
     model: ScatterModel
     T_cam_from_world: np.ndarray
     offset_mm: float
     similarity: float
     similarity_without: float
+    offset_without_mm: float
 
 
 def fit_scatter(renderer, image, K: np.ndarray, T: np.ndarray, pivot_world: np.ndarray, *,
@@ -115,6 +118,7 @@ def fit_scatter(renderer, image, K: np.ndarray, T: np.ndarray, pivot_world: np.n
             for m in grid])  # (models, copies)
     scores = torch.nan_to_num(scores, nan=-1.0)
     i_model, i_copy = divmod(int(torch.argmax(scores)), scores.shape[1])
-    without = float(scores[[k for k, m in enumerate(grid) if m.fraction <= 0.0]].max())
+    plain = scores[[k for k, m in enumerate(grid) if m.fraction <= 0.0]].max(dim=0).values
     return ScatterFit(grid[i_model], prof.pose(thetas[i_copy]), float(offsets_mm[i_copy]),
-                      float(scores[i_model, i_copy]), without)
+                      float(scores[i_model, i_copy]), float(plain.max()),
+                      float(offsets_mm[int(torch.argmax(plain))]))
