@@ -79,6 +79,15 @@ def mask_dice(bone_prob: np.ndarray, bone_ct: np.ndarray, valid: np.ndarray) -> 
     return float(2.0 * (net & bone_ct).sum() / denom) if denom else 0.0
 
 
+def voxel_size_mm(volume) -> float | None:
+    """Geometric mean (mm) of the CT's voxel edges from its affine; None without one."""
+    affine = getattr(volume, "affine", None)
+    if affine is None:
+        return None
+    edges = np.linalg.norm(np.asarray(affine, np.float64)[:3, :3], axis=0)
+    return float(np.prod(edges) ** (1.0 / 3.0))
+
+
 def check_final(st: RegistrationState, T_final: np.ndarray, similarity: float,
                 restarts: RestartCheck | None) -> None:
     """Quality figures of a final pose (the ``quality`` stage), which becomes the result's
@@ -105,4 +114,4 @@ def check_final(st: RegistrationState, T_final: np.ndarray, similarity: float,
         check_restarts(restarts.spread_mm, restarts.similarities,
                        restarts.reference_similarity, th, pose_similarity=similarity)
         if restarts.depth is not None:
-            check_depth_rivals(restarts.depth, th)
+            check_depth_rivals(restarts.depth, th, voxel_mm=voxel_size_mm(st.volume))

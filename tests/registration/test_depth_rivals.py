@@ -10,7 +10,12 @@ import torch
 from geometry.camera import Camera
 from geometry.carm import carm_pose
 from registration.engine.depth_rivals import DepthRivals, depth_rivals
-from registration.engine.quality import QualityError, QualityThresholds, check_depth_rivals
+from registration.engine.quality import (
+    QualityError,
+    QualityThresholds,
+    check_depth_rivals,
+    depth_rival_margin,
+)
 from tests.registration.synthetic_view import synthetic_view
 
 
@@ -69,3 +74,19 @@ def test_the_rule(sims, dists, refused):
 
 def test_figures_only_without_a_margin():
     check_depth_rivals(_rivals([0.99] * 4, [30.0] * 4), QualityThresholds(depth_rival_margin=None))
+
+
+@pytest.mark.parametrize(("voxel_mm", "margin"), [
+    (None, 0.004), (0.75, 0.004), (1.5, 0.004), (2.0, 0.004), (2.5, 0.006), (3.0, 0.008),
+    (6.0, 0.008)])
+def test_the_margin_doubles_on_coarse_voxels(voxel_mm, margin):
+    assert depth_rival_margin(QualityThresholds(), voxel_mm) == pytest.approx(margin)
+    off = QualityThresholds(depth_rival_margin_per_voxel_mm=False)
+    assert depth_rival_margin(off, voxel_mm) == pytest.approx(0.004)
+
+
+def test_a_coarse_ct_refuses_what_a_fine_one_passes():
+    r = _rivals([0.90, 0.944, 0.944, 0.90], [30.0, 15.0, 15.0, 30.0])  # gap 0.006
+    check_depth_rivals(r, QualityThresholds(), voxel_mm=0.8)
+    with pytest.raises(QualityError):
+        check_depth_rivals(r, QualityThresholds(), voxel_mm=3.0)
