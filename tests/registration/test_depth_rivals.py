@@ -77,9 +77,9 @@ def test_figures_only_without_a_margin():
 
 
 @pytest.mark.parametrize(("voxel_mm", "margin"), [
-    (None, 0.004), (0.75, 0.004), (1.5, 0.004), (2.0, 0.004), (2.5, 0.006), (3.0, 0.008),
+    (None, 0.004), (0.75, 0.004), (1.0, 0.004), (1.5, 0.006), (2.0, 0.008), (3.0, 0.008),
     (6.0, 0.008)])
-def test_the_margin_doubles_on_coarse_voxels(voxel_mm, margin):
+def test_the_margin_grows_with_the_voxels(voxel_mm, margin):
     assert depth_rival_margin(QualityThresholds(), voxel_mm) == pytest.approx(margin)
     off = QualityThresholds(depth_rival_margin_per_voxel_mm=False)
     assert depth_rival_margin(off, voxel_mm) == pytest.approx(0.004)

@@ -96,9 +96,9 @@ def test_register_without_model_or_start_is_training_free(scene):
 
 
 def test_register_xray_without_model_writes_training_free_result(tmp_path):
-    """Through the command on a 2 mm phantom: at the module's 4 mm the depth-rival check
+    """Through the command on a 1.5 mm phantom: at the module's 4 mm the depth-rival check
     (its margin doubled for coarse voxels) rightly refuses the pose."""
-    vol = synthetic_bone_ct(96, 2.0)
+    vol = synthetic_bone_ct(128, 1.5)
     cam = Camera.from_geometry(96, 96, 1000.0, 3.0, 3.0)
     renderer = DrrRenderer(vol, bone_threshold_hu=200.0)
     ct = write_nifti(vol, tmp_path / "ct.nii.gz")
