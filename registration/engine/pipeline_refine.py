@@ -1,6 +1,6 @@
 """Refining one start of :func:`registration.engine.pipeline.register`: the gradient
-refinement, the depth stages (profile and 1-D search) at the depth-search size and the
-restart self-check.
+refinement, the scatter fit on the refinement image, the depth stages (profile and 1-D
+search) at the depth-search size, and the restart and depth-rival self-checks.
 
 Poses ``T_cam_from_world`` map CT LPS mm to camera mm; pivots are LPS mm; images are the
 square refinement image (``ref_img``, ``img_t``, ``val_t``) and, for the depth stages, a
@@ -34,7 +34,9 @@ def refine_one(renderer, img: np.ndarray, valid: np.ndarray, camera: Camera,
                T_start: np.ndarray, levels: tuple[RefineLevel, ...],
                opt: RegistrationOptions, rsize: int,
                stage: StageClock) -> tuple[np.ndarray, float, RestartCheck | None]:
-    """Refine one start: gradient refinement, depth line search, restart self-check.
+    """Refine one start: gradient refinement, scatter fit (when it beats no scatter, the
+    later stages compare through its model), depth stages, restart and depth-rival
+    self-checks.
     ``img``, ``valid`` (H, W) the X-ray at the resolution of ``camera``; ``ref_img`` its
     square refinement image of ``rsize`` px (``img_t``, ``val_t`` as tensors) and
     ``weight`` the bone weight on it (or None).
