@@ -24,6 +24,7 @@ from registration.engine.quality import (
     check_pose,
     check_restarts,
     check_similarity,
+    voxel_edges_mm,
 )
 from registration.engine.refine_similarity import local_similarity
 
@@ -81,11 +82,8 @@ def mask_dice(bone_prob: np.ndarray, bone_ct: np.ndarray, valid: np.ndarray) -> 
 
 def voxel_size_mm(volume) -> float | None:
     """Geometric mean (mm) of the CT's voxel edges from its affine; None without one."""
-    affine = getattr(volume, "affine", None)
-    if affine is None:
-        return None
-    edges = np.linalg.norm(np.asarray(affine, np.float64)[:3, :3], axis=0)
-    return float(np.prod(edges) ** (1.0 / 3.0))
+    edges = voxel_edges_mm(volume)
+    return float(np.prod(edges) ** (1.0 / 3.0)) if edges else None
 
 
 def check_final(st: RegistrationState, T_final: np.ndarray, similarity: float,

@@ -336,6 +336,14 @@ def advice_for(stage: str) -> str:
 COARSE_CT_VOXEL_MM = 2.0
 
 
+def voxel_edges_mm(volume) -> list[float]:
+    """Voxel edge lengths (mm) from the CT's affine (none without one)."""
+    affine = getattr(volume, "affine", None)
+    if affine is None:
+        return []
+    return [float(v) for v in np.linalg.norm(np.asarray(affine, np.float64)[:3, :3], axis=0)]
+
+
 def coarse_ct_caution(spacing_mm, limit_mm: float = COARSE_CT_VOXEL_MM) -> str:
     """A one-line caution for a pose registered to a CT with voxels above ``limit_mm``
     (``spacing_mm``: voxel edges in mm), else ``""``."""

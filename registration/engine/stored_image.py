@@ -16,7 +16,7 @@ import numpy as np
 from dicomio.errors import InputRefused
 from geometry.camera import Camera
 from registration.engine.pipeline import RegistrationOptions, RegistrationResult, register
-from registration.engine.quality import coarse_ct_caution
+from registration.engine.quality import coarse_ct_caution, voxel_edges_mm
 from registration.engine.xray_input import line_integral_with_info
 
 
@@ -102,7 +102,7 @@ def register_stored(
             break
     assert result is not None
     result.stages["preprocess"]["polarities_tried"] = list(tried)
-    edges = _voxel_edges_mm(volume)
+    edges = voxel_edges_mm(volume)
     if result.status == "ok" and (caution := coarse_ct_caution(edges)):
         result.message = f"{result.message}; {caution}"
         result.stages.setdefault("quality", {})["coarse_ct"] = True
@@ -113,14 +113,6 @@ def register_stored(
                           f"too coarse to show the depth along the beam: a thin-slice CT of "
                           f"this region would")
     return result
-
-
-def _voxel_edges_mm(volume) -> list[float]:
-    """Voxel edge lengths (mm) from the CT's affine (none without one)."""
-    affine = getattr(volume, "affine", None)
-    if affine is None:
-        return []
-    return [float(v) for v in np.linalg.norm(np.asarray(affine, np.float64)[:3, :3], axis=0)]
 
 
 def _similarity(result: RegistrationResult) -> float:
